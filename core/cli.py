@@ -1,0 +1,246 @@
+"""The ``observatory`` command line. Plugins add commands through ``register_commands``."""
+
+from __future__ import annotations
+
+import json
+import mimetypes
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any, NoReturn
+
+import click
+
+from core.config import Settings, get_settings
+from core.engine import Engine
+from core.errors import EngineError, ValidationFailed
+from core.plugins import PluginError
+from core.registry import RegistryError
+
+EXIT_INVALID = 2
+EXIT_STARTUP = 3
+
+
+def fail(message: str, code: int = 1) -> NoReturn:
+    click.echo(f"error: {message}", err=True)
+    sys.exit(code)
+
+
+def echo_json(value: Any) -> None:
+    click.echo(json.dumps(value, indent=2, ensure_ascii=False, default=str))
+
+
+def start_engine(settings: Settings | None = None, *, inline: bool = False) -> Engine:
+    """Start the engine or exit with a message naming the broken key or plugin."""
+    from core.worker import InlineDispatcher
+
+    try:
+        return Engine.start(settings or get_settings(), dispatcher=InlineDispatcher() if inline else None)
+    except (RegistryError, PluginError) as exc:
+        fail(str(exc), EXIT_STARTUP)
+
+
+def engine_of(ctx: click.Context, *, inline: bool = False) -> Engine:
+    obj = ctx.ensure_object(dict)
+    if inline:
+        return start_engine(inline=True)
+    if "engine" not in obj:
+        obj["engine"] = start_engine()
+    return obj["engine"]
+
+
+@click.group(help="The observatory engine: observations, media, quality, moderation and services.")
+@click.version_option(package_name="observatory-engine")
+def cli() -> None:
+    pass
+
+
+@cli.command(help="Run the HTTP API and, with the embedded defaults, a worker beside it.")
+@click.option("--host", default=None, help="address to listen on (default OBSERVATORY_HOST or 127.0.0.1)")
+@click.option("--port", default=None, type=int, help="port (default OBSERVATORY_PORT or 8000)")
+@click.option("--worker/--no-worker", default=True, help="start a worker process beside the API")
+@click.pass_context
+def serve(ctx: click.Context, host: str | None, port: int | None, worker: bool) -> None:
+    import uvicorn
+
+    from core.api.app import create_app
+    from core.db.migrate import upgrade
+
+    engine = engine_of(ctx)
+    upgrade(engine.settings.database_url)
+    child = None
+    if worker:
+        child = subprocess.Popen([sys.executable, "-m", "core.cli", "worker", "--concurrency", "2"], env=os.environ.copy())
+    host = host or engine.settings.host
+    port = port or engine.settings.port
+    click.echo(f"observatory: API on http://{host}:{port}/api/v1 (docs at /docs); "
+               f"database {engine.settings.database_url.split('@')[-1]}; broker {engine.settings.broker_url.split('@')[-1]}")
+    try:
+        uvicorn.run(create_app(engine), host=host, port=port, log_level="info")
+    finally:
+        if child is not None:
+            child.terminate()
+            child.wait(timeout=30)
+
+
+@cli.command(help="Run a Celery worker for enrichments (any number, on any machine).")
+@click.option("--concurrency", type=int, default=None, help="worker processes (default: CPU count)")
+@click.option("--loglevel", default="INFO")
+@click.pass_context
+def worker(ctx: click.Context, concurrency: int | None, loglevel: str) -> None:
+    from core.worker import app, worker_argv
+
+    engine = engine_of(ctx)  # checks the registry and plugins before any task runs
+    app.worker_main(worker_argv(engine.settings, concurrency, loglevel))
+
+
+@cli.group(help="Database migrations.")
+def db() -> None:
+    pass
+
+
+@db.command("upgrade", help="Bring the database to the newest schema.")
+@click.option("--revision", default="head")
+def db_upgrade(revision: str) -> None:
+    from core.db.migrate import current, upgrade
+
+    settings = get_settings()
+    settings.ensure_dirs()
+    upgrade(settings.database_url, revision)
+    click.echo(f"database at revision {current(settings.database_url)}")
+
+
+@cli.command(help="List the installed plugins, their hooks and the projects that enable them.")
+@click.option("--json", "as_json", is_flag=True, help="print JSON")
+@click.pass_context
+def plugins(ctx: click.Context, as_json: bool) -> None:
+    host = engine_of(ctx).host
+    rows = [
+        {
+            "name": info.name,
+            "version": info.version,
+            "module": info.module,
+            "builtin": info.builtin,
+            "default": host.is_default(info.name),
+            "hooks": host.hooks_of(info.name),
+            "projects": host.registry.projects_enabling(info.name),
+        }
+        for info in host.info.values()
+    ]
+    if as_json:
+        echo_json(rows)
+        return
+    for row in rows:
+        click.echo(f"{row['name']} {row['version']}: hooks {', '.join(row['hooks'])}; "
+                   f"projects {', '.join(row['projects']) or '-'}")
+
+
+@cli.command(help="List the projects of registry.yaml and the services each enables.")
+@click.option("--json", "as_json", is_flag=True, help="print JSON")
+@click.pass_context
+def projects(ctx: click.Context, as_json: bool) -> None:
+    from core.projects import project_dict
+
+    engine = engine_of(ctx)
+    rows = [project_dict(engine, p) for p in engine.registry.contexts().values()]
+    if as_json:
+        echo_json(rows)
+        return
+    for row in rows:
+        click.echo(f"{row['slug']}: {row['name']} (services: {', '.join(row['services']) or '-'})")
+
+
+def _read_draft(path: str) -> Any:
+    try:
+        text = sys.stdin.read() if path == "-" else Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        fail(f"{path}: {exc.strerror}", EXIT_INVALID)
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        fail(f"{path}: not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}", EXIT_INVALID)
+
+
+@cli.command(help="Submit an observation from a JSON draft (and media files); print it as JSON.")
+@click.argument("project")
+@click.argument("draft")
+@click.option("--media", "media", multiple=True, type=click.Path(exists=True, dir_okay=False), help="a media file")
+@click.option("--edit", is_flag=True, help="replace the observation with the same client_id")
+@click.option("--now", "inline", is_flag=True, help="run enrichments here and now instead of queuing them")
+@click.pass_context
+def submit(ctx: click.Context, project: str, draft: str, media: tuple[str, ...], edit: bool, inline: bool) -> None:
+    from core import lifecycle
+    from core.db.session import transaction
+    from core.views import load_observation, observation_dict
+
+    data = _read_draft(draft)
+    engine = engine_of(ctx, inline=inline)
+    uploads = [
+        lifecycle.Upload(Path(p).read_bytes(), Path(p).name, mimetypes.guess_type(p)[0]) for p in media
+    ]
+    try:
+        result = lifecycle.submit(engine, project, data, uploads, edit=edit, actor="cli")
+    except ValidationFailed as exc:
+        for problem in exc.problems:
+            click.echo(f"error: {'.'.join(map(str, problem.path)) or '(draft)'}: {problem.message}", err=True)
+        sys.exit(EXIT_INVALID)
+    except EngineError as exc:
+        fail(exc.message, EXIT_INVALID)
+    with transaction(engine.sessions) as session:
+        out = observation_dict(load_observation(session, result.observation_id))
+    out["created"] = result.created
+    echo_json(out)
+
+
+@cli.command(help="Show an observation as JSON: fields, media, enrichments, flags, grade, status.")
+@click.argument("observation_id", type=int)
+@click.pass_context
+def show(ctx: click.Context, observation_id: int) -> None:
+    from core.db.session import transaction
+    from core.views import load_observation, observation_dict
+
+    engine = engine_of(ctx)
+    try:
+        with transaction(engine.sessions) as session:
+            echo_json(observation_dict(load_observation(session, observation_id)))
+    except EngineError as exc:
+        fail(exc.message)
+
+
+@cli.command(help="Publish, unpublish, trash or restore an observation.")
+@click.argument("observation_id", type=int)
+@click.argument("action", type=click.Choice(["publish", "unpublish", "trash", "restore"]))
+@click.option("--reason", default=None)
+@click.pass_context
+def moderate(ctx: click.Context, observation_id: int, action: str, reason: str | None) -> None:
+    from core.moderation import moderate as apply
+
+    try:
+        old, new = apply(engine_of(ctx), observation_id, action, actor="cli", reason=reason)
+    except EngineError as exc:
+        fail(exc.message)
+    click.echo(f"observation {observation_id}: {old} -> {new}")
+
+
+def build_cli() -> click.Group:
+    """The CLI with every plugin's commands added."""
+    from core.registry import load_registry
+    from core.plugins import build_host
+
+    settings = get_settings()
+    try:
+        host = build_host(load_registry(settings.registry_path), settings.plugin_modules)
+    except (RegistryError, PluginError) as exc:
+        fail(str(exc), EXIT_STARTUP)
+    for impl in reversed(host.pm.hook.register_commands.get_hookimpls()):
+        impl.function(cli=cli)
+    return cli
+
+
+def main() -> None:
+    build_cli()(prog_name="observatory")
+
+
+if __name__ == "__main__":
+    main()

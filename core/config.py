@@ -1,0 +1,72 @@
+"""Settings from ``OBSERVATORY_*`` environment variables, with embedded defaults.
+
+On a fresh machine nothing needs setting: a SQLite file, a Celery transport on the local
+file system and a media folder, all under ``data_dir``.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="OBSERVATORY_", extra="ignore")
+
+    environment: str = Field("development", description="development, test or production")
+    data_dir: Path = Field(Path("var"), description="where embedded defaults keep their files")
+    database_url: str = ""
+    broker_url: str = ""
+    media_dir: Path | None = None
+    registry_path: Path = Path("registry.yaml")
+    plugin_modules: str = Field("", description="extra plugin modules to load, comma-separated")
+
+    enrich_max_attempts: int = 3
+    enrich_retry_backoff_s: float = 2.0
+    enrich_timeout_s: float = 60.0
+    recovery_interval_s: float = 15.0
+    max_upload_bytes: int = 20 * 1024 * 1024
+    max_image_pixels: int = 80_000_000
+    max_future_skew_s: int = 24 * 3600
+    rate_limit_per_minute: int = 600
+
+    host: str = "127.0.0.1"
+    port: int = 8000
+
+    @model_validator(mode="after")
+    def _embedded_defaults(self) -> "Settings":
+        data = self.data_dir
+        if not self.database_url:
+            self.database_url = f"sqlite:///{(data / 'observatory.db').as_posix()}"
+        if not self.broker_url:
+            self.broker_url = "filesystem://"
+        if self.media_dir is None:
+            self.media_dir = data / "media"
+        if self.environment == "production" and self.database_url.startswith("sqlite") and ":memory:" in self.database_url:
+            raise ValueError("OBSERVATORY_DATABASE_URL: an in-memory database loses everything in production")
+        return self
+
+    @property
+    def broker_folder(self) -> Path:
+        return self.data_dir / "broker"
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    def ensure_dirs(self) -> None:
+        """Create the folders the embedded defaults write to."""
+        assert self.media_dir is not None
+        for path in (self.data_dir, self.media_dir):
+            path.mkdir(parents=True, exist_ok=True)
+        if self.broker_url.startswith("filesystem"):
+            for sub in ("in", "processed"):
+                (self.broker_folder / sub).mkdir(parents=True, exist_ok=True)
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,57 @@
+"""The engine in one object: settings, registry, plugins, database, media and task queue.
+
+Built once per process (``Engine.start``); every entry point (API, CLI, worker) uses it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from sqlalchemy import Engine as DBEngine
+from sqlalchemy.orm import Session, sessionmaker
+
+from core.config import Settings
+from core.db.session import make_engine, make_sessionmaker
+from core.media import MediaStore
+from core.plugins import PluginHost, build_host
+from core.registry import Registry, load_registry
+
+
+class Dispatcher(Protocol):
+    """Runs enrichment work after a commit: queued to Celery, or inline."""
+
+    def enqueue(self, engine: "Engine", enrichment_ids: list[int]) -> None: ...
+
+    def assess(self, engine: "Engine", observation_id: int) -> None: ...
+
+
+@dataclass
+class Engine:
+    settings: Settings
+    registry: Registry
+    host: PluginHost
+    db: DBEngine
+    sessions: sessionmaker[Session]
+    media: MediaStore
+    dispatcher: Dispatcher = field(default=None)  # type: ignore[assignment]
+
+    @classmethod
+    def start(cls, settings: Settings, dispatcher: Dispatcher | None = None) -> "Engine":
+        """Load and check the registry and the plugins, and open the database.
+
+        Raises RegistryError or PluginError with a message naming the key or plugin.
+        """
+        settings.ensure_dirs()
+        registry = load_registry(settings.registry_path)
+        host = build_host(registry, settings.plugin_modules)
+        db = make_engine(settings.database_url)
+        assert settings.media_dir is not None
+        if dispatcher is None:
+            from core.worker import CeleryDispatcher
+
+            dispatcher = CeleryDispatcher()
+        return cls(settings, registry, host, db, make_sessionmaker(db), MediaStore(settings.media_dir), dispatcher)
+
+    def close(self) -> None:
+        self.db.dispose()

@@ -1,0 +1,223 @@
+"""Enrichment, quality and grading, as plain functions the worker (or a test) calls.
+
+Each enrichment row is claimed with a conditional UPDATE and a lease, so a task delivered twice,
+or re-queued after a worker died, does its work once: only the holder of the lease may store
+the result. A plugin that raises or runs out of time is recorded as failed on that observation,
+retried with back-off up to a limit, and never touches the other plugins' results.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import traceback
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from sqlalchemy import and_, delete, or_, select, update
+
+from core.db.models import Enrichment, Observation, QualityFlag, utcnow
+from core.db.session import transaction
+from core.engine import Engine
+from core.types import Flag
+from core.views import load_observation, observation_view
+
+log = logging.getLogger(__name__)
+LEASE_GRACE_S = 10.0
+TERMINAL = ("done", "failed")
+
+
+class EnrichmentTimeout(Exception):
+    """The plugin ran past its time limit."""
+
+
+@dataclass(frozen=True)
+class Outcome:
+    status: str  # done, retry, failed or skipped
+    retry_in: float | None = None
+    observation_id: int | None = None
+
+
+def timeout_for(engine: Engine, plugin: str) -> float:
+    """The time limit of one enrichment call of ``plugin``, in seconds."""
+    spec = engine.registry.services.get(plugin)
+    if spec and "timeout_s" in spec.config:
+        return float(spec.config["timeout_s"])
+    return engine.settings.enrich_timeout_s
+
+
+def _claim(engine: Engine, enrichment_id: int) -> tuple[str, int, str, int] | None:
+    now = datetime.now(timezone.utc)
+    token = str(uuid.uuid4())
+    with transaction(engine.sessions) as session:
+        row = session.get(Enrichment, enrichment_id)
+        if row is None:
+            return None
+        lease = now + timedelta(seconds=timeout_for(engine, row.plugin) + LEASE_GRACE_S)
+        claimed = session.execute(
+            update(Enrichment)
+            .where(
+                Enrichment.id == enrichment_id,
+                or_(
+                    Enrichment.status == "pending",
+                    and_(Enrichment.status == "running", Enrichment.lease_until < now),
+                ),
+            )
+            .values(status="running", attempts=Enrichment.attempts + 1, lease_token=token, lease_until=lease,
+                    updated_at=now)
+            .execution_options(synchronize_session=False)
+        ).rowcount
+        if claimed != 1:
+            return None
+        session.expire(row)
+        return token, row.observation_id, row.plugin, row.attempts
+
+
+def _json_safe(result: Any) -> dict[str, Any]:
+    if result is None:
+        return {}
+    if not isinstance(result, dict):
+        raise TypeError(f"enrich_observation must return a dict, got {type(result).__name__}")
+    return json.loads(json.dumps(result, default=str))
+
+
+def _describe(exc: BaseException) -> str:
+    last = traceback.extract_tb(exc.__traceback__)[-1:] if exc.__traceback__ else []
+    where = f" (at {last[0].filename}:{last[0].lineno})" if last else ""
+    return f"{type(exc).__name__}: {exc}{where}"
+
+
+def run_enrichment(engine: Engine, enrichment_id: int) -> Outcome:
+    """Claim one enrichment, call its plugin, store the result or the failure."""
+    claimed = _claim(engine, enrichment_id)
+    if claimed is None:
+        return Outcome("skipped")
+    token, obs_id, plugin, attempts = claimed
+    with transaction(engine.sessions) as session:
+        obs = load_observation(session, obs_id)
+        view = observation_view(obs, engine.media)
+    project = engine.registry.project(view.project)
+    call = engine.host.impl_of("enrich_observation", plugin)
+    error: str | None = None
+    result: dict[str, Any] = {}
+    try:
+        if call is None:
+            raise LookupError(f"plugin {plugin!r} no longer implements enrich_observation")
+        result = _json_safe(call(observation=view, project=project))
+    except Exception as exc:  # any plugin failure is recorded, never raised into the worker
+        error = _describe(exc)
+        if _is_time_limit(exc):
+            error = f"timed out after {timeout_for(engine, plugin):g} s"
+        log.warning("enrichment %s (%s on observation %s) failed: %s", enrichment_id, plugin, obs_id, error)
+    return _finish(engine, enrichment_id, token, obs_id, attempts, result, error)
+
+
+def _is_time_limit(exc: BaseException) -> bool:
+    return isinstance(exc, EnrichmentTimeout) or type(exc).__name__ == "SoftTimeLimitExceeded"
+
+
+def _finish(
+    engine: Engine, enrichment_id: int, token: str, obs_id: int, attempts: int, result: dict[str, Any], error: str | None
+) -> Outcome:
+    now = utcnow()
+    if error is None:
+        values: dict[str, Any] = {"status": "done", "result": result, "error": None, "finished_at": now}
+        outcome = Outcome("done", observation_id=obs_id)
+    elif attempts < engine.settings.enrich_max_attempts:
+        backoff = engine.settings.enrich_retry_backoff_s * 2 ** (attempts - 1)
+        values = {"status": "pending", "error": error, "not_before": now + timedelta(seconds=backoff)}
+        outcome = Outcome("retry", retry_in=backoff, observation_id=obs_id)
+    else:
+        values = {"status": "failed", "error": error, "finished_at": now}
+        outcome = Outcome("failed", observation_id=obs_id)
+    with transaction(engine.sessions) as session:
+        stored = session.execute(
+            update(Enrichment)
+            .where(Enrichment.id == enrichment_id, Enrichment.lease_token == token)
+            .values(lease_token=None, lease_until=None, updated_at=now, **values)
+            .execution_options(synchronize_session=False)
+        ).rowcount
+    if stored != 1:
+        return Outcome("skipped")  # the lease was lost (expired and taken over); the new holder decides
+    if outcome.status in TERMINAL:
+        assess_if_complete(engine, obs_id)
+    return outcome
+
+
+def assess_if_complete(engine: Engine, obs_id: int) -> bool:
+    """Run quality checks and grading once every enrichment of the observation has ended."""
+    with transaction(engine.sessions) as session:
+        states = session.scalars(select(Enrichment.status).where(Enrichment.observation_id == obs_id)).all()
+    if all(s in TERMINAL for s in states):
+        assess(engine, obs_id)
+        return True
+    return False
+
+
+def quality_flags(engine: Engine, obs_id: int) -> list[Flag]:
+    with transaction(engine.sessions) as session:
+        view = observation_view(load_observation(session, obs_id), engine.media)
+    project = engine.registry.project(view.project)
+    flags: list[Flag] = []
+    for plugin, call in engine.host.enabled_impls("quality_check", project):
+        try:
+            found = call(observation=view, project=project) or []
+        except Exception as exc:
+            log.error("quality_check of plugin %r failed on observation %s: %s", plugin, obs_id, _describe(exc))
+            flags.append(Flag("check_failed", f"the quality check of {plugin} failed: {exc}", "info", plugin=plugin))
+            continue
+        flags.extend(Flag(f.code, f.message, f.severity, f.value, plugin) for f in found)
+    return flags
+
+
+def grade(engine: Engine, obs_id: int, flags: list[Flag]) -> str:
+    with transaction(engine.sessions) as session:
+        view = observation_view(load_observation(session, obs_id), engine.media)
+    project = engine.registry.project(view.project)
+    for plugin, call in engine.host.enabled_impls("grade_observation", project):
+        answer = call(observation=view, flags=flags, project=project)
+        if answer is not None:
+            return str(answer)
+    raise RuntimeError("no plugin graded the observation; the engine's own rule should have")
+
+
+def assess(engine: Engine, obs_id: int) -> None:
+    """Quality flags and grade, stored together; safe to run more than once."""
+    flags = quality_flags(engine, obs_id)
+    decided = grade(engine, obs_id, flags)
+    with transaction(engine.sessions) as session:
+        session.execute(delete(QualityFlag).where(QualityFlag.observation_id == obs_id))
+        session.add_all(
+            QualityFlag(observation_id=obs_id, plugin=f.plugin or "core", code=f.code, severity=f.severity,
+                        message=f.message, value=_json_value(f.value))
+            for f in flags
+        )
+        session.execute(update(Observation).where(Observation.id == obs_id).values(grade=decided))
+
+
+def _json_value(value: Any) -> Any:
+    return json.loads(json.dumps(value, default=str)) if value is not None else None
+
+
+def stale_enrichments(engine: Engine, older_than_s: float = 30.0) -> list[int]:
+    """Enrichments a dead worker or a lost message left behind: due pending rows not touched
+    for a while, and running rows whose lease has expired."""
+    now = utcnow()
+    quiet = now - timedelta(seconds=older_than_s)
+    with transaction(engine.sessions) as session:
+        return list(
+            session.scalars(
+                select(Enrichment.id).where(
+                    or_(
+                        and_(
+                            Enrichment.status == "pending",
+                            Enrichment.updated_at < quiet,
+                            or_(Enrichment.not_before.is_(None), Enrichment.not_before < now),
+                        ),
+                        and_(Enrichment.status == "running", Enrichment.lease_until < now),
+                    )
+                )
+            ).all()
+        )

@@ -1,0 +1,382 @@
+"""The life of an observation: submit -> validate -> store -> enrich -> quality -> grade.
+
+Moderation lives in ``core.moderation``; the worker side of enrichment in ``core.enrichment``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import jsonschema
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from core.db.models import Enrichment, MediaBlob, Observation, ObservationMedia, utcnow
+from core.db.session import transaction
+from core.engine import Engine
+from core.errors import Conflict, NotFound, ValidationFailed
+from core.media import MediaError, check_media
+from core.types import Draft, Location, MediaFile, Problem, ProjectContext
+from core.views import load_observation, observation_view
+
+GENERIC_KIND = "generic"
+
+
+class LocationIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+    lat: float = Field(ge=-90, le=90, description="latitude, WGS 84 degrees", examples=[41.39])
+    lon: float = Field(ge=-180, le=180, description="longitude, WGS 84 degrees", examples=[2.17])
+    accuracy_m: float | None = Field(None, ge=0, le=1_000_000, description="horizontal accuracy in metres")
+
+
+class DraftIn(BaseModel):
+    """An observation as a client sends it (JSON)."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "client_id": "app-7f3a-0001",
+                    "observed_at": "2026-05-01T09:30:00+02:00",
+                    "location": {"lat": 41.39, "lon": 2.17, "accuracy_m": 8},
+                    "kind": "generic",
+                    "fields": {"note": "a fox crossing the path"},
+                }
+            ]
+        },
+    )
+
+    client_id: str | None = Field(
+        None, min_length=1, max_length=200, description="the client's own id; a retry with it returns the first result"
+    )
+    observed_at: datetime = Field(
+        description="ISO 8601; without an offset it is read in the project's time zone"
+    )
+    location: LocationIn
+    kind: str | None = Field(None, max_length=64, description="an observation type; 'generic' when left out")
+    fields: dict[str, Any] = Field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Upload:
+    """A media file as received, before it is checked."""
+
+    data: bytes
+    filename: str | None = None
+    content_type: str | None = None
+
+
+@dataclass(frozen=True)
+class SubmitResult:
+    observation_id: int
+    created: bool
+
+
+def _pydantic_problems(exc: ValidationError) -> list[Problem]:
+    problems = []
+    for err in exc.errors():
+        path = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-")))
+        problems.append(Problem(path=path, message=err["msg"], code=err["type"]))
+    return problems
+
+
+def parse_draft(data: Any, project: ProjectContext) -> DraftIn:
+    """Check the shape of a draft; raise ValidationFailed with field paths."""
+    if not isinstance(data, dict):
+        raise ValidationFailed([Problem((), "the draft must be a JSON object", "not_an_object")])
+    try:
+        draft = DraftIn.model_validate(data)
+    except ValidationError as exc:
+        raise ValidationFailed(_pydantic_problems(exc)) from None
+    if draft.observed_at.tzinfo is None:
+        draft.observed_at = draft.observed_at.replace(tzinfo=ZoneInfo(project.timezone))
+    return draft
+
+
+def _check_kind(engine: Engine, draft: DraftIn) -> list[Problem]:
+    kind = draft.kind or GENERIC_KIND
+    otype = engine.host.observation_types.get(kind)
+    if otype is None:
+        known = ", ".join(sorted(engine.host.observation_types))
+        return [Problem(("kind",), f"unknown observation kind {kind!r} (known: {known})", "unknown_kind")]
+    validator = jsonschema.Draft202012Validator(otype.schema)
+    return [
+        Problem(("fields", *err.path) if err.path else ("fields",), err.message, f"schema_{err.validator}")
+        for err in sorted(validator.iter_errors(draft.fields), key=lambda e: list(e.path))
+    ]
+
+
+def _check_uploads(engine: Engine, uploads: list[Upload]) -> tuple[list[tuple[Upload, Any]], list[Problem]]:
+    checked, problems = [], []
+    for i, upload in enumerate(uploads):
+        try:
+            sniffed = check_media(
+                upload.data,
+                upload.filename,
+                upload.content_type,
+                max_bytes=engine.settings.max_upload_bytes,
+                max_pixels=engine.settings.max_image_pixels,
+            )
+        except MediaError as exc:
+            problems.append(Problem(("media", i), str(exc), exc.code))
+            continue
+        checked.append((upload, sniffed))
+    return checked, problems
+
+
+def content_hash(draft: DraftIn, media_shas: list[str]) -> str:
+    """What makes two submissions 'the same content' (the client_id aside)."""
+    body = {
+        "observed_at": draft.observed_at.astimezone(timezone.utc).isoformat(),
+        "location": draft.location.model_dump(),
+        "kind": draft.kind or GENERIC_KIND,
+        "fields": draft.fields,
+        "media": media_shas,
+    }
+    return hashlib.sha256(json.dumps(body, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def plugin_problems(engine: Engine, draft: Draft, project: ProjectContext) -> list[Problem]:
+    problems: list[Problem] = []
+    for _name, call in engine.host.enabled_impls("validate_observation", project):
+        problems.extend(call(draft=draft, project=project) or [])
+    return problems
+
+
+def validate(
+    engine: Engine, project_slug: str, data: Any, uploads: list[Upload], contributor_id: int | None
+) -> tuple[DraftIn, Draft, list[tuple[Upload, Any]]]:
+    """Every check, the engine's and the enabled plugins'; raise ValidationFailed, store nothing."""
+    project = get_project(engine, project_slug)
+    parsed = parse_draft(data, project)
+    problems = _check_kind(engine, parsed)
+    checked, media_problems = _check_uploads(engine, uploads)
+    problems += media_problems
+    if problems:
+        raise ValidationFailed(problems)
+    media = tuple(
+        MediaFile(
+            sha256=hashlib.sha256(u.data).hexdigest(),
+            content_type=s.content_type,
+            size=len(u.data),
+            path=engine.media.path_for(hashlib.sha256(u.data).hexdigest()),
+            filename=u.filename,
+            width=s.width,
+            height=s.height,
+        )
+        for u, s in checked
+    )
+    draft = Draft(
+        project=project.slug,
+        observed_at=parsed.observed_at.astimezone(timezone.utc),
+        location=Location(parsed.location.lat, parsed.location.lon, parsed.location.accuracy_m),
+        kind=parsed.kind or GENERIC_KIND,
+        fields=parsed.fields,
+        media=media,
+        client_id=parsed.client_id,
+        contributor_id=contributor_id,
+    )
+    errors = [p for p in plugin_problems(engine, draft, project) if p.severity == "error"]
+    if errors:
+        raise ValidationFailed(errors)
+    return parsed, draft, checked
+
+
+def get_project(engine: Engine, slug: str) -> ProjectContext:
+    try:
+        return engine.registry.project(slug)
+    except KeyError:
+        known = ", ".join(sorted(engine.registry.contexts())) or "none"
+        raise NotFound(f"unknown project {slug!r} (projects: {known})", code="unknown_project") from None
+
+
+def _insert_ignore(session: Session, model: Any, values: dict[str, Any]) -> None:
+    dialect = session.get_bind().dialect.name
+    insert = pg_insert if dialect == "postgresql" else sqlite_insert
+    session.execute(insert(model).values(**values).on_conflict_do_nothing())
+
+
+def _store_media(engine: Engine, session: Session, obs: Observation, checked: list[tuple[Upload, Any]]) -> None:
+    for position, (upload, sniffed) in enumerate(checked):
+        sha = engine.media.put(upload.data)
+        _insert_ignore(
+            session,
+            MediaBlob,
+            {"sha256": sha, "size": len(upload.data), "content_type": sniffed.content_type,
+             "width": sniffed.width, "height": sniffed.height, "created_at": utcnow()},
+        )
+        obs.media.append(ObservationMedia(sha256=sha, filename=upload.filename, position=position))
+
+
+def _new_enrichments(engine: Engine, project: ProjectContext) -> list[Enrichment]:
+    return [Enrichment(plugin=name, status="pending") for name in engine.host.enriching_services(project)]
+
+
+def _existing(session: Session, project: str, client_id: str) -> Observation | None:
+    return session.scalars(
+        select(Observation).where(Observation.project == project, Observation.client_id == client_id)
+    ).first()
+
+
+def submit(
+    engine: Engine,
+    project_slug: str,
+    data: Any,
+    uploads: list[Upload] | None = None,
+    contributor_id: int | None = None,
+    *,
+    edit: bool = False,
+    actor: str = "system",
+) -> SubmitResult:
+    """Validate and store a draft, then queue its enrichments after the commit.
+
+    The same ``client_id`` with the same content returns the first observation; with other
+    content it raises Conflict, unless ``edit`` is set, when the observation is updated.
+    """
+    uploads = uploads or []
+    parsed, draft, checked = validate(engine, project_slug, data, uploads, contributor_id)
+    project = engine.registry.project(project_slug)
+    digest = content_hash(parsed, [m.sha256 for m in draft.media])
+
+    if draft.client_id:
+        found = _lookup_retry(engine, project_slug, draft.client_id, digest, contributor_id, edit)
+        if found is not None:
+            if edit and found.content_hash != digest:
+                return _apply_edit(engine, found.id, draft, checked, digest, actor)
+            return SubmitResult(found.id, created=False)
+    try:
+        with transaction(engine.sessions) as session:
+            obs = Observation(
+                project=project_slug,
+                client_id=draft.client_id,
+                content_hash=digest,
+                contributor_id=contributor_id,
+                kind=draft.kind,
+                observed_at=draft.observed_at,
+                lat=draft.location.lat,
+                lon=draft.location.lon,
+                accuracy_m=draft.location.accuracy_m,
+                fields=draft.fields,
+                status="published" if project.auto_publish else "pending",
+            )
+            _store_media(engine, session, obs, checked)
+            obs.enrichments = _new_enrichments(engine, project)
+            session.add(obs)
+            session.flush()
+            obs_id = obs.id
+            enrichment_ids = [e.id for e in obs.enrichments]
+    except IntegrityError:
+        # Two requests with one client_id raced; the other one committed first.
+        if not draft.client_id:
+            raise
+        found = _lookup_retry(engine, project_slug, draft.client_id, digest, contributor_id, edit)
+        if found is None:
+            raise
+        return SubmitResult(found.id, created=False)
+    _after_commit(engine, obs_id, enrichment_ids)
+    return SubmitResult(obs_id, created=True)
+
+
+@dataclass(frozen=True)
+class _Found:
+    id: int
+    content_hash: str
+
+
+def _lookup_retry(
+    engine: Engine, project: str, client_id: str, digest: str, contributor_id: int | None, edit: bool
+) -> _Found | None:
+    with transaction(engine.sessions) as session:
+        existing = _existing(session, project, client_id)
+        if existing is None:
+            return None
+        if existing.contributor_id != contributor_id:
+            raise Conflict(f"client_id {client_id!r} is already used in project {project!r} by another contributor")
+        if existing.content_hash != digest and not edit:
+            raise Conflict(
+                f"client_id {client_id!r} was already submitted to {project!r} with other content "
+                f"(observation {existing.id}); send it as an edit to change it",
+                code="client_id_conflict",
+            )
+        return _Found(existing.id, existing.content_hash)
+
+
+def _after_commit(engine: Engine, observation_id: int, enrichment_ids: list[int]) -> None:
+    if enrichment_ids:
+        engine.dispatcher.enqueue(engine, enrichment_ids)
+    else:
+        engine.dispatcher.assess(engine, observation_id)
+
+
+def _apply_edit(
+    engine: Engine, obs_id: int, draft: Draft, checked: list[tuple[Upload, Any]], digest: str, actor: str
+) -> SubmitResult:
+    from core.audit import audit, snapshot
+
+    with transaction(engine.sessions) as session:
+        obs = session.get(Observation, obs_id)
+        assert obs is not None
+        before = snapshot(obs)
+        obs.observed_at = draft.observed_at
+        obs.lat, obs.lon, obs.accuracy_m = draft.location.lat, draft.location.lon, draft.location.accuracy_m
+        obs.kind, obs.fields, obs.content_hash = draft.kind, draft.fields, digest
+        obs.media.clear()
+        session.flush()
+        _store_media(engine, session, obs, checked)
+        ids = _requeue_enrichments(session, obs)
+        audit(session, obs.project, obs.id, actor, "edit", before, snapshot(obs))
+    _after_commit(engine, obs_id, ids)
+    return SubmitResult(obs_id, created=False)
+
+
+def update_fields(engine: Engine, obs_id: int, fields: dict[str, Any], actor: str) -> None:
+    """Replace some fields of an observation, validate again, and queue its enrichments again."""
+    from core.audit import audit, snapshot
+
+    with transaction(engine.sessions) as session:
+        obs = load_observation(session, obs_id)
+        project = get_project(engine, obs.project)
+        merged = {**obs.fields, **fields}
+        merged = {k: v for k, v in merged.items() if v is not None}
+        data = {"observed_at": obs.observed_at.isoformat(), "kind": obs.kind,
+                "location": {"lat": obs.lat, "lon": obs.lon, "accuracy_m": obs.accuracy_m}, "fields": merged}
+        parsed = parse_draft(data, project)
+        problems = _check_kind(engine, parsed)
+        if problems:
+            raise ValidationFailed(problems)
+        view = observation_view(obs, engine.media)
+        draft = Draft(project=obs.project, observed_at=obs.observed_at, location=view.location, kind=obs.kind,
+                      fields=merged, media=view.media, client_id=obs.client_id, contributor_id=obs.contributor_id)
+        errors = [p for p in plugin_problems(engine, draft, project) if p.severity == "error"]
+        if errors:
+            raise ValidationFailed(errors)
+        before = snapshot(obs)
+        obs.fields = merged
+        obs.content_hash = content_hash(parsed, [m.sha256 for m in view.media])
+        ids = _requeue_enrichments(session, obs)
+        audit(session, obs.project, obs.id, actor, "edit", before, snapshot(obs))
+    _after_commit(engine, obs_id, ids)
+
+
+def _requeue_enrichments(session: Session, obs: Observation) -> list[int]:
+    for e in obs.enrichments:
+        e.status, e.attempts, e.result, e.error = "pending", 0, None, None
+        e.lease_token = e.lease_until = e.not_before = e.finished_at = None
+        e.updated_at = utcnow()
+    session.flush()
+    return [e.id for e in obs.enrichments]
+
+
+def future_limit(engine: Engine) -> datetime:
+    return datetime.now(timezone.utc) + timedelta(seconds=engine.settings.max_future_skew_s)

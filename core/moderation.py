@@ -1,0 +1,53 @@
+"""Moderation: pending, published, unpublished, trashed; every change audited."""
+
+from __future__ import annotations
+
+import logging
+
+from core.audit import audit, snapshot
+from core.db.session import transaction
+from core.engine import Engine
+from core.errors import InvalidTransition
+from core.views import load_observation, observation_view
+
+log = logging.getLogger(__name__)
+
+# action -> (statuses it may start from, status it leads to); restore goes back to pending.
+TRANSITIONS: dict[str, tuple[frozenset[str], str]] = {
+    "publish": (frozenset({"pending", "unpublished"}), "published"),
+    "unpublish": (frozenset({"published"}), "unpublished"),
+    "trash": (frozenset({"pending", "published", "unpublished"}), "trashed"),
+    "restore": (frozenset({"trashed"}), "pending"),
+}
+ACTIONS = tuple(TRANSITIONS)
+
+
+def moderate(engine: Engine, obs_id: int, action: str, actor: str, reason: str | None = None) -> tuple[str, str]:
+    """Apply ``action``; return (old status, new status). Raise InvalidTransition if it cannot."""
+    if action not in TRANSITIONS:
+        raise InvalidTransition(f"unknown action {action!r}; one of {', '.join(ACTIONS)}", code="unknown_action")
+    allowed, new = TRANSITIONS[action]
+    with transaction(engine.sessions) as session:
+        obs = load_observation(session, obs_id)
+        old = obs.status
+        if old not in allowed:
+            raise InvalidTransition(f"cannot {action} observation {obs_id}: it is {old}")
+        before = snapshot(obs)
+        obs.status = new
+        after = snapshot(obs)
+        if reason:
+            after["reason"] = reason
+        audit(session, obs.project, obs.id, actor, action, before, after)
+        session.flush()
+        view = observation_view(obs, engine.media)
+    _notify(engine, view, old, new)
+    return old, new
+
+
+def _notify(engine: Engine, view, old: str, new: str) -> None:  # type: ignore[no-untyped-def]
+    project = engine.registry.project(view.project)
+    for plugin, call in engine.host.enabled_impls("on_status_change", project):
+        try:
+            call(observation=view, old=old, new=new, project=project)
+        except Exception:
+            log.exception("on_status_change of plugin %r failed for observation %s", plugin, view.id)

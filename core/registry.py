@@ -1,0 +1,182 @@
+"""``registry.yaml``: the services on offer and the projects that enable them, validated.
+
+An error names the key and the problem, e.g.
+``registry.yaml: projects[0].services.odour: setting 'window_h' must be number, got 'four'``.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import jsonschema
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from core.types import ProjectContext
+
+SLUG = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
+
+
+class RegistryError(ValueError):
+    """registry.yaml is missing, malformed or inconsistent."""
+
+
+class ServiceSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    summary: str
+    version: str = "0.0.0"
+    maintainer: str = ""
+    settings: dict[str, Any] = Field(default_factory=lambda: {"type": "object"})
+    """JSON Schema of the per-project settings."""
+    config: dict[str, Any] = Field(default_factory=dict)
+    """Service-wide configuration (shared by every project), e.g. the models on offer."""
+
+    @field_validator("settings")
+    @classmethod
+    def _valid_schema(cls, value: dict[str, Any]) -> dict[str, Any]:
+        try:
+            jsonschema.Draft202012Validator.check_schema(value)
+        except jsonschema.SchemaError as exc:
+            raise ValueError(f"not a valid JSON Schema: {exc.message}") from exc
+        return value
+
+
+class ProjectSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    slug: str
+    name: str
+    description: str = ""
+    licence: str = "CC-BY-4.0"
+    public: bool = True
+    auto_publish: bool = False
+    timezone: str = "UTC"
+    location_precision: int | None = Field(
+        None, ge=0, le=6, description="decimal places of coordinates shown to the public"
+    )
+    services: dict[str, dict[str, Any] | None] = Field(default_factory=dict)
+
+    @field_validator("slug")
+    @classmethod
+    def _slug(cls, value: str) -> str:
+        if not SLUG.match(value):
+            raise ValueError("must be lower-case letters, digits, '-' or '_' (at most 63)")
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _tz(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown time zone {value!r}") from exc
+        return value
+
+
+class Registry(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    services: dict[str, ServiceSpec] = Field(default_factory=dict)
+    projects: list[ProjectSpec] = Field(default_factory=list)
+
+    _contexts: dict[str, ProjectContext] = {}
+
+    def project(self, slug: str) -> ProjectContext:
+        """The project ``slug`` with validated settings; KeyError if there is none."""
+        return self.contexts()[slug]
+
+    def contexts(self) -> dict[str, ProjectContext]:
+        if not self._contexts:
+            self._contexts = {p.slug: _context(p, self.services) for p in self.projects}
+        return self._contexts
+
+    def projects_enabling(self, service: str) -> list[str]:
+        return [p.slug for p in self.projects if service in p.services]
+
+
+def _with_defaults(schema: dict[str, Any], values: dict[str, Any]) -> dict[str, Any]:
+    out = dict(values)
+    for key, prop in schema.get("properties", {}).items():
+        if key not in out and isinstance(prop, dict) and "default" in prop:
+            out[key] = prop["default"]
+    return out
+
+
+def _context(project: ProjectSpec, services: dict[str, ServiceSpec]) -> ProjectContext:
+    settings = {
+        name: _with_defaults(services[name].settings, values or {}) for name, values in project.services.items()
+    }
+    return ProjectContext(
+        slug=project.slug,
+        name=project.name,
+        description=project.description,
+        licence=project.licence,
+        public=project.public,
+        auto_publish=project.auto_publish,
+        timezone=project.timezone,
+        location_precision=project.location_precision,
+        services=settings,
+    )
+
+
+def _format_path(parts: tuple[Any, ...] | list[Any]) -> str:
+    out = ""
+    for part in parts:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def _check(registry: Registry, source: str) -> None:
+    seen: set[str] = set()
+    for i, project in enumerate(registry.projects):
+        where = f"{source}: projects[{i}]"
+        if project.slug in seen:
+            raise RegistryError(f"{where}.slug: project {project.slug!r} is defined twice")
+        seen.add(project.slug)
+        for name, values in project.services.items():
+            if name not in registry.services:
+                offered = ", ".join(sorted(registry.services)) or "none"
+                raise RegistryError(
+                    f"{where}.services.{name}: no service {name!r} is offered (services: {offered})"
+                )
+            schema = registry.services[name].settings
+            errors = sorted(
+                jsonschema.Draft202012Validator(schema).iter_errors(values or {}), key=lambda e: list(e.path)
+            )
+            if errors:
+                err = errors[0]
+                key = _format_path(list(err.path))
+                where_key = f"setting '{key}'" if key else "settings"
+                raise RegistryError(f"{where}.services.{name}: {where_key}: {err.message}")
+
+
+def parse_registry(text: str, source: str = "registry.yaml") -> Registry:
+    """Parse and validate registry text; raise RegistryError naming the key and the problem."""
+    try:
+        data = yaml.safe_load(text) or {}
+    except yaml.YAMLError as exc:
+        raise RegistryError(f"{source}: not valid YAML: {exc}") from exc
+    if not isinstance(data, dict):
+        raise RegistryError(f"{source}: the top level must be a mapping with 'services' and 'projects'")
+    try:
+        registry = Registry.model_validate(data)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        raise RegistryError(f"{source}: {_format_path(err['loc'])}: {err['msg']}") from exc
+    _check(registry, source)
+    return registry
+
+
+def load_registry(path: Path) -> Registry:
+    """Read ``path`` (registry.yaml) and validate it."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError as exc:
+        raise RegistryError(
+            f"{path}: registry file not found (set OBSERVATORY_REGISTRY_PATH or run from the project folder)"
+        ) from exc
+    return parse_registry(text, source=str(path))

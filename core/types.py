@@ -1,0 +1,157 @@
+"""The values that cross the line between the engine and its plugins.
+
+Plugins see these plain dataclasses, never the database models, so the storage can change
+without breaking a plugin (the same reason llm passes a ``register`` callback).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Callable, Literal
+
+Severity = Literal["info", "warning", "error"]
+Grade = Literal["casual", "needs_id", "research"]
+ModerationStatus = Literal["pending", "published", "unpublished", "trashed"]
+MODERATION_STATUSES: tuple[str, ...] = ("pending", "published", "unpublished", "trashed")
+GRADES: tuple[str, ...] = ("casual", "needs_id", "research")
+
+
+@dataclass(frozen=True)
+class Location:
+    lat: float
+    lon: float
+    accuracy_m: float | None = None
+
+
+@dataclass(frozen=True)
+class MediaFile:
+    """One media file of a draft or an observation, stored by content."""
+
+    sha256: str
+    content_type: str
+    size: int
+    path: Path
+    filename: str | None = None
+    width: int | None = None
+    height: int | None = None
+    id: int | None = None
+
+    def read_bytes(self) -> bytes:
+        return self.path.read_bytes()
+
+
+@dataclass(frozen=True)
+class Draft:
+    """What a client submitted, before anything is stored."""
+
+    project: str
+    observed_at: datetime
+    location: Location
+    kind: str | None
+    fields: dict[str, Any]
+    media: tuple[MediaFile, ...] = ()
+    client_id: str | None = None
+    contributor_id: int | None = None
+
+
+@dataclass(frozen=True)
+class ObservationView:
+    """A read-only snapshot of a stored observation, as plugins see it."""
+
+    id: int
+    project: str
+    kind: str | None
+    observed_at: datetime
+    location: Location
+    fields: dict[str, Any]
+    media: tuple[MediaFile, ...]
+    contributor_id: int | None
+    status: str
+    created_at: datetime
+    enrichments: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Results of finished enrichments, by plugin name (filled for quality and grading)."""
+
+
+@dataclass(frozen=True)
+class Problem:
+    """A validation problem. ``path`` is the field path, e.g. ``("fields", "intensity")``."""
+
+    path: tuple[str | int, ...]
+    message: str
+    code: str = "invalid"
+    severity: Severity = "error"
+
+
+@dataclass(frozen=True)
+class Flag:
+    """A quality flag on an observation. ``value`` is the measured value, when there is one."""
+
+    code: str
+    message: str
+    severity: Severity = "warning"
+    value: Any = None
+    plugin: str | None = None
+
+
+@dataclass(frozen=True)
+class ObservationType:
+    """A kind of observation and the JSON Schema of its ``fields``.
+
+    ``schema`` is a JSON Schema object; its ``properties`` may carry ``title`` and ``x-labels``
+    (value -> label) so that an app can build a form from it.
+    """
+
+    name: str
+    title: str
+    schema: dict[str, Any]
+    description: str = ""
+    plugin: str | None = None
+
+
+@dataclass(frozen=True)
+class ExportColumn:
+    """An extra export column: ``value(observation)`` returns a CSV-friendly value."""
+
+    name: str
+    value: Callable[[ObservationView], Any]
+    description: str = ""
+    plugin: str | None = None
+
+
+@dataclass(frozen=True)
+class Analysis:
+    """A named analysis: ``run(observations, project)`` returns a dict of results.
+
+    A result may hold ``rows`` (list of dicts, for a data frame), ``png`` (bytes) and
+    ``geojson`` (a dict).
+    """
+
+    name: str
+    title: str
+    run: Callable[..., dict[str, Any]]
+    plugin: str | None = None
+
+
+@dataclass(frozen=True)
+class ProjectContext:
+    """A project from ``registry.yaml`` as plugins see it."""
+
+    slug: str
+    name: str
+    description: str
+    licence: str
+    public: bool
+    auto_publish: bool
+    timezone: str
+    location_precision: int | None
+    services: dict[str, dict[str, Any]]
+    """Enabled services -> their validated settings."""
+
+    def settings(self, service: str) -> dict[str, Any]:
+        """Settings of ``service`` for this project ({} when it is enabled with none)."""
+        return self.services.get(service, {})
+
+    def enables(self, service: str) -> bool:
+        return service in self.services

@@ -1,0 +1,100 @@
+"""Stored observations as plugins see them (ObservationView) and as clients see them (dicts)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy.orm import Session, selectinload
+
+from core.db.models import Observation
+from core.errors import NotFound
+from core.media import MediaStore
+from core.types import Location, MediaFile, ObservationView
+
+
+def load_observation(session: Session, obs_id: int) -> Observation:
+    obs = session.get(
+        Observation,
+        obs_id,
+        options=[selectinload(Observation.media), selectinload(Observation.enrichments), selectinload(Observation.flags)],
+    )
+    if obs is None:
+        raise NotFound(f"no observation {obs_id}", code="observation_not_found")
+    return obs
+
+
+def media_files(obs: Observation, store: MediaStore) -> tuple[MediaFile, ...]:
+    return tuple(
+        MediaFile(
+            id=m.id,
+            sha256=m.sha256,
+            content_type=m.blob.content_type,
+            size=m.blob.size,
+            path=store.path_for(m.sha256),
+            filename=m.filename,
+            width=m.blob.width,
+            height=m.blob.height,
+        )
+        for m in obs.media
+    )
+
+
+def observation_view(obs: Observation, store: MediaStore) -> ObservationView:
+    return ObservationView(
+        id=obs.id,
+        project=obs.project,
+        kind=obs.kind,
+        observed_at=obs.observed_at,
+        location=Location(obs.lat, obs.lon, obs.accuracy_m),
+        fields=dict(obs.fields or {}),
+        media=media_files(obs, store),
+        contributor_id=obs.contributor_id,
+        status=obs.status,
+        created_at=obs.created_at,
+        enrichments={e.plugin: e.result or {} for e in obs.enrichments if e.status == "done"},
+    )
+
+
+def observation_dict(obs: Observation, *, media_url: str | None = None) -> dict[str, Any]:
+    """Everything about an observation: fields, media, enrichments, flags, grade, status."""
+    return {
+        "id": obs.id,
+        "project": obs.project,
+        "client_id": obs.client_id,
+        "contributor_id": obs.contributor_id,
+        "kind": obs.kind,
+        "observed_at": obs.observed_at.isoformat(),
+        "location": {"lat": obs.lat, "lon": obs.lon, "accuracy_m": obs.accuracy_m},
+        "fields": obs.fields,
+        "status": obs.status,
+        "grade": obs.grade,
+        "media": [
+            {
+                "id": m.id,
+                "sha256": m.sha256,
+                "content_type": m.blob.content_type,
+                "size": m.blob.size,
+                "width": m.blob.width,
+                "height": m.blob.height,
+                "filename": m.filename,
+                **({"url": media_url.format(obs_id=obs.id, media_id=m.id)} if media_url else {}),
+            }
+            for m in obs.media
+        ],
+        "enrichments": {
+            e.plugin: {
+                "status": e.status,
+                "attempts": e.attempts,
+                "result": e.result,
+                "error": e.error,
+                "finished_at": e.finished_at.isoformat() if e.finished_at else None,
+            }
+            for e in obs.enrichments
+        },
+        "flags": [
+            {"plugin": f.plugin, "code": f.code, "severity": f.severity, "message": f.message, "value": f.value}
+            for f in obs.flags
+        ],
+        "created_at": obs.created_at.isoformat(),
+        "updated_at": obs.updated_at.isoformat(),
+    }

@@ -1,0 +1,193 @@
+"""The Celery app and the engine's own tasks.
+
+Tasks take ids, load what they need, and call the plain functions of ``core.enrichment``.
+Every task is idempotent (enrichments are claimed with a lease in the database), so late
+acknowledgement and re-delivery are safe. A recovery loop in each worker re-queues work that a
+dead worker or a lost message left behind: the database, not the broker, is the truth.
+
+Embedded default: a transport on the local file system, so ``observatory serve`` needs no
+server. Scale-out: ``OBSERVATORY_BROKER_URL=redis://...`` or ``amqp://...``.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import Any
+
+from celery import Celery, signals
+
+from core.config import Settings, get_settings
+from core.engine import Engine
+
+log = logging.getLogger(__name__)
+
+ENRICH_TASK = "observatory.enrich"
+ASSESS_TASK = "observatory.assess"
+
+
+def celery_config(settings: Settings) -> dict[str, Any]:
+    config: dict[str, Any] = {
+        "broker_url": settings.broker_url,
+        "task_acks_late": True,
+        "task_reject_on_worker_lost": True,
+        "worker_prefetch_multiplier": 1,
+        "task_ignore_result": True,
+        "task_default_queue": "observatory",
+        "broker_connection_retry_on_startup": True,
+        "worker_hijack_root_logger": False,
+    }
+    if settings.broker_url.startswith("filesystem"):
+        folder = settings.broker_folder
+        config["broker_transport_options"] = {
+            "data_folder_in": str(folder / "in"),
+            "data_folder_out": str(folder / "in"),
+            "processed_folder": str(folder / "processed"),
+            "store_processed": False,
+        }
+        config["worker_enable_remote_control"] = False
+    elif settings.broker_url.startswith("redis"):
+        config["broker_transport_options"] = {"visibility_timeout": 3600}
+    return config
+
+
+def make_celery(settings: Settings | None = None) -> Celery:
+    settings = settings or get_settings()
+    app = Celery("observatory")
+    app.conf.update(celery_config(settings))
+    return app
+
+
+app = make_celery()
+_engine: Engine | None = None
+
+
+def worker_engine() -> Engine:
+    """The engine of this worker process, started on first use."""
+    global _engine
+    if _engine is None:
+        _engine = Engine.start(get_settings(), dispatcher=CeleryDispatcher())
+    return _engine
+
+
+@signals.worker_process_init.connect
+def _fresh_engine_per_process(**_: Any) -> None:
+    # A forked child must not share the parent's database connections.
+    global _engine
+    if _engine is not None:
+        _engine.db.dispose(close=False)
+    _engine = None
+
+
+@app.task(name=ENRICH_TASK, bind=True, acks_late=True, ignore_result=True)
+def enrich_task(self: Any, enrichment_id: int) -> str:
+    from core.enrichment import run_enrichment
+
+    engine = worker_engine()
+    outcome = run_enrichment(engine, enrichment_id)
+    if outcome.status == "retry" and outcome.retry_in is not None:
+        schedule_enrichment(engine, enrichment_id, countdown=outcome.retry_in)
+    return outcome.status
+
+
+@app.task(name=ASSESS_TASK, acks_late=True, ignore_result=True)
+def assess_task(observation_id: int) -> None:
+    from core.enrichment import assess
+
+    assess(worker_engine(), observation_id)
+
+
+def schedule_enrichment(engine: Engine, enrichment_id: int, countdown: float | None = None) -> None:
+    from core.enrichment import timeout_for
+    from core.db.models import Enrichment
+
+    with engine.sessions() as session:
+        row = session.get(Enrichment, enrichment_id)
+        plugin = row.plugin if row else ""
+    limit = timeout_for(engine, plugin)
+    enrich_task.apply_async(
+        args=[enrichment_id], countdown=countdown, soft_time_limit=limit, time_limit=limit + 5
+    )
+
+
+class CeleryDispatcher:
+    """Queues enrichments on the broker after the commit."""
+
+    def enqueue(self, engine: Engine, enrichment_ids: list[int]) -> None:
+        for enrichment_id in enrichment_ids:
+            schedule_enrichment(engine, enrichment_id)
+
+    def assess(self, engine: Engine, observation_id: int) -> None:
+        assess_task.apply_async(args=[observation_id])
+
+
+class InlineDispatcher:
+    """Runs enrichments in the calling process, at once (tests, one-off CLI runs)."""
+
+    def __init__(self, backoff_cap_s: float = 0.0):
+        self.backoff_cap_s = backoff_cap_s
+
+    def enqueue(self, engine: Engine, enrichment_ids: list[int]) -> None:
+        from core.enrichment import run_enrichment
+
+        for enrichment_id in enrichment_ids:
+            outcome = run_enrichment(engine, enrichment_id)
+            while outcome.status == "retry":
+                time.sleep(min(outcome.retry_in or 0.0, self.backoff_cap_s))
+                outcome = run_enrichment(engine, enrichment_id)
+
+    def assess(self, engine: Engine, observation_id: int) -> None:
+        from core.enrichment import assess
+
+        assess(engine, observation_id)
+
+
+def recover_once(engine: Engine, quiet_s: float = 30.0) -> int:
+    """Re-queue enrichments left behind; mark failed those out of attempts. Returns how many."""
+    from core.db.models import Enrichment, utcnow
+    from core.db.session import transaction
+    from core.enrichment import assess_if_complete, stale_enrichments
+
+    count = 0
+    for enrichment_id in stale_enrichments(engine, quiet_s):
+        with transaction(engine.sessions) as session:
+            row = session.get(Enrichment, enrichment_id)
+            exhausted = row is not None and row.status == "running" and row.attempts >= engine.settings.enrich_max_attempts
+            if exhausted:
+                row.status, row.finished_at, row.lease_token, row.lease_until = "failed", utcnow(), None, None
+                row.error = (row.error or "") + f" the worker stopped during attempt {row.attempts} (killed or past its time limit)"
+                obs_id = row.observation_id
+        if exhausted:
+            assess_if_complete(engine, obs_id)
+        else:
+            schedule_enrichment(engine, enrichment_id)
+        count += 1
+    if count:
+        log.info("recovery: re-queued or closed %d enrichment(s)", count)
+    return count
+
+
+def _recovery_loop(interval_s: float) -> None:
+    while True:
+        try:
+            recover_once(worker_engine(), quiet_s=max(interval_s * 2, 5.0))
+        except Exception:  # keep the loop alive through a database blip
+            log.exception("recovery loop failed; trying again in %s s", interval_s)
+        time.sleep(interval_s)
+
+
+@signals.worker_ready.connect
+def _start_recovery(**_: Any) -> None:
+    interval = get_settings().recovery_interval_s
+    if interval > 0:
+        threading.Thread(target=_recovery_loop, args=(interval,), name="observatory-recovery", daemon=True).start()
+
+
+def worker_argv(settings: Settings, concurrency: int | None = None, loglevel: str = "INFO") -> list[str]:
+    argv = ["worker", f"--loglevel={loglevel}", "-Q", "observatory"]
+    if concurrency:
+        argv.append(f"--concurrency={concurrency}")
+    if settings.broker_url.startswith("filesystem"):
+        argv += ["--without-gossip", "--without-mingle", "--without-heartbeat"]
+    return argv

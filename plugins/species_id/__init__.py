@@ -1,0 +1,1 @@
+"""The species_id service."""

@@ -1,0 +1,1 @@
+"""The video_stream service."""
