@@ -168,10 +168,10 @@ def _registrar(kind: str, store: dict[str, Any], plugin: str) -> Callable[[Any],
 
 
 def _collect_types(host: PluginHost) -> None:
-    for impl in reversed(host.pm.hook.register_observation_types.get_hookimpls()):
+    for impl in host.pm.hook.register_observation_types.get_hookimpls():  # first come keeps the name
         impl.function(register=_registrar("observation type", host.observation_types, impl.plugin_name))
 
 
 def _collect_analyses(host: PluginHost) -> None:
-    for impl in reversed(host.pm.hook.register_analyses.get_hookimpls()):
+    for impl in host.pm.hook.register_analyses.get_hookimpls():
         impl.function(register=_registrar("analysis", host.analyses, impl.plugin_name))

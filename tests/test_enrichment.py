@@ -1,0 +1,76 @@
+"""Failure isolation: a plugin that raises is retried, then recorded as failed; the
+observation and the other plugins' results stay intact."""
+
+from __future__ import annotations
+
+from core import lifecycle
+from core.db.session import transaction
+from core.views import load_observation, observation_dict
+from core.worker import recover_once
+from tests.conftest import BASE_REGISTRY, draft
+
+
+def show(engine, obs_id):
+    with transaction(engine.sessions) as s:
+        return observation_dict(load_observation(s, obs_id))
+
+
+def test_a_failing_plugin_is_retried_then_succeeds(engine):
+    obs = show(engine, lifecycle.submit(engine, "alpha", draft()).observation_id)
+    flaky = obs["enrichments"]["flaky"]
+    assert flaky["status"] == "done"
+    assert flaky["attempts"] == 2
+    assert flaky["result"] == {"attempt": 2}
+
+
+def test_a_plugin_that_always_fails_is_recorded_and_isolated(make_engine):
+    engine = make_engine(BASE_REGISTRY.replace("flaky: {failures: 1}", "flaky: {failures: 99}"), enrich_max_attempts=3)
+    obs = show(engine, lifecycle.submit(engine, "alpha", draft()).observation_id)
+    flaky = obs["enrichments"]["flaky"]
+    assert flaky["status"] == "failed"
+    assert flaky["attempts"] == 3
+    assert "RuntimeError: flaky failure 3" in flaky["error"]
+    assert obs["enrichments"]["recorder"]["status"] == "done", "the other plugin's result is intact"
+    assert obs["fields"] == {"note": "a fox crossing the path"}
+    assert obs["grade"] == "needs_id", "quality and grading still ran"
+
+
+def test_a_plugin_of_another_project_never_runs(make_engine):
+    from tests.support import recorder
+
+    engine = make_engine()
+    recorder.CALLS.clear()
+    obs = show(engine, lifecycle.submit(engine, "beta", draft()).observation_id)
+    assert obs["enrichments"] == {}
+    assert all(project != "beta" for _, project in recorder.CALLS), recorder.CALLS
+    lifecycle.submit(engine, "alpha", draft())
+    hooks = {hook for hook, project in recorder.CALLS if project == "alpha"}
+    assert hooks == {"validate_observation", "enrich_observation", "quality_check", "grade_observation"}
+
+
+def test_recovery_requeues_an_enrichment_whose_worker_died(engine):
+    from sqlalchemy import update
+
+    from core.db.models import Enrichment, utcnow
+
+    obs_id = lifecycle.submit(engine, "alpha", draft()).observation_id
+    # As if a worker claimed it and then died: running, lease expired.
+    with transaction(engine.sessions) as s:
+        s.execute(update(Enrichment).where(Enrichment.plugin == "recorder").values(
+            status="running", result=None, lease_token="dead", lease_until=utcnow()))
+    sent = []
+    engine.dispatcher.enqueue = lambda eng, ids: sent.extend(ids)  # observe what recovery queues
+    import core.worker as worker
+
+    original = worker.schedule_enrichment
+    worker.schedule_enrichment = lambda eng, eid, countdown=None: sent.append(eid)
+    try:
+        assert recover_once(engine, quiet_s=0) == 1
+    finally:
+        worker.schedule_enrichment = original
+    assert len(sent) == 1
+    from core.enrichment import run_enrichment
+
+    assert run_enrichment(engine, sent[0]).status == "done"
+    assert run_enrichment(engine, sent[0]).status == "skipped", "a second delivery does nothing"
+    assert show(engine, obs_id)["enrichments"]["recorder"]["attempts"] == 2
