@@ -166,7 +166,8 @@ def parse_registry(text: str, source: str = "registry.yaml") -> Registry:
         registry = Registry.model_validate(data)
     except ValidationError as exc:
         err = exc.errors()[0]
-        raise RegistryError(f"{source}: {_format_path(err['loc'])}: {err['msg']}") from exc
+        message = err['msg'].removeprefix('Value error, ')
+        raise RegistryError(f"{source}: {_format_path(err['loc'])}: {message}") from exc
     _check(registry, source)
     return registry
 

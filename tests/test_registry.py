@@ -36,7 +36,7 @@ def test_a_good_registry_gives_projects_with_settings_and_defaults():
     ("text", "message"),
     [
         (GOOD.replace("window_h: 2", "window_h: four"), "projects[0].services.odour: setting 'window_h': 'four' is not of type 'number'"),
-        (GOOD.replace("slug: village", "slug: Village!"), "projects.1.slug"),
+        (GOOD.replace("slug: village", "slug: Village!"), "projects[1].slug: must be lower-case"),
         (GOOD.replace("slug: village", "slug: town"), "project 'town' is defined twice"),
         (GOOD.replace("odour: {window_h: 2}", "smell: {}"), "projects[0].services.smell: no service 'smell' is offered"),
         (GOOD.replace("summary: odours", "sumary: odours"), "services.odour.sumary"),
