@@ -165,8 +165,9 @@ def parse_registry(text: str, source: str = "registry.yaml") -> Registry:
     try:
         registry = Registry.model_validate(data)
     except ValidationError as exc:
-        err = exc.errors()[0]
-        message = err['msg'].removeprefix('Value error, ')
+        # An unknown key is most often a typo that also explains a 'missing' one: name it first.
+        err = sorted(exc.errors(), key=lambda e: e["type"] != "extra_forbidden")[0]
+        message = "unknown key" if err["type"] == "extra_forbidden" else err["msg"].removeprefix("Value error, ")
         raise RegistryError(f"{source}: {_format_path(err['loc'])}: {message}") from exc
     _check(registry, source)
     return registry
