@@ -28,6 +28,7 @@ class Settings(BaseSettings):
     enrich_retry_backoff_s: float = 2.0
     enrich_timeout_s: float = 60.0
     recovery_interval_s: float = 15.0
+    lease_grace_s: float = Field(10.0, description="how long past its time limit a claimed enrichment is presumed lost")
     max_upload_bytes: int = 20 * 1024 * 1024
     max_image_pixels: int = 80_000_000
     max_future_skew_s: int = 24 * 3600

@@ -25,7 +25,6 @@ from core.types import Flag
 from core.views import load_observation, observation_view
 
 log = logging.getLogger(__name__)
-LEASE_GRACE_S = 10.0
 TERMINAL = ("done", "failed")
 
 
@@ -55,7 +54,7 @@ def _claim(engine: Engine, enrichment_id: int) -> tuple[str, int, str, int] | No
         row = session.get(Enrichment, enrichment_id)
         if row is None:
             return None
-        lease = now + timedelta(seconds=timeout_for(engine, row.plugin) + LEASE_GRACE_S)
+        lease = now + timedelta(seconds=timeout_for(engine, row.plugin) + engine.settings.lease_grace_s)
         claimed = session.execute(
             update(Enrichment)
             .where(

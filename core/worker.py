@@ -98,16 +98,29 @@ def assess_task(observation_id: int) -> None:
     assess(worker_engine(), observation_id)
 
 
+_producers: dict[str, Celery] = {}
+
+
+def producer_for(settings: Settings) -> Celery:
+    """A Celery app that only sends, configured for ``settings``' broker (one per broker URL)."""
+    key = settings.broker_url + str(settings.broker_folder)
+    if key not in _producers:
+        _producers[key] = make_celery(settings)
+    return _producers[key]
+
+
 def schedule_enrichment(engine: Engine, enrichment_id: int, countdown: float | None = None) -> None:
-    from core.enrichment import timeout_for
+    """Queue one enrichment, with its plugin's time limit."""
     from core.db.models import Enrichment
+    from core.enrichment import timeout_for
 
     with engine.sessions() as session:
         row = session.get(Enrichment, enrichment_id)
         plugin = row.plugin if row else ""
     limit = timeout_for(engine, plugin)
-    enrich_task.apply_async(
-        args=[enrichment_id], countdown=countdown, soft_time_limit=limit, time_limit=limit + 5
+    producer_for(engine.settings).send_task(
+        ENRICH_TASK, args=[enrichment_id], countdown=countdown, soft_time_limit=limit, time_limit=limit + 5,
+        queue="observatory",
     )
 
 
@@ -119,7 +132,7 @@ class CeleryDispatcher:
             schedule_enrichment(engine, enrichment_id)
 
     def assess(self, engine: Engine, observation_id: int) -> None:
-        assess_task.apply_async(args=[observation_id])
+        producer_for(engine.settings).send_task(ASSESS_TASK, args=[observation_id], queue="observatory")
 
 
 class InlineDispatcher:

@@ -1,0 +1,504 @@
+"""Odour events: reports of one odour, close in time and space, from several people.
+
+**Definition.** Two reports are *linked* when they have the same category, their times differ by
+at most ``window`` (default 4 h) and their great-circle distance is at most ``distance_m``
+(default 2 km). Linked reports are grouped transitively (single linkage: the connected
+components of the link graph). A group with reports from at least ``min_contributors`` distinct
+contributors (default 2) is an **event**; every other report is **possible** (a lone report,
+or several from one person). Reports without a contributor count as one anonymous contributor.
+
+**Annoyance score** of an event: the mean over its reports of
+``intensity * max(0, -hedonic_tone)``, from 0 (neutral or pleasant, or not perceptible) to 24
+(intensity 6, extremely strong, with hedonic tone -4, extremely unpleasant). Pleasant reports
+add nothing and unpleasant ones weigh by how strong they are.
+
+**Scaling.** :func:`detect_events` never compares all pairs: reports are put in cells of
+(category, time / window, latitude / distance, longitude / distance-at-the-widest-latitude);
+two linked reports always lie in the same or in neighbouring cells, so only the pairs of each
+cell and of its 13 "forward" neighbours are checked exactly. Components are joined with a
+vectorised union-find (hooking the larger root onto the smaller, then pointer jumping). The work
+is proportional to the number of reports plus the number of candidate pairs, which stays close
+to linear when, as with odour reports, the density per cell is bounded. :func:`naive_events`
+is the plain pairwise comparison (O(n^2)), kept to check the fast one.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Hashable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import numpy as np
+
+from plugins.odour.enrichment import EARTH_RADIUS_M, haversine_m
+from plugins.odour.reports import UTC, Report, as_utc, epoch_seconds, to_report
+
+DEFAULT_WINDOW = timedelta(hours=4)
+DEFAULT_DISTANCE_M = 2000.0
+DEFAULT_MIN_CONTRIBUTORS = 2
+
+_PAIR_CHUNK = 2_000_000
+"""Most candidate pairs checked at once (bounds the memory of a dense cell)."""
+
+
+def report_annoyance(intensity: float, hedonic_tone: float) -> float:
+    """One report's share of the annoyance score: ``intensity * max(0, -hedonic_tone)``."""
+    return float(intensity) * max(0.0, -float(hedonic_tone))
+
+
+@dataclass(frozen=True)
+class Event:
+    """A detected odour event."""
+
+    id: int
+    category: int
+    start: datetime
+    end: datetime
+    centroid_lat: float
+    centroid_lon: float
+    report_ids: tuple[Hashable, ...]
+    n_reports: int
+    n_contributors: int
+    annoyance: float
+    mean_intensity: float
+    mean_hedonic_tone: float
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-able form (times in ISO 8601, UTC)."""
+        return {
+            "id": self.id,
+            "category": self.category,
+            "start": as_utc(self.start).isoformat(),
+            "end": as_utc(self.end).isoformat(),
+            "centroid": {"lat": self.centroid_lat, "lon": self.centroid_lon},
+            "report_ids": list(self.report_ids),
+            "n_reports": self.n_reports,
+            "n_contributors": self.n_contributors,
+            "annoyance": self.annoyance,
+            "mean_intensity": self.mean_intensity,
+            "mean_hedonic_tone": self.mean_hedonic_tone,
+        }
+
+
+@dataclass(frozen=True)
+class EventDetection:
+    """The result: events (ordered by start, then category) and the ids of possible reports."""
+
+    events: list[Event]
+    possible: list[Hashable]
+
+    def event_of(self) -> dict[Hashable, int]:
+        """Report id -> event id, for the reports that belong to an event."""
+        return {rid: e.id for e in self.events for rid in e.report_ids}
+
+    def groups(self) -> set[frozenset[Hashable]]:
+        """The events as sets of report ids (what two detections must agree on)."""
+        return {frozenset(e.report_ids) for e in self.events}
+
+
+@dataclass
+class ReportArrays:
+    """Reports as parallel numpy columns, for large inputs.
+
+    ``t`` is seconds since the epoch (UTC); ``contributor`` is an integer code per contributor
+    (equal codes = same person); ``ids`` may be any array (it is only carried through).
+    ``observed_at`` optionally keeps the original datetimes so that events report them exactly.
+    """
+
+    ids: np.ndarray
+    contributor: np.ndarray
+    category: np.ndarray
+    t: np.ndarray
+    lat: np.ndarray
+    lon: np.ndarray
+    intensity: np.ndarray
+    hedonic_tone: np.ndarray
+    observed_at: Sequence[datetime] | None = None
+
+    def __post_init__(self) -> None:
+        n = len(self.t)
+        for name in ("ids", "contributor", "category", "lat", "lon", "intensity", "hedonic_tone"):
+            if len(getattr(self, name)) != n:
+                raise ValueError(f"column {name} has {len(getattr(self, name))} rows, t has {n}")
+        if n and (np.abs(self.lat) > 90).any():
+            raise ValueError("latitudes must lie within -90..90")
+
+    def __len__(self) -> int:
+        return len(self.t)
+
+    @classmethod
+    def from_reports(cls, reports: Iterable[Any]) -> ReportArrays:
+        """Columns from Reports (or anything :func:`~plugins.odour.reports.to_report` accepts)."""
+        reps = [to_report(r) for r in reports]
+        codes: dict[Hashable, int] = {}
+        contributor = [codes.setdefault(r.contributor, len(codes)) for r in reps]
+        ids = np.empty(len(reps), dtype=object)
+        ids[:] = [r.id for r in reps]
+        return cls(
+            ids=ids,
+            contributor=np.asarray(contributor, dtype=np.int64),
+            category=np.asarray([r.category for r in reps], dtype=np.int64),
+            t=np.asarray([epoch_seconds(r.observed_at) for r in reps], dtype=np.float64),
+            lat=np.asarray([r.lat for r in reps], dtype=np.float64),
+            lon=np.asarray([r.lon for r in reps], dtype=np.float64),
+            intensity=np.asarray([r.intensity for r in reps], dtype=np.float64),
+            hedonic_tone=np.asarray([r.hedonic_tone for r in reps], dtype=np.float64),
+            observed_at=[r.observed_at for r in reps],
+        )
+
+
+def _seconds(window: timedelta | float) -> float:
+    seconds = window.total_seconds() if isinstance(window, timedelta) else float(window)
+    if not seconds > 0:
+        raise ValueError(f"window must be positive, got {window!r}")
+    return seconds
+
+
+def _check_distance(distance_m: float) -> float:
+    distance = float(distance_m)
+    if not distance > 0:
+        raise ValueError(f"distance_m must be positive, got {distance_m!r}")
+    return distance
+
+
+# --------------------------------------------------------------------------- fast path
+
+
+def _haversine_np(lat1: np.ndarray, lon1: np.ndarray, lat2: np.ndarray, lon2: np.ndarray) -> np.ndarray:
+    """Great-circle distance in metres; arguments in radians."""
+    h = np.sin((lat2 - lat1) * 0.5) ** 2 + np.cos(lat1) * np.cos(lat2) * np.sin((lon2 - lon1) * 0.5) ** 2
+    return 2 * EARTH_RADIUS_M * np.arcsin(np.sqrt(np.minimum(h, 1.0)))
+
+
+def _union(parent: np.ndarray, u: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """Join the components of the edges (u, v); ``parent`` must be fully compressed (roots)."""
+    while len(u):
+        pu, pv = parent[u], parent[v]
+        differ = pu != pv
+        if not differ.any():
+            break
+        u, v, pu, pv = u[differ], v[differ], pu[differ], pv[differ]
+        np.minimum.at(parent, np.maximum(pu, pv), np.minimum(pu, pv))
+        while True:  # pointer jumping: every node points at its root again
+            grand = parent[parent]
+            if np.array_equal(grand, parent):
+                break
+            parent = grand
+    return parent
+
+
+def _pairs(starts_a: np.ndarray, counts_a: np.ndarray, starts_b: np.ndarray, counts_b: np.ndarray):
+    """All (i, j) with i in block a and j in block b, for each block pair, in chunks."""
+    sizes = counts_a * counts_b
+    total_before = np.cumsum(sizes) - sizes
+    bounds = [0]
+    # split the block pairs so that each chunk holds about _PAIR_CHUNK pairs (at least one block)
+    cum = np.cumsum(sizes)
+    while bounds[-1] < len(sizes):
+        base = cum[bounds[-1] - 1] if bounds[-1] else 0
+        nxt = int(np.searchsorted(cum, base + _PAIR_CHUNK, side="right"))
+        bounds.append(max(nxt, bounds[-1] + 1))
+    for lo, hi in zip(bounds, bounds[1:]):
+        sz = sizes[lo:hi]
+        total = int(sz.sum())
+        if total == 0:
+            continue
+        block = np.repeat(np.arange(lo, hi), sz)
+        offset = np.arange(total, dtype=np.int64) - np.repeat(total_before[lo:hi] - total_before[lo], sz)
+        cb = counts_b[block]
+        yield starts_a[block] + offset // cb, starts_b[block] + offset % cb
+
+
+def link_components(
+    category: np.ndarray,
+    t: np.ndarray,
+    lat: np.ndarray,
+    lon: np.ndarray,
+    *,
+    window_s: float,
+    distance_m: float,
+) -> np.ndarray:
+    """Component label of each report under the linkage rule (same category, |dt| <= window_s,
+    distance <= distance_m). The label is the smallest index of a report in the same component
+    in an internal order: equal labels mean same component, nothing more.
+    """
+    n = len(t)
+    if n == 0:
+        return np.empty(0, dtype=np.int64)
+    window_s, distance_m = _seconds(window_s), _check_distance(distance_m)
+    lat_r = np.radians(np.asarray(lat, dtype=np.float64))
+    lon_r = np.radians(np.asarray(lon, dtype=np.float64))
+    t = np.asarray(t, dtype=np.float64)
+    _, cat = np.unique(np.asarray(category), return_inverse=True)
+    cat = cat.astype(np.int64).ravel()
+
+    margin = 1 + 1e-9
+    theta = distance_m / EARTH_RADIUS_M
+    tc = np.floor((t - t.min()) / (window_s * margin)).astype(np.int64)
+    lat_cell = theta * margin
+    yc = np.floor((lat_r + math.pi / 2) / lat_cell).astype(np.int64)
+    # longitude cells wide enough at the highest latitude present: for two linked reports,
+    # hav(dlon) <= hav(theta) / cos^2(max |lat|); the ring of cells wraps at the antimeridian.
+    cos_max = math.cos(float(np.abs(lat_r).max()))
+    s = math.sin(theta / 2) / cos_max if cos_max > 0 else math.inf
+    n_lon = 1 if s >= 1 else int(2 * math.pi / (2 * math.asin(s) * margin))
+    if n_lon < 3:
+        n_lon = 1
+    xc = np.floor(np.mod(lon_r + math.pi, 2 * math.pi) / (2 * math.pi / n_lon)).astype(np.int64)
+    np.clip(xc, 0, n_lon - 1, out=xc)
+
+    n_t, n_y = int(tc.max()) + 3, int(yc.max()) + 3
+    n_cat = int(cat.max()) + 1
+    if float(n_cat) * n_t * n_y * n_lon >= 2**62:
+        raise ValueError("too many cells for this window and distance over this data's extent")
+    key = ((cat * n_t + (tc + 1)) * n_y + (yc + 1)) * n_lon + xc
+
+    order = np.argsort(key, kind="stable")
+    skey = key[order]
+    s_t, s_lat, s_lon = t[order], lat_r[order], lon_r[order]
+    first = np.flatnonzero(np.r_[True, skey[1:] != skey[:-1]])
+    cell_key = skey[first]
+    cell_count = np.diff(np.r_[first, n])
+
+    # decode the cells' coordinates once, to build neighbours' keys
+    c_x = cell_key % n_lon
+    rest = cell_key // n_lon
+    c_y = rest % n_y
+    rest //= n_y
+    c_t = rest % n_t
+    c_cat = rest // n_t
+
+    parent = np.arange(n, dtype=np.int64)
+    offsets = [(dt, dy, dx) for dt in (-1, 0, 1) for dy in (-1, 0, 1) for dx in (-1, 0, 1)]
+    forward = [o for o in offsets if o > (0, 0, 0) and (n_lon > 1 or o[2] == 0)]
+
+    def check(i: np.ndarray, j: np.ndarray) -> None:
+        nonlocal parent
+        ok = np.abs(s_t[i] - s_t[j]) <= window_s
+        i, j = i[ok], j[ok]
+        ok = _haversine_np(s_lat[i], s_lon[i], s_lat[j], s_lon[j]) <= distance_m
+        if ok.any():
+            parent = _union(parent, i[ok], j[ok])
+
+    # pairs inside one cell
+    multi = cell_count > 1
+    for i, j in _pairs(first[multi], cell_count[multi], first[multi], cell_count[multi]):
+        keep = i < j
+        check(i[keep], j[keep])
+    # pairs between a cell and each forward neighbour
+    for dt, dy, dx in forward:
+        nkey = ((c_cat * n_t + c_t + dt) * n_y + c_y + dy) * n_lon + (c_x + dx) % n_lon
+        pos = np.searchsorted(cell_key, nkey)
+        pos_c = np.minimum(pos, len(cell_key) - 1)
+        found = cell_key[pos_c] == nkey
+        if not found.any():
+            continue
+        a, b = np.flatnonzero(found), pos_c[found]
+        for i, j in _pairs(first[a], cell_count[a], first[b], cell_count[b]):
+            check(i, j)
+
+    labels = np.empty(n, dtype=np.int64)
+    labels[order] = order[parent]
+    # make the label the smallest original index of the component
+    root_min = np.full(n, n, dtype=np.int64)
+    np.minimum.at(root_min, labels, np.arange(n, dtype=np.int64))
+    return root_min[labels]
+
+
+def cluster_labels(
+    arrays: ReportArrays,
+    *,
+    window: timedelta | float = DEFAULT_WINDOW,
+    distance_m: float = DEFAULT_DISTANCE_M,
+    min_contributors: int = DEFAULT_MIN_CONTRIBUTORS,
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(component, is_event)`` per report: the linkage component label, and whether that
+    component has at least ``min_contributors`` distinct contributors."""
+    comp = link_components(
+        arrays.category, arrays.t, arrays.lat, arrays.lon, window_s=_seconds(window), distance_m=distance_m
+    )
+    n = len(comp)
+    if n == 0:
+        return comp, np.zeros(0, dtype=bool)
+    _, contrib = np.unique(np.asarray(arrays.contributor), return_inverse=True)
+    contrib = contrib.astype(np.int64).ravel()
+    pair = np.unique(comp * (int(contrib.max()) + 1) + contrib)
+    distinct = np.bincount(pair // (int(contrib.max()) + 1), minlength=n)
+    return comp, distinct[comp] >= int(min_contributors)
+
+
+def detect_events_arrays(
+    arrays: ReportArrays,
+    *,
+    window: timedelta | float = DEFAULT_WINDOW,
+    distance_m: float = DEFAULT_DISTANCE_M,
+    min_contributors: int = DEFAULT_MIN_CONTRIBUTORS,
+) -> EventDetection:
+    """Events from column data (the fast path used by :func:`detect_events`)."""
+    n = len(arrays)
+    if n == 0:
+        return EventDetection([], [])
+    comp, is_event = cluster_labels(
+        arrays, window=window, distance_m=distance_m, min_contributors=min_contributors
+    )
+    t = np.asarray(arrays.t, dtype=np.float64)
+    ids = np.asarray(arrays.ids)
+    possible = ids[~is_event].tolist()
+    members = np.flatnonzero(is_event)
+    if len(members) == 0:
+        return EventDetection([], possible)
+
+    # group event members by component, each group in time order
+    order = members[np.lexsort((members, t[members], comp[members]))]
+    gcomp = comp[order]
+    starts = np.flatnonzero(np.r_[True, gcomp[1:] != gcomp[:-1]])
+    ends = np.r_[starts[1:], len(order)]
+    group_of = np.repeat(np.arange(len(starts)), ends - starts)
+    count = (ends - starts).astype(np.float64)
+
+    def gsum(values: np.ndarray) -> np.ndarray:
+        return np.bincount(group_of, weights=values[order], minlength=len(starts))
+
+    intensity = np.asarray(arrays.intensity, dtype=np.float64)
+    hedonic = np.asarray(arrays.hedonic_tone, dtype=np.float64)
+    annoy = gsum(intensity * np.maximum(0.0, -hedonic)) / count
+    mean_i = gsum(intensity) / count
+    mean_h = gsum(hedonic) / count
+    lat_r, lon_r = np.radians(arrays.lat), np.radians(arrays.lon)
+    cx = gsum(np.cos(lat_r) * np.cos(lon_r))
+    cy = gsum(np.cos(lat_r) * np.sin(lon_r))
+    cz = gsum(np.sin(lat_r))
+    c_lat = np.degrees(np.arctan2(cz, np.hypot(cx, cy)))
+    c_lon = np.degrees(np.arctan2(cy, cx))
+    _, contrib = np.unique(np.asarray(arrays.contributor), return_inverse=True)
+    contrib = contrib.ravel()
+    width = int(contrib.max()) + 1
+    pairs = np.unique(group_of.astype(np.int64) * width + contrib[order])
+    n_contrib = np.bincount(pairs // width, minlength=len(starts))
+
+    first_idx, last_idx = order[starts], order[ends - 1]
+    category = np.asarray(arrays.category)
+    ranking = np.lexsort((first_idx, category[first_idx], t[first_idx]))
+    observed = arrays.observed_at
+
+    def moment(index: int) -> datetime:
+        if observed is not None:
+            return observed[index]
+        return datetime.fromtimestamp(float(t[index]), UTC)
+
+    ids_sorted = ids[order].tolist()
+    events = []
+    for rank, g in enumerate(ranking.tolist(), start=1):
+        events.append(
+            Event(
+                id=rank,
+                category=int(category[first_idx[g]]),
+                start=moment(int(first_idx[g])),
+                end=moment(int(last_idx[g])),
+                centroid_lat=float(c_lat[g]),
+                centroid_lon=float(c_lon[g]),
+                report_ids=tuple(ids_sorted[starts[g] : ends[g]]),
+                n_reports=int(ends[g] - starts[g]),
+                n_contributors=int(n_contrib[g]),
+                annoyance=float(annoy[g]),
+                mean_intensity=float(mean_i[g]),
+                mean_hedonic_tone=float(mean_h[g]),
+            )
+        )
+    return EventDetection(events, possible)
+
+
+def detect_events(
+    reports: Iterable[Any],
+    *,
+    window: timedelta | float = DEFAULT_WINDOW,
+    distance_m: float = DEFAULT_DISTANCE_M,
+    min_contributors: int = DEFAULT_MIN_CONTRIBUTORS,
+) -> EventDetection:
+    """Detect odour events in ``reports`` (Reports, or anything ``to_report`` accepts).
+
+    ``window`` is a timedelta or seconds. See the module docstring for the rule and the score.
+    """
+    return detect_events_arrays(
+        ReportArrays.from_reports(reports),
+        window=window,
+        distance_m=distance_m,
+        min_contributors=min_contributors,
+    )
+
+
+# --------------------------------------------------------------------------- plain reference
+
+
+def _summarise(group: list[Report], event_id: int) -> Event:
+    group = sorted(group, key=lambda r: epoch_seconds(r.observed_at))
+    n = len(group)
+    x = y = z = 0.0
+    for r in group:
+        la, lo = math.radians(r.lat), math.radians(r.lon)
+        x += math.cos(la) * math.cos(lo)
+        y += math.cos(la) * math.sin(lo)
+        z += math.sin(la)
+    return Event(
+        id=event_id,
+        category=group[0].category,
+        start=group[0].observed_at,
+        end=group[-1].observed_at,
+        centroid_lat=math.degrees(math.atan2(z, math.hypot(x, y))),
+        centroid_lon=math.degrees(math.atan2(y, x)),
+        report_ids=tuple(r.id for r in group),
+        n_reports=n,
+        n_contributors=len({r.contributor for r in group}),
+        annoyance=sum(report_annoyance(r.intensity, r.hedonic_tone) for r in group) / n,
+        mean_intensity=sum(r.intensity for r in group) / n,
+        mean_hedonic_tone=sum(r.hedonic_tone for r in group) / n,
+    )
+
+
+def naive_events(
+    reports: Iterable[Any],
+    *,
+    window: timedelta | float = DEFAULT_WINDOW,
+    distance_m: float = DEFAULT_DISTANCE_M,
+    min_contributors: int = DEFAULT_MIN_CONTRIBUTORS,
+) -> EventDetection:
+    """The same grouping by comparing every pair of reports: O(n^2), for checks and baselines."""
+    window_s, distance_m = _seconds(window), _check_distance(distance_m)
+    reps = [to_report(r) for r in reports]
+    times = [epoch_seconds(r.observed_at) for r in reps]
+    parent = list(range(len(reps)))
+
+    def find(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    for i, a in enumerate(reps):
+        for j in range(i + 1, len(reps)):
+            b = reps[j]
+            if (
+                a.category == b.category
+                and abs(times[i] - times[j]) <= window_s
+                and haversine_m(a.lat, a.lon, b.lat, b.lon) <= distance_m
+            ):
+                ri, rj = find(i), find(j)
+                if ri != rj:
+                    parent[max(ri, rj)] = min(ri, rj)
+
+    groups: dict[int, list[int]] = {}
+    for i in range(len(reps)):
+        groups.setdefault(find(i), []).append(i)
+    event_groups, in_event = [], set()
+    for members in groups.values():
+        if len({reps[i].contributor for i in members}) >= min_contributors:
+            event_groups.append([reps[i] for i in members])
+            in_event.update(members)
+    event_groups.sort(
+        key=lambda g: (min(epoch_seconds(r.observed_at) for r in g), g[0].category)
+    )
+    events = [_summarise(g, k) for k, g in enumerate(event_groups, start=1)]
+    possible = [r.id for i, r in enumerate(reps) if i not in in_event]
+    return EventDetection(events, possible)

@@ -1,0 +1,186 @@
+"""End to end with a real broker and a separate worker process.
+
+The embedded transport (file system) always runs. Redis and RabbitMQ run when
+OBSERVATORY_TEST_BROKERS names them (CI sets ``redis,amqp``); then an unreachable server
+fails the test instead of skipping it.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Callable, Iterator
+
+import pytest
+
+from core import lifecycle
+from core.db.session import transaction
+from core.engine import Engine
+from core.views import load_observation, observation_dict
+from core.worker import CeleryDispatcher
+from tests.conftest import draft
+
+BROKERS = {
+    "filesystem": "filesystem://",
+    "redis": os.environ.get("OBSERVATORY_TEST_REDIS_URL", "redis://127.0.0.1:6379/15"),
+    "amqp": os.environ.get("OBSERVATORY_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672//"),
+}
+WANTED = {"filesystem", *filter(None, os.environ.get("OBSERVATORY_TEST_BROKERS", "").split(","))}
+
+REGISTRY = """
+services:
+  recorder:
+    summary: records
+  sleepy:
+    summary: sleeps
+    config: {timeout_s: 3}
+    settings:
+      type: object
+      properties:
+        seconds: {type: number, default: 30}
+projects:
+  - slug: quick
+    name: Quick
+    services: {recorder: {}}
+  - slug: slow
+    name: Slow
+    services: {sleepy: {}}
+"""
+
+pytestmark = pytest.mark.broker
+
+
+def _purge(name: str, url: str) -> None:
+    if name == "filesystem":
+        return
+    from celery import Celery
+
+    app = Celery(broker=url)
+    with app.connection_for_write() as conn:
+        conn.ensure_connection(max_retries=3)
+        try:
+            conn.default_channel.queue_purge("observatory")
+        except Exception:
+            pass  # the queue does not exist yet
+
+
+@pytest.fixture(params=sorted(BROKERS))
+def broker(request: pytest.FixtureRequest) -> str:
+    if request.param not in WANTED:
+        pytest.skip(f"set OBSERVATORY_TEST_BROKERS={request.param} to run against a real {request.param} server")
+    _purge(request.param, BROKERS[request.param])
+    return request.param
+
+
+class Workers:
+    """Start and kill real `observatory worker` processes."""
+
+    def __init__(self, env: dict[str, str], log_dir: Path):
+        self.env, self.log_dir, self.procs = env, log_dir, []
+
+    def start(self) -> subprocess.Popen:
+        log = (self.log_dir / f"worker-{len(self.procs)}.log").open("w")
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "core.cli", "worker", "--concurrency", "1", "--loglevel", "INFO"],
+            env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+        self.procs.append(proc)
+        return proc
+
+    def kill(self, proc: subprocess.Popen, sig: int = signal.SIGKILL) -> None:
+        os.killpg(proc.pid, sig)
+        proc.wait(timeout=30)
+
+    def stop_all(self) -> None:
+        for proc in self.procs:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGTERM)
+                try:
+                    proc.wait(timeout=15)
+                except subprocess.TimeoutExpired:
+                    os.killpg(proc.pid, signal.SIGKILL)
+
+    def logs(self) -> str:
+        return "\n".join(p.read_text()[-3000:] for p in sorted(self.log_dir.glob("worker-*.log")))
+
+
+@pytest.fixture
+def cluster(settings_factory, broker, tmp_path, monkeypatch) -> Iterator[tuple[Engine, Workers]]:
+    sleepy_dir = tmp_path / "sleepy"
+    sleepy_dir.mkdir()
+    monkeypatch.setenv("SLEEPY_DIR", str(sleepy_dir))
+    monkeypatch.setenv("SLEEPY_ONCE", "1")
+    settings = settings_factory(
+        REGISTRY, broker_url=BROKERS[broker], recovery_interval_s=1, lease_grace_s=1, enrich_max_attempts=2,
+        enrich_retry_backoff_s=0.5,
+    )
+    engine = Engine.start(settings, dispatcher=CeleryDispatcher())
+    with engine.db.begin() as conn:
+        from core.db.models import Base
+
+        for table in reversed(Base.metadata.sorted_tables):
+            conn.execute(table.delete())
+    workers = Workers(dict(os.environ), tmp_path)
+    yield engine, workers
+    workers.stop_all()
+    engine.close()
+
+
+def wait_for(check: Callable[[], bool], seconds: float, workers: Workers, what: str) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if check():
+            return
+        time.sleep(0.2)
+    pytest.fail(f"timed out waiting for {what}; worker logs:\n{workers.logs()}")
+
+
+def show(engine: Engine, obs_id: int) -> dict:
+    with transaction(engine.sessions) as s:
+        return observation_dict(load_observation(s, obs_id))
+
+
+def test_a_separate_worker_enriches_grades_and_flags(cluster):
+    engine, workers = cluster
+    workers.start()
+    obs_id = lifecycle.submit(engine, "quick", draft()).observation_id
+    wait_for(lambda: show(engine, obs_id)["grade"] is not None, 60, workers, "the worker to grade the observation")
+    obs = show(engine, obs_id)
+    assert obs["enrichments"]["recorder"]["status"] == "done"
+    assert obs["enrichments"]["recorder"]["result"] == {"seen": obs_id, "media": 0}
+    assert [f["code"] for f in obs["flags"]] == ["recorded"]
+
+
+def test_a_worker_killed_mid_task_is_replaced_and_the_task_completes_once(cluster, tmp_path):
+    engine, workers = cluster
+    first = workers.start()
+    obs_id = lifecycle.submit(engine, "slow", draft()).observation_id
+    sleepy_dir = tmp_path / "sleepy"
+    wait_for(lambda: any(sleepy_dir.glob(f"started-{obs_id}-*")), 60, workers, "the task to start")
+    workers.kill(first, signal.SIGKILL)
+    assert show(engine, obs_id)["enrichments"]["sleepy"]["status"] == "running"
+    workers.start()
+    wait_for(lambda: show(engine, obs_id)["enrichments"]["sleepy"]["status"] == "done", 90, workers,
+             "the task to be delivered again and complete")
+    obs = show(engine, obs_id)
+    assert obs["enrichments"]["sleepy"]["attempts"] == 2
+    time.sleep(2)  # a late duplicate delivery would complete within this time
+    assert (sleepy_dir / "completed").read_text().split() == [str(obs_id)], "completed exactly once"
+
+
+def test_a_hanging_plugin_is_stopped_by_its_time_limit(cluster, monkeypatch):
+    engine, workers = cluster
+    monkeypatch.delenv("SLEEPY_ONCE")
+    workers.env.pop("SLEEPY_ONCE")
+    workers.start()
+    obs_id = lifecycle.submit(engine, "slow", draft()).observation_id
+    wait_for(lambda: show(engine, obs_id)["enrichments"]["sleepy"]["status"] == "failed", 90, workers,
+             "the time limit to stop the plugin")
+    sleepy = show(engine, obs_id)["enrichments"]["sleepy"]
+    assert sleepy["attempts"] == 2
+    assert "timed out after 3 s" in sleepy["error"]
+    assert show(engine, obs_id)["grade"] == "needs_id", "the observation is still graded"
