@@ -223,6 +223,49 @@ def moderate(ctx: click.Context, observation_id: int, action: str, reason: str |
     click.echo(f"observation {observation_id}: {old} -> {new}")
 
 
+@cli.group(help="API tokens: create (printed once), list, revoke.")
+def tokens() -> None:
+    pass
+
+
+@tokens.command("create", help="Make a token and print it once; only its hash is stored.")
+@click.option("--role", required=True, type=click.Choice(["operator", "admin", "moderator", "contributor"]))
+@click.option("--project", default=None, help="the project an admin, moderator or contributor token is for")
+@click.option("--name", default="", help="who or what the token is for")
+@click.pass_context
+def tokens_create(ctx: click.Context, role: str, project: str | None, name: str) -> None:
+    from core.tokens import create_token
+
+    try:
+        new = create_token(engine_of(ctx), role, project, name)
+    except EngineError as exc:
+        fail(exc.message, EXIT_INVALID)
+    click.echo(new.token)
+    click.echo(f"token {new.id} ({role}{' of ' + project if project else ''}); keep it now, it is not shown again",
+               err=True)
+
+
+@tokens.command("list", help="List tokens (never their secret).")
+@click.pass_context
+def tokens_list(ctx: click.Context) -> None:
+    from core.tokens import list_tokens
+
+    echo_json(list_tokens(engine_of(ctx)))
+
+
+@tokens.command("revoke", help="Revoke a token by its id.")
+@click.argument("token_id", type=int)
+@click.pass_context
+def tokens_revoke(ctx: click.Context, token_id: int) -> None:
+    from core.tokens import revoke_token
+
+    try:
+        revoke_token(engine_of(ctx), token_id)
+    except EngineError as exc:
+        fail(exc.message)
+    click.echo(f"token {token_id} revoked")
+
+
 def build_cli() -> click.Group:
     """The CLI with every plugin's commands added."""
     from core.registry import load_registry

@@ -271,7 +271,7 @@ def link_components(
     c_cat = rest // n_t
 
     parent = np.arange(n, dtype=np.int64)
-    offsets = [(dt, dy, dx) for dt in (-1, 0, 1) for dy in (-1, 0, 1) for dx in (-1, 0, 1)]
+    offsets = [(dt, dy, dx) for dt in (0, 1) for dy in (-1, 0, 1) for dx in (-1, 0, 1)]
     forward = [o for o in offsets if o > (0, 0, 0) and (n_lon > 1 or o[2] == 0)]
 
     def check(i: np.ndarray, j: np.ndarray) -> None:

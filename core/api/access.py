@@ -1,0 +1,73 @@
+"""Who may see and change which observations, and what the public sees of them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Select, and_, false, or_
+
+from core.db.models import Observation
+from core.engine import Engine
+from core.tokens import Principal
+from core.types import ProjectContext
+
+
+def can_read(principal: Principal, obs: Observation, project: ProjectContext) -> bool:
+    if principal.is_staff_of(obs.project):
+        return True
+    if principal.contributor_id is not None and obs.contributor_id == principal.contributor_id:
+        return True
+    return obs.status == "published" and project.public
+
+
+def can_edit(principal: Principal, obs: Observation) -> bool:
+    if principal.is_staff_of(obs.project):
+        return True
+    return principal.contributor_id is not None and obs.contributor_id == principal.contributor_id \
+        and obs.status != "trashed"
+
+
+def sees_everything(principal: Principal, obs: Observation) -> bool:
+    """Staff and the observation's own contributor see personal data and exact places."""
+    return principal.is_staff_of(obs.project) or (
+        principal.contributor_id is not None and obs.contributor_id == principal.contributor_id
+    )
+
+
+def can_see_project(principal: Principal, project: ProjectContext) -> bool:
+    return project.public or principal.role == "operator" or principal.project == project.slug
+
+
+def visible_filter(query: Select[Any], principal: Principal, project: ProjectContext) -> Select[Any]:
+    """Limit an observations query of one project to what ``principal`` may read."""
+    if principal.is_staff_of(project.slug):
+        return query
+    public = and_(Observation.status == "published") if project.public else false()
+    if principal.contributor_id is not None:
+        return query.where(or_(public, Observation.contributor_id == principal.contributor_id))
+    return query.where(public)
+
+
+def public_view(data: dict[str, Any], project: ProjectContext) -> dict[str, Any]:
+    """An observation as the public sees it: no contributor identity, coarsened place."""
+    out = dict(data)
+    out["contributor_id"] = None
+    out["client_id"] = None
+    digits = project.location_precision
+    if digits is not None:
+        loc = dict(out["location"])
+        loc["lat"], loc["lon"] = round(loc["lat"], digits), round(loc["lon"], digits)
+        # the precision kept, in metres, is what the place is now known to
+        loc["accuracy_m"] = max(loc.get("accuracy_m") or 0, 111_000 / 10**digits)
+        out["location"] = loc
+    # error texts can carry paths and internals; the public sees only that it failed
+    out["enrichments"] = {
+        name: {**e, "error": "failed" if e.get("error") else None} for name, e in data.get("enrichments", {}).items()
+    }
+    return out
+
+
+def render(engine: Engine, principal: Principal, obs: Observation, data: dict[str, Any]) -> dict[str, Any]:
+    if sees_everything(principal, obs):
+        return data
+    return public_view(data, engine.registry.project(obs.project))

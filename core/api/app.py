@@ -1,0 +1,54 @@
+"""The FastAPI application: routes under /api/v1, plugins' routers, JSON errors."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, FastAPI
+from fastapi.openapi.utils import get_openapi
+
+from core import __version__
+from core.api.errors import install_error_handlers
+from core.api.ratelimit import RateLimiter
+from core.api.routes import audit, health, media, moderation, observations, plugins, projects
+from core.engine import Engine
+from core.lifecycle import DraftIn
+
+DESCRIPTION = """The observatory engine's API: projects, observations, media, moderation and audit.
+
+Authenticate with `Authorization: Bearer <token>` (`observatory tokens create`). Without a token
+you see published observations of public projects, without personal data. Errors are JSON:
+`{"error": {"code": "...", "message": "...", "details": [{"path": [...], "message": "..."}]}}`.
+"""
+
+
+def _plugin_routers(app: FastAPI, engine: Engine) -> None:
+    for impl in engine.host.pm.hook.register_routes.get_hookimpls():
+        def register(router: APIRouter, prefix: str = "", _plugin: str = impl.plugin_name) -> None:
+            app.include_router(router, prefix=prefix)
+
+        impl.function(register=register)
+
+
+def create_app(engine: Engine) -> FastAPI:
+    app = FastAPI(title="Observatory engine", version=__version__, description=DESCRIPTION,
+                  openapi_url="/openapi.json", docs_url="/docs")
+    app.state.engine = engine
+    app.state.rate_limiter = RateLimiter(engine.settings.rate_limit_per_minute)
+    install_error_handlers(app)
+    for module in (health, projects, observations, moderation, media, audit, plugins):
+        app.include_router(module.router)
+    _plugin_routers(app, engine)
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
+            draft = DraftIn.model_json_schema(ref_template="#/components/schemas/{model}")
+            components = schema.setdefault("components", {}).setdefault("schemas", {})
+            components.update(draft.pop("$defs", {}))
+            components["DraftIn"] = draft
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+    return app

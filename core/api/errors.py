@@ -1,0 +1,70 @@
+"""Errors as JSON with a stable machine code: ``{"error": {"code", "message", "details"}}``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from core.errors import EngineError, ValidationFailed
+from core.media import MediaError
+
+HTTP_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed",
+              409: "conflict", 413: "too_large", 415: "unsupported_media_type", 422: "validation_failed",
+              429: "rate_limited"}
+
+
+class ApiError(Exception):
+    """An error a route raises on purpose."""
+
+    def __init__(self, status: int, code: str, message: str, headers: dict[str, str] | None = None):
+        super().__init__(message)
+        self.status, self.code, self.message, self.headers = status, code, message, headers
+
+
+def error_body(code: str, message: str, details: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    body: dict[str, Any] = {"code": code, "message": message}
+    if details is not None:
+        body["details"] = details
+    return {"error": body}
+
+
+def _validation_status(exc: ValidationFailed) -> int:
+    codes = {p.code for p in exc.problems}
+    return 413 if "media_too_large" in codes else 422
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(ApiError)
+    async def _api(_: Request, exc: ApiError) -> JSONResponse:
+        return JSONResponse(error_body(exc.code, exc.message), exc.status, headers=exc.headers)
+
+    @app.exception_handler(ValidationFailed)
+    async def _invalid(_: Request, exc: ValidationFailed) -> JSONResponse:
+        details = [{"path": list(p.path), "message": p.message, "code": p.code} for p in exc.problems]
+        return JSONResponse(error_body(exc.code, exc.message, details), _validation_status(exc))
+
+    @app.exception_handler(MediaError)
+    async def _media(_: Request, exc: MediaError) -> JSONResponse:
+        return JSONResponse(error_body(exc.code, str(exc)), 413 if exc.code == "media_too_large" else 422)
+
+    @app.exception_handler(EngineError)
+    async def _engine(_: Request, exc: EngineError) -> JSONResponse:
+        return JSONResponse(error_body(exc.code, exc.message), exc.http_status)
+
+    @app.exception_handler(RequestValidationError)
+    async def _request(_: Request, exc: RequestValidationError) -> JSONResponse:
+        details = [
+            {"path": [p for p in e["loc"] if p != "body"], "message": e["msg"], "code": e["type"]}
+            for e in exc.errors()
+        ]
+        summary = "; ".join(f"{'.'.join(map(str, d['path']))}: {d['message']}" for d in details)
+        return JSONResponse(error_body("invalid_request", f"the request is invalid: {summary}", details), 422)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = HTTP_CODES.get(exc.status_code, "error")
+        return JSONResponse(error_body(code, str(exc.detail)), exc.status_code, headers=getattr(exc, "headers", None))

@@ -1,0 +1,42 @@
+"""The audit log of a project: who changed what, when, before and after."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query
+from sqlalchemy import select
+
+from core.api.deps import EngineDep, PrincipalDep, deny
+from core.api.schemas import AuditPage, error_responses
+from core.db.models import AuditEntry
+from core.db.session import transaction
+from core.lifecycle import get_project
+
+router = APIRouter(prefix="/api/v1", tags=["audit"])
+
+
+@router.get("/projects/{slug}/audit", response_model=AuditPage, summary="The project's audit log, newest first",
+            description="Operators, and admins and moderators of the project.",
+            responses=error_responses(401, 403, 404, 422, 429))
+def project_audit(
+    slug: str,
+    engine: EngineDep,
+    principal: PrincipalDep,
+    observation_id: Annotated[int | None, Query(ge=1, le=2_147_483_647)] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    before_id: Annotated[int | None, Query(ge=1, le=2_147_483_647, description="cursor: entries older than this id")] = None,
+) -> dict[str, Any]:
+    get_project(engine, slug)
+    if not principal.is_staff_of(slug):
+        raise deny(principal, f"reading the audit log of {slug!r}")
+    query = select(AuditEntry).where(AuditEntry.project == slug)
+    if observation_id is not None:
+        query = query.where(AuditEntry.observation_id == observation_id)
+    if before_id is not None:
+        query = query.where(AuditEntry.id < before_id)
+    with transaction(engine.sessions) as session:
+        rows = list(session.scalars(query.order_by(AuditEntry.id.desc()).limit(limit + 1)))
+        items = [{"id": r.id, "observation_id": r.observation_id, "actor": r.actor, "action": r.action,
+                  "before": r.before, "after": r.after, "at": r.at} for r in rows[:limit]]
+    return {"items": items, "next_cursor": str(rows[limit - 1].id) if len(rows) > limit else None}

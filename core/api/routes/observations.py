@@ -1,0 +1,228 @@
+"""Observations: create (JSON or multipart), read, list with filters, edit."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Query, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse
+from sqlalchemy import select
+from sqlalchemy.orm import selectinload
+from starlette.datastructures import UploadFile
+
+from core import lifecycle
+from core.api.access import can_edit, can_read, render, visible_filter
+from core.api.deps import DbInt, EngineDep, ObsId, PrincipalDep, deny
+from core.api.errors import ApiError
+from core.api.schemas import ObservationOut, ObservationPage, ObservationPatch, error_responses
+from core.db.models import Observation
+from core.db.session import transaction
+from core.engine import Engine
+from core.errors import ValidationFailed
+from core.tokens import Principal
+from core.types import Problem
+from core.views import load_observation, observation_dict
+
+router = APIRouter(prefix="/api/v1", tags=["observations"])
+MEDIA_URL = "/api/v1/observations/{obs_id}/media/{media_id}"
+
+CREATE_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {"schema": {"$ref": "#/components/schemas/DraftIn"}},
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["draft"],
+                    "properties": {
+                        "draft": {"type": "string", "description": "the draft as a JSON string (DraftIn)"},
+                        "media": {"type": "array", "items": {"type": "string", "format": "binary"}},
+                    },
+                }
+            },
+        },
+    }
+}
+
+
+def read_as(engine: Engine, principal: Principal, obs_id: int) -> dict[str, Any]:
+    """The observation as ``principal`` may see it; 401/403/404 otherwise."""
+    with transaction(engine.sessions) as session:
+        obs = load_observation(session, obs_id)
+        project = engine.registry.project(obs.project)
+        if not can_read(principal, obs, project):
+            raise deny(principal, f"observation {obs_id} is not published")
+        return render(engine, principal, obs, observation_dict(obs, media_url=MEDIA_URL))
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise ApiError(413, "request_too_large", f"the request body of {declared} bytes is over the limit of {limit}")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise ApiError(413, "request_too_large", f"the request body is over the limit of {limit} bytes")
+        chunks.append(chunk)
+    body = b"".join(chunks)
+    request._body = body  # let request.form() parse what was already read
+    return body
+
+
+def _json(text: bytes | str, where: str) -> Any:
+    try:
+        return json.loads(text)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ValidationFailed([Problem((where,), f"not valid JSON: {exc}", "invalid_json")]) from None
+
+
+async def _parse_create(request: Request, engine: Engine) -> tuple[Any, list[lifecycle.Upload]]:
+    settings = engine.settings
+    body = await _read_body(request, settings.max_upload_bytes * 4 + 1_000_000)
+    kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if kind == "application/json":
+        return _json(body, "body"), []
+    if kind != "multipart/form-data":
+        raise ApiError(415, "unsupported_media_type", "send application/json, or multipart/form-data with 'draft' and 'media'")
+    try:
+        form = await request.form(max_files=50, max_fields=20)
+    except Exception as exc:  # malformed multipart
+        raise ApiError(400, "bad_multipart", f"the multipart body cannot be read: {exc}") from None
+    draft = form.get("draft")
+    if draft is None:
+        raise ValidationFailed([Problem(("draft",), "the multipart body needs a 'draft' field with the JSON draft", "missing")])
+    text = await draft.read() if isinstance(draft, UploadFile) else draft
+    uploads = []
+    for item in form.getlist("media"):
+        if not isinstance(item, UploadFile):
+            raise ValidationFailed([Problem(("media",), "'media' parts must be files", "not_a_file")])
+        data = await item.read()
+        uploads.append(lifecycle.Upload(data, item.filename, item.content_type))
+    return _json(text, "draft"), uploads
+
+
+@router.post(
+    "/projects/{slug}/observations",
+    status_code=201,
+    response_model=ObservationOut,
+    summary="Submit an observation (JSON, or multipart with media files)",
+    description="The same `client_id` with the same content again answers 200 with the first observation; "
+    "with other content, 409.",
+    responses={200: {"model": ObservationOut, "description": "a retry: the observation stored the first time"},
+               **error_responses(401, 403, 404, 409, 413, 422, 429),
+               415: {"description": "neither JSON nor multipart"}, 400: {"description": "unreadable multipart"}},
+    openapi_extra=CREATE_BODY,
+)
+async def create_observation(slug: str, request: Request, engine: EngineDep, principal: PrincipalDep) -> Any:
+    lifecycle.get_project(engine, slug)
+    if not principal.may_submit_to(slug):
+        raise deny(principal, f"submitting to project {slug!r}")
+    data, uploads = await _parse_create(request, engine)
+    result = await run_in_threadpool(
+        lifecycle.submit, engine, slug, data, uploads, principal.contributor_id, actor=principal.actor
+    )
+    body = await run_in_threadpool(read_as, engine, principal, result.observation_id)
+    return JSONResponse(ObservationOut.model_validate(body).model_dump(mode="json"),
+                        status_code=201 if result.created else 200)
+
+
+def _decode_cursor(cursor: str | None) -> int | None:
+    if cursor is None:
+        return None
+    try:
+        value = int(base64.urlsafe_b64decode(cursor.encode() + b"==").decode())
+    except (ValueError, binascii.Error, UnicodeDecodeError):
+        raise ApiError(422, "invalid_cursor", "the cursor is not one this API gave out") from None
+    if not 0 < value <= 2_147_483_647:
+        raise ApiError(422, "invalid_cursor", "the cursor is not one this API gave out")
+    return value
+
+
+def _bbox(text: str | None) -> tuple[float, float, float, float] | None:
+    if text is None:
+        return None
+    try:
+        west, south, east, north = (float(v) for v in text.split(","))
+    except ValueError:
+        raise ApiError(422, "invalid_bbox", "bbox must be 'west,south,east,north' in degrees") from None
+    if not (-180 <= west <= 180 and -180 <= east <= 180 and -90 <= south <= north <= 90):
+        raise ApiError(422, "invalid_bbox", "bbox must be 'west,south,east,north' with -180..180 and -90..90, south <= north")
+    return west, south, east, north
+
+
+@router.get("/projects/{slug}/observations", response_model=ObservationPage, summary="List observations",
+            description="Newest first, with cursor pagination. Anonymous callers see published observations of "
+            "public projects only; contributors see those and their own; staff see all.",
+            responses=error_responses(401, 403, 404, 422, 429))
+def list_observations(
+    slug: str,
+    engine: EngineDep,
+    principal: PrincipalDep,
+    status: Literal["pending", "published", "unpublished", "trashed"] | None = None,
+    grade: Literal["casual", "needs_id", "research"] | None = None,
+    contributor: Annotated[DbInt | None, Query(description="a contributor id (staff, or your own)")] = None,
+    kind: str | None = None,
+    since: Annotated[datetime | None, Query(description="observed at or after (ISO 8601)")] = None,
+    until: Annotated[datetime | None, Query(description="observed before (ISO 8601)")] = None,
+    bbox: Annotated[str | None, Query(description="west,south,east,north", examples=["2.0,41.3,2.3,41.5"])] = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    cursor: str | None = None,
+) -> dict[str, Any]:
+    project = lifecycle.get_project(engine, slug)
+    if not project.public and not principal.is_staff_of(slug) and principal.project != slug:
+        raise deny(principal, f"project {slug!r} is not public")
+    if contributor is not None and not principal.is_staff_of(slug) and contributor != principal.contributor_id:
+        raise deny(principal, "filtering by another contributor")
+    query = visible_filter(select(Observation).where(Observation.project == slug), principal, project)
+    filters = {Observation.status: status, Observation.grade: grade, Observation.contributor_id: contributor,
+               Observation.kind: kind}
+    for column, value in filters.items():
+        if value is not None:
+            query = query.where(column == value)
+    for bound, test in ((since, Observation.observed_at >= since), (until, Observation.observed_at < until)):
+        if bound is not None:
+            if bound.tzinfo is None:
+                raise ApiError(422, "naive_datetime", "since and until need a UTC offset, e.g. 2026-05-01T00:00:00Z")
+            query = query.where(test)
+    box = _bbox(bbox)
+    if box:
+        west, south, east, north = box
+        lon = Observation.lon.between(west, east) if west <= east else (Observation.lon >= west) | (Observation.lon <= east)
+        query = query.where(Observation.lat.between(south, north), lon)
+    after = _decode_cursor(cursor)
+    if after is not None:
+        query = query.where(Observation.id < after)
+    query = query.order_by(Observation.id.desc()).limit(limit + 1).options(
+        selectinload(Observation.media), selectinload(Observation.enrichments), selectinload(Observation.flags)
+    )
+    with transaction(engine.sessions) as session:
+        rows = list(session.scalars(query))
+        page = rows[:limit]
+        items = [render(engine, principal, o, observation_dict(o, media_url=MEDIA_URL)) for o in page]
+    next_cursor = base64.urlsafe_b64encode(str(page[-1].id).encode()).decode().rstrip("=") if len(rows) > limit else None
+    return {"items": items, "next_cursor": next_cursor}
+
+
+@router.get("/observations/{obs_id}", response_model=ObservationOut, summary="One observation",
+            responses=error_responses(401, 403, 404, 429))
+def get_observation(obs_id: ObsId, engine: EngineDep, principal: PrincipalDep) -> dict[str, Any]:
+    return read_as(engine, principal, obs_id)
+
+
+@router.patch("/observations/{obs_id}", response_model=ObservationOut, summary="Change fields",
+              description="Fields are validated again, enrichments run again, and the change is audited.",
+              responses=error_responses(401, 403, 404, 422, 429))
+def patch_observation(obs_id: ObsId, patch: ObservationPatch, engine: EngineDep, principal: PrincipalDep) -> dict[str, Any]:
+    with transaction(engine.sessions) as session:
+        obs = load_observation(session, obs_id)
+        if not can_edit(principal, obs):
+            raise deny(principal, f"editing observation {obs_id}")
+    lifecycle.update_fields(engine, obs_id, patch.fields, actor=principal.actor)
+    return read_as(engine, principal, obs_id)
