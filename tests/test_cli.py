@@ -1,0 +1,124 @@
+"""The `observatory` command line, run as a user runs it: a separate process."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import BASE_REGISTRY, draft
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def run(settings_factory, tmp_path):
+    settings_factory()  # writes the registry and sets OBSERVATORY_* for the child processes
+
+    def run(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [sys.executable, "-m", "core.cli", *args], input=stdin, capture_output=True, text=True,
+            env={**os.environ, "PYTHONPATH": str(ROOT)}, cwd=tmp_path, timeout=120,
+        )
+
+    from core.db.models import Base
+    from core.db.session import make_engine
+
+    db = make_engine(os.environ["OBSERVATORY_DATABASE_URL"])
+    with db.begin() as conn:
+        for table in reversed(Base.metadata.sorted_tables):
+            conn.execute(table.delete())
+    db.dispose()
+    return run
+
+
+def write(tmp_path: Path, name: str, value) -> str:
+    path = tmp_path / name
+    path.write_bytes(value if isinstance(value, bytes) else json.dumps(value).encode())
+    return str(path)
+
+
+def test_submit_then_show(run, tmp_path, photos):
+    d = write(tmp_path, "d.json", draft(client_id="cli-1"))
+    photo = write(tmp_path, "cat.jpg", photos["chelsea.jpg"])
+    out = run("submit", "beta", d, "--media", photo)
+    assert out.returncode == 0, out.stderr
+    stored = json.loads(out.stdout)
+    assert stored["created"] is True and stored["media"][0]["content_type"] == "image/jpeg"
+    again = json.loads(run("submit", "beta", d, "--media", photo).stdout)
+    assert again["id"] == stored["id"] and again["created"] is False
+    shown = run("show", str(stored["id"]))
+    assert shown.returncode == 0
+    body = json.loads(shown.stdout)
+    assert body["fields"] == {"note": "a fox crossing the path"} and body["status"] == "pending"
+
+
+def test_submit_now_runs_enrichments_in_process(run, tmp_path):
+    out = run("submit", "alpha", write(tmp_path, "d.json", draft()), "--now")
+    assert out.returncode == 0, out.stderr
+    body = json.loads(out.stdout)
+    assert body["enrichments"]["recorder"]["status"] == "done"
+    assert body["grade"] == "needs_id"
+
+
+@pytest.mark.parametrize(
+    ("content", "project", "message"),
+    [
+        (b"{not json", "alpha", "not valid JSON"),
+        (json.dumps(draft(location={"lat": 95, "lon": 0})).encode(), "alpha", "location.lat"),
+        (json.dumps(draft()).encode(), "nowhere", "unknown project 'nowhere'"),
+        (json.dumps({"location": {"lat": 1, "lon": 1}}).encode(), "alpha", "observed_at: Field required"),
+    ],
+)
+def test_bad_input_exits_non_zero_with_a_clear_message_and_stores_nothing(run, tmp_path, content, project, message):
+    out = run("submit", project, write(tmp_path, "bad.json", content))
+    assert out.returncode == 2
+    assert message in out.stderr
+    assert run("show", "1").returncode == 1
+
+
+def test_media_that_lies_about_its_type_is_refused(run, tmp_path, photos):
+    fake = write(tmp_path, "photo.jpg", photos["camera.png"])
+    out = run("submit", "alpha", write(tmp_path, "d.json", draft()), "--media", fake)
+    assert out.returncode == 2
+    assert "claims to be image/jpeg but its bytes are image/png" in out.stderr
+
+
+def test_plugins_and_projects_as_json(run):
+    plugins = {p["name"]: p for p in json.loads(run("plugins", "--json").stdout)}
+    assert plugins["recorder"]["projects"] == ["alpha"]
+    assert "enrich_observation" in plugins["recorder"]["hooks"]
+    assert plugins["core.builtin.grading"]["default"] is True
+    projects = {p["slug"]: p for p in json.loads(run("projects", "--json").stdout)}
+    assert set(projects["alpha"]["services"]) == {"recorder", "flaky"}
+    assert "generic" in projects["alpha"]["kinds"]
+
+
+def test_a_broken_registry_stops_start_up_with_the_key(run, tmp_path):
+    Path(os.environ["OBSERVATORY_REGISTRY_PATH"]).write_text(BASE_REGISTRY.replace("failures: 1", "failures: many"))
+    out = run("projects")
+    assert out.returncode == 3
+    assert "projects[0].services.flaky: setting 'failures': 'many' is not of type 'integer'" in out.stderr
+
+
+def test_tokens_are_printed_once_and_stored_hashed(run):
+    out = run("tokens", "create", "--role", "moderator", "--project", "alpha", "--name", "Ana")
+    assert out.returncode == 0, out.stderr
+    token = out.stdout.strip()
+    assert token.startswith("obs_") and len(token) > 40
+    listed = run("tokens", "list").stdout
+    assert token not in listed and "Ana" in listed
+    bad = run("tokens", "create", "--role", "moderator")
+    assert bad.returncode == 2 and "needs --project" in bad.stderr
+
+
+def test_moderate_from_the_command_line(run, tmp_path):
+    stored = json.loads(run("submit", "beta", write(tmp_path, "d.json", draft())).stdout)
+    out = run("moderate", str(stored["id"]), "publish")
+    assert out.returncode == 0 and "pending -> published" in out.stdout
+    again = run("moderate", str(stored["id"]), "publish")
+    assert again.returncode == 1 and "it is published" in again.stderr
