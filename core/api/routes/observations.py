@@ -186,11 +186,13 @@ def list_observations(
     for column, value in filters.items():
         if value is not None:
             query = query.where(column == value)
-    for bound, test in ((since, Observation.observed_at >= since), (until, Observation.observed_at < until)):
-        if bound is not None:
-            if bound.tzinfo is None:
-                raise ApiError(422, "naive_datetime", "since and until need a UTC offset, e.g. 2026-05-01T00:00:00Z")
-            query = query.where(test)
+    for bound in (since, until):
+        if bound is not None and bound.tzinfo is None:
+            raise ApiError(422, "naive_datetime", "since and until need a UTC offset, e.g. 2026-05-01T00:00:00Z")
+    if since is not None:
+        query = query.where(Observation.observed_at >= since)
+    if until is not None:
+        query = query.where(Observation.observed_at < until)
     box = _bbox(bbox)
     if box:
         west, south, east, north = box
