@@ -223,6 +223,25 @@ def moderate(ctx: click.Context, observation_id: int, action: str, reason: str |
     click.echo(f"observation {observation_id}: {old} -> {new}")
 
 
+@cli.command("export", help="Export a project's observations as CSV or GeoJSON.")
+@click.argument("project")
+@click.option("--format", "fmt", type=click.Choice(["csv", "geojson"]), default="csv")
+@click.option("--all", "everything", is_flag=True,
+              help="every observation with personal data (default: published only, as the public sees them)")
+@click.option("--output", "-o", type=click.File("w"), default="-")
+@click.pass_context
+def export_command(ctx: click.Context, project: str, fmt: str, everything: bool, output: Any) -> None:
+    from core.export import export
+    from core.lifecycle import get_project
+
+    engine = engine_of(ctx)
+    try:
+        for chunk in export(engine, get_project(engine, project), fmt, public=not everything):
+            output.write(chunk)
+    except EngineError as exc:
+        fail(exc.message, EXIT_INVALID)
+
+
 @cli.group(help="API tokens: create (printed once), list, revoke.")
 def tokens() -> None:
     pass

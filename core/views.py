@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session, selectinload
 from core.db.models import Observation
 from core.errors import NotFound
 from core.media import MediaStore
-from core.types import Location, MediaFile, ObservationView
+from core.types import Location, MediaFile, ObservationView, ProjectContext
 
 
 def load_observation(session: Session, obs_id: int) -> Observation:
@@ -98,3 +98,22 @@ def observation_dict(obs: Observation, *, media_url: str | None = None) -> dict[
         "created_at": obs.created_at.isoformat(),
         "updated_at": obs.updated_at.isoformat(),
     }
+
+
+def public_view(data: dict[str, Any], project: ProjectContext) -> dict[str, Any]:
+    """An observation as the public sees it: no contributor identity, coarsened place."""
+    out = dict(data)
+    out["contributor_id"] = None
+    out["client_id"] = None
+    digits = project.location_precision
+    if digits is not None:
+        loc = dict(out["location"])
+        loc["lat"], loc["lon"] = round(loc["lat"], digits), round(loc["lon"], digits)
+        # the precision kept, in metres, is what the place is now known to
+        loc["accuracy_m"] = max(loc.get("accuracy_m") or 0, 111_000 / 10**digits)
+        out["location"] = loc
+    # error texts can carry paths and internals; the public sees only that it failed
+    out["enrichments"] = {
+        name: {**e, "error": "failed" if e.get("error") else None} for name, e in data.get("enrichments", {}).items()
+    }
+    return out

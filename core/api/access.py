@@ -10,6 +10,7 @@ from core.db.models import Observation
 from core.engine import Engine
 from core.tokens import Principal
 from core.types import ProjectContext
+from core.views import public_view
 
 
 def can_read(principal: Principal, obs: Observation, project: ProjectContext) -> bool:
@@ -46,25 +47,6 @@ def visible_filter(query: Select[Any], principal: Principal, project: ProjectCon
     if principal.contributor_id is not None:
         return query.where(or_(public, Observation.contributor_id == principal.contributor_id))
     return query.where(public)
-
-
-def public_view(data: dict[str, Any], project: ProjectContext) -> dict[str, Any]:
-    """An observation as the public sees it: no contributor identity, coarsened place."""
-    out = dict(data)
-    out["contributor_id"] = None
-    out["client_id"] = None
-    digits = project.location_precision
-    if digits is not None:
-        loc = dict(out["location"])
-        loc["lat"], loc["lon"] = round(loc["lat"], digits), round(loc["lon"], digits)
-        # the precision kept, in metres, is what the place is now known to
-        loc["accuracy_m"] = max(loc.get("accuracy_m") or 0, 111_000 / 10**digits)
-        out["location"] = loc
-    # error texts can carry paths and internals; the public sees only that it failed
-    out["enrichments"] = {
-        name: {**e, "error": "failed" if e.get("error") else None} for name, e in data.get("enrichments", {}).items()
-    }
-    return out
 
 
 def render(engine: Engine, principal: Principal, obs: Observation, data: dict[str, Any]) -> dict[str, Any]:
