@@ -51,7 +51,15 @@ class Engine:
             from core.worker import CeleryDispatcher
 
             dispatcher = CeleryDispatcher()
-        return cls(settings, registry, host, db, make_sessionmaker(db), MediaStore(settings.media_dir), dispatcher)
+        engine = cls(settings, registry, host, db, make_sessionmaker(db), MediaStore(settings.media_dir), dispatcher)
+        from core.plugins import PluginError
+
+        for impl in host.pm.hook.startup.get_hookimpls():
+            try:
+                impl.function(engine=engine)
+            except Exception as exc:
+                raise PluginError(f"plugin {impl.plugin_name!r}: startup failed: {type(exc).__name__}: {exc}") from exc
+        return engine
 
     def close(self) -> None:
         self.db.dispose()

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     import click
     from fastapi import APIRouter
 
+    from core.engine import Engine
     from core.types import (
         Analysis,
         Draft,
@@ -34,6 +35,15 @@ if TYPE_CHECKING:
 PROJECT_NAME = "observatory"
 hookspec = pluggy.HookspecMarker(PROJECT_NAME)
 hookimpl = pluggy.HookimplMarker(PROJECT_NAME)
+
+
+@hookspec
+def startup(engine: Engine) -> None:
+    """Called once the engine has started (API, worker or CLI), with the running engine.
+
+    A plugin keeps what it needs (for example ``engine`` to query other observations through
+    ``core.queries``). An exception here stops start-up, naming the plugin.
+    """
 
 
 @hookspec

@@ -28,6 +28,7 @@ import math
 from collections.abc import Hashable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from itertools import pairwise
 from typing import Any
 
 import numpy as np
@@ -40,7 +41,7 @@ DEFAULT_DISTANCE_M = 2000.0
 DEFAULT_MIN_CONTRIBUTORS = 2
 
 _PAIR_CHUNK = 2_000_000
-"""Most candidate pairs checked at once (bounds the memory of a dense cell)."""
+"""Candidate pairs checked at once (at least one pair of cells), to bound the memory used."""
 
 
 def report_annoyance(intensity: float, hedonic_tone: float) -> float:
@@ -200,7 +201,7 @@ def _pairs(starts_a: np.ndarray, counts_a: np.ndarray, starts_b: np.ndarray, cou
         base = cum[bounds[-1] - 1] if bounds[-1] else 0
         nxt = int(np.searchsorted(cum, base + _PAIR_CHUNK, side="right"))
         bounds.append(max(nxt, bounds[-1] + 1))
-    for lo, hi in zip(bounds, bounds[1:]):
+    for lo, hi in pairwise(bounds):
         sz = sizes[lo:hi]
         total = int(sz.sum())
         if total == 0:
@@ -221,8 +222,8 @@ def link_components(
     distance_m: float,
 ) -> np.ndarray:
     """Component label of each report under the linkage rule (same category, |dt| <= window_s,
-    distance <= distance_m). The label is the smallest index of a report in the same component
-    in an internal order: equal labels mean same component, nothing more.
+    distance <= distance_m): the smallest index (in the input order) of a report of the same
+    component, so equal labels mean the same component and a lone report is its own label.
     """
     n = len(t)
     if n == 0:
@@ -231,6 +232,9 @@ def link_components(
     lat_r = np.radians(np.asarray(lat, dtype=np.float64))
     lon_r = np.radians(np.asarray(lon, dtype=np.float64))
     t = np.asarray(t, dtype=np.float64)
+    for name, column in (("t", t), ("lat", lat_r), ("lon", lon_r)):
+        if not np.isfinite(column).all():
+            raise ValueError(f"column {name} holds {int((~np.isfinite(column)).sum())} missing or infinite values")
     _, cat = np.unique(np.asarray(category), return_inverse=True)
     cat = cat.astype(np.int64).ravel()
 
@@ -271,7 +275,7 @@ def link_components(
     c_cat = rest // n_t
 
     parent = np.arange(n, dtype=np.int64)
-    offsets = [(dt, dy, dx) for dt in (0, 1) for dy in (-1, 0, 1) for dx in (-1, 0, 1)]
+    offsets = [(dt, dy, dx) for dt in (-1, 0, 1) for dy in (-1, 0, 1) for dx in (-1, 0, 1)]
     forward = [o for o in offsets if o > (0, 0, 0) and (n_lon > 1 or o[2] == 0)]
 
     def check(i: np.ndarray, j: np.ndarray) -> None:
@@ -316,17 +320,25 @@ def cluster_labels(
 ) -> tuple[np.ndarray, np.ndarray]:
     """``(component, is_event)`` per report: the linkage component label, and whether that
     component has at least ``min_contributors`` distinct contributors."""
+    comp, is_event, _ = _cluster(arrays, window, distance_m, min_contributors)
+    return comp, is_event
+
+
+def _cluster(
+    arrays: ReportArrays, window: timedelta | float, distance_m: float, min_contributors: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     comp = link_components(
         arrays.category, arrays.t, arrays.lat, arrays.lon, window_s=_seconds(window), distance_m=distance_m
     )
     n = len(comp)
     if n == 0:
-        return comp, np.zeros(0, dtype=bool)
+        return comp, np.zeros(0, dtype=bool), np.zeros(0, dtype=np.int64)
     _, contrib = np.unique(np.asarray(arrays.contributor), return_inverse=True)
     contrib = contrib.astype(np.int64).ravel()
-    pair = np.unique(comp * (int(contrib.max()) + 1) + contrib)
-    distinct = np.bincount(pair // (int(contrib.max()) + 1), minlength=n)
-    return comp, distinct[comp] >= int(min_contributors)
+    width = int(contrib.max()) + 1
+    pair = np.unique(comp * width + contrib)
+    distinct = np.bincount(pair // width, minlength=n)
+    return comp, distinct[comp] >= int(min_contributors), contrib
 
 
 def detect_events_arrays(
@@ -340,9 +352,7 @@ def detect_events_arrays(
     n = len(arrays)
     if n == 0:
         return EventDetection([], [])
-    comp, is_event = cluster_labels(
-        arrays, window=window, distance_m=distance_m, min_contributors=min_contributors
-    )
+    comp, is_event, contrib = _cluster(arrays, window, distance_m, min_contributors)
     t = np.asarray(arrays.t, dtype=np.float64)
     ids = np.asarray(arrays.ids)
     possible = ids[~is_event].tolist()
@@ -372,8 +382,6 @@ def detect_events_arrays(
     cz = gsum(np.sin(lat_r))
     c_lat = np.degrees(np.arctan2(cz, np.hypot(cx, cy)))
     c_lon = np.degrees(np.arctan2(cy, cx))
-    _, contrib = np.unique(np.asarray(arrays.contributor), return_inverse=True)
-    contrib = contrib.ravel()
     width = int(contrib.max()) + 1
     pairs = np.unique(group_of.astype(np.int64) * width + contrib[order])
     n_contrib = np.bincount(pairs // width, minlength=len(starts))
@@ -496,9 +504,7 @@ def naive_events(
         if len({reps[i].contributor for i in members}) >= min_contributors:
             event_groups.append([reps[i] for i in members])
             in_event.update(members)
-    event_groups.sort(
-        key=lambda g: (min(epoch_seconds(r.observed_at) for r in g), g[0].category)
-    )
+    event_groups.sort(key=lambda g: (min(epoch_seconds(r.observed_at) for r in g), g[0].category))
     events = [_summarise(g, k) for k, g in enumerate(event_groups, start=1)]
     possible = [r.id for i, r in enumerate(reps) if i not in in_event]
     return EventDetection(events, possible)

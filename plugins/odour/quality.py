@@ -69,8 +69,7 @@ def burst_flag(
         return None
     return _flag(
         "burst",
-        f"{size} reports from one contributor within {minutes:g} minutes "
-        f"(a burst is {min_reports} or more)",
+        f"{size} reports from one contributor within {minutes:g} minutes (a burst is {min_reports} or more)",
         size,
     )
 
@@ -83,9 +82,7 @@ def burst_sizes(
     n = len(contributors)
     if n == 0:
         return np.zeros(0, dtype=np.int64)
-    t = np.asarray(
-        [epoch_seconds(x) for x in times] if not isinstance(times, np.ndarray) else times, dtype=np.float64
-    )
+    t = np.asarray([epoch_seconds(x) for x in times] if not isinstance(times, np.ndarray) else times, dtype=np.float64)
     codes: dict[Hashable, int] = {}
     c = np.asarray([codes.setdefault(x, len(codes)) for x in contributors], dtype=np.int64)
     order = np.lexsort((t, c))
@@ -146,8 +143,7 @@ def combination_flags(fields: Mapping[str, Any]) -> list[Flag]:
         flags.append(
             _flag(
                 "no_odour_but_continuous",
-                f"category {NO_ODOUR} (no odour) with duration {duration} "
-                f"({DURATIONS[duration].lower()})",
+                f"category {NO_ODOUR} (no odour) with duration {duration} ({DURATIONS[duration].lower()})",
                 duration,
             )
         )

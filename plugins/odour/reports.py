@@ -11,10 +11,10 @@ from __future__ import annotations
 from collections.abc import Hashable, Mapping
 from dataclasses import dataclass
 from dataclasses import fields as dataclass_fields
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
-UTC = timezone.utc
+__all__ = ["UTC", "Report", "as_utc", "epoch_seconds", "to_report"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,9 +78,7 @@ def to_report(obj: Any) -> Report:
     else:
         flat = {f.name: _get(obj, f.name) for f in dataclass_fields(Report)}
     missing = [
-        k
-        for k in ("id", "category", "observed_at", "lat", "lon", "intensity", "hedonic_tone")
-        if flat.get(k) is None
+        k for k in ("id", "category", "observed_at", "lat", "lon", "intensity", "hedonic_tone") if flat.get(k) is None
     ]
     if missing:
         raise ValueError(f"report is missing {', '.join(missing)}")

@@ -113,3 +113,66 @@ def odour_type() -> ObservationType:
         ),
         plugin="odour",
     )
+
+
+ODOUR_SETTINGS_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "title": "Odour service settings (per project)",
+    "additionalProperties": False,
+    "properties": {
+        "window_h": {
+            "type": "number",
+            "exclusiveMinimum": 0,
+            "default": 4,
+            "title": "Event window (hours): reports of one odour this close in time can link",
+        },
+        "distance_m": {
+            "type": "number",
+            "exclusiveMinimum": 0,
+            "default": 2000,
+            "title": "Event distance (metres): reports of one odour this close can link",
+        },
+        "min_contributors": {
+            "type": "integer",
+            "minimum": 1,
+            "default": 2,
+            "title": "Distinct contributors an event needs",
+        },
+        "burst_reports": {"type": "integer", "minimum": 2, "default": 5, "title": "Reports that make a burst"},
+        "burst_minutes": {"type": "number", "exclusiveMinimum": 0, "default": 10, "title": "Burst span (minutes)"},
+        "heatmap_cell_m": {"type": "number", "exclusiveMinimum": 0, "default": 500, "title": "Heat map cell (m)"},
+        "points_of_interest": {
+            "type": "array",
+            "default": [],
+            "items": {
+                "type": "object",
+                "required": ["name", "lat", "lon"],
+                "additionalProperties": False,
+                "properties": {
+                    "name": {"type": "string"},
+                    "lat": {"type": "number", "minimum": -90, "maximum": 90},
+                    "lon": {"type": "number", "minimum": -180, "maximum": 180},
+                },
+            },
+        },
+        "zones": {
+            "type": "array",
+            "default": [],
+            "items": {
+                "type": "object",
+                "required": ["name", "polygon"],
+                "additionalProperties": False,
+                "properties": {
+                    "name": {"type": "string"},
+                    "polygon": {
+                        "type": "array",
+                        "minItems": 3,
+                        "items": {"type": "array", "minItems": 2, "maxItems": 2, "items": {"type": "number"}},
+                    },
+                },
+            },
+        },
+    },
+}
+"""JSON Schema of the ``odour`` service's per-project settings, for ``registry.yaml``
+(``services.odour.settings``); its defaults are those of the modules."""

@@ -109,8 +109,10 @@ def simulate_factory(
     low, high = reporters_per_episode
     if not 2 <= low <= high:
         raise ValueError("reporters_per_episode must be (low, high) with 2 <= low <= high")
-    rng = random.Random(seed)
     window_h = link_window.total_seconds() / 3600.0
+    if window_h < EPISODE_MAX_HOURS:
+        raise ValueError(f"link_window must be at least {EPISODE_MAX_HOURS:g} h, the length of an episode")
+    rng = random.Random(seed)
     d = float(link_distance_m)
     r_min, r_max, half_angle = 0.15 * d, 0.90 * d, 12.0
     jitter = 0.01 * d
@@ -143,12 +145,15 @@ def simulate_factory(
             downwind = (wind_from + 180.0) % 360.0
             in_plume = []
             for k, ((hlat, hlon), r) in enumerate(homes):
-                bearing = math.degrees(
-                    math.atan2(
-                        math.radians(hlon - factory_lon) * math.cos(math.radians(factory_lat)),
-                        math.radians(hlat - factory_lat),
+                bearing = (
+                    math.degrees(
+                        math.atan2(
+                            math.radians(hlon - factory_lon) * math.cos(math.radians(factory_lat)),
+                            math.radians(hlat - factory_lat),
+                        )
                     )
-                ) % 360.0
+                    % 360.0
+                )
                 if r_min <= r <= r_max and _angle_diff(bearing, downwind) <= half_angle:
                     in_plume.append((k, r))
             if len(in_plume) >= low:
@@ -191,9 +196,7 @@ def simulate_factory(
         for _ in range(10_000):
             cat = rng.choice(categories)
             when = start + timedelta(seconds=rng.uniform(0, days * 86400.0))
-            lat, lon = _destination(
-                factory_lat, factory_lon, rng.uniform(0, 360), 12 * d * math.sqrt(rng.random())
-            )
+            lat, lon = _destination(factory_lat, factory_lon, rng.uniform(0, 360), 12 * d * math.sqrt(rng.random()))
             if all(
                 other["category"] != cat
                 or abs((other["observed_at"] - when).total_seconds()) > far_t

@@ -49,14 +49,18 @@ def _ranges() -> dict[str, tuple[int, int, str]]:
         "intensity": (
             INTENSITY_MIN,
             INTENSITY_MAX,
-            f"allowed {INTENSITY_MIN} ({INTENSITY_LABELS[INTENSITY_MIN].lower()}) to "
-            f"{INTENSITY_MAX} ({INTENSITY_LABELS[INTENSITY_MAX].lower()})",
+            (
+                f"allowed {INTENSITY_MIN} ({INTENSITY_LABELS[INTENSITY_MIN].lower()}) to "
+                f"{INTENSITY_MAX} ({INTENSITY_LABELS[INTENSITY_MAX].lower()})"
+            ),
         ),
         "hedonic_tone": (
             HEDONIC_MIN,
             HEDONIC_MAX,
-            f"allowed {HEDONIC_MIN} ({HEDONIC_TONE_LABELS[HEDONIC_MIN].lower()}) to "
-            f"+{HEDONIC_MAX} ({HEDONIC_TONE_LABELS[HEDONIC_MAX].lower()})",
+            (
+                f"allowed {HEDONIC_MIN} ({HEDONIC_TONE_LABELS[HEDONIC_MIN].lower()}) to "
+                f"+{HEDONIC_MAX} ({HEDONIC_TONE_LABELS[HEDONIC_MAX].lower()})"
+            ),
         ),
         "category": (min(CATEGORIES), max(CATEGORIES), f"allowed {categories}"),
         "subtype": (min(SUBTYPES), max(SUBTYPES), f"allowed {min(SUBTYPES)} to {max(SUBTYPES)}"),
@@ -102,15 +106,11 @@ def validate_odour(fields: Mapping[str, Any]) -> list[Problem]:
             continue
         value = _as_int(raw)
         if value is None:
-            problems.append(
-                Problem(_path(name), f"{name} must be a whole number, got {raw!r}: {allowed}", "type")
-            )
+            problems.append(Problem(_path(name), f"{name} must be a whole number, got {raw!r}: {allowed}", "type"))
             continue
         known = {"category": CATEGORIES, "subtype": SUBTYPES, "duration": DURATIONS}.get(name)
         if not low <= value <= high or (known is not None and value not in known):
-            problems.append(
-                Problem(_path(name), f"{name} {value} is out of range: {allowed}", "out_of_range")
-            )
+            problems.append(Problem(_path(name), f"{name} {value} is out of range: {allowed}", "out_of_range"))
             continue
         values[name] = value
 
@@ -156,9 +156,7 @@ def validate_odour(fields: Mapping[str, Any]) -> list[Problem]:
         if raw is None:
             continue
         if not isinstance(raw, str):
-            problems.append(
-                Problem(_path(name), f"{name} must be text, got {type(raw).__name__}", "type")
-            )
+            problems.append(Problem(_path(name), f"{name} must be text, got {type(raw).__name__}", "type"))
         elif len(raw) > limit:
             problems.append(
                 Problem(

@@ -1,4 +1,4 @@
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
@@ -33,7 +33,7 @@ def test_bearing(lat, lon, expected):
 
 
 def test_local_time_in_project_time_zone():
-    info = local_time(datetime(2024, 7, 1, 22, 30, tzinfo=timezone.utc), "Europe/Madrid")
+    info = local_time(datetime(2024, 7, 1, 22, 30, tzinfo=UTC), "Europe/Madrid")
     assert info["hour"] == 0  # CEST is UTC+2
     assert info["date"] == "2024-07-02"
     assert info["day_of_week"] == "Tuesday" and info["weekday"] == 1
@@ -81,7 +81,7 @@ def test_distance_to_zones():
 
 def test_enrich_odour():
     result = enrich_odour(
-        datetime(2024, 3, 4, 8, 15, tzinfo=timezone.utc),
+        datetime(2024, 3, 4, 8, 15, tzinfo=UTC),
         41.05,
         2.05,
         timezone="Europe/Madrid",

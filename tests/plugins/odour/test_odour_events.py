@@ -1,14 +1,14 @@
 import json
 import math
 import random
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from plugins.odour.events import ReportArrays, detect_events, detect_events_arrays, naive_events
 from plugins.odour.reports import Report
 
-T0 = datetime(2024, 6, 3, 9, 0, tzinfo=timezone.utc)
+T0 = datetime(2024, 6, 3, 9, 0, tzinfo=UTC)
 LAT, LON = 41.40, 2.20
 
 
@@ -126,3 +126,22 @@ def test_arrays_interface_reports_times_without_datetimes():
     arrays.observed_at = None
     event = detect_events_arrays(arrays).events[0]
     assert event.start == T0 and event.end == T0 + timedelta(minutes=30)
+
+
+def test_northern_reports_link_when_the_data_also_spans_the_south():
+    """Longitude cells must be wide enough at the highest latitude present."""
+    step = 1900 / (111_195 * math.cos(math.radians(70)))  # 1.9 km east at 70 N
+    reps = [
+        report(1, "ana", 0, lat=70.0, lon=20.0),
+        report(2, "ben", 10, lat=70.0, lon=20.0 + step),
+        report(3, "cai", 0, lat=36.0, lon=-5.0),
+    ]
+    result = detect_events(reps)
+    assert [e.report_ids for e in result.events] == [(1, 2)]
+    assert result.possible == [3]
+
+
+def test_missing_coordinates_are_refused():
+    arrays = ReportArrays.from_reports([report(1, "ana"), report(2, "ben", lat=float("nan"))])
+    with pytest.raises(ValueError, match="lat"):
+        detect_events_arrays(arrays)

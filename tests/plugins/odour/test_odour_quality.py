@@ -1,5 +1,5 @@
 import random
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 
@@ -12,7 +12,7 @@ from plugins.odour.quality import (
     zone_flag,
 )
 
-T0 = datetime(2024, 5, 1, 12, 0, tzinfo=timezone.utc)
+T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 ZONES = [{"name": "Town", "polygon": [[2.0, 41.0], [2.1, 41.0], [2.1, 41.1], [2.0, 41.1]]}]
 VALID = {"category": 5, "subtype": 53, "intensity": 4, "hedonic_tone": -3, "duration": 1}
 

@@ -17,7 +17,13 @@ def test_schema_is_valid_json_schema():
 def test_every_enumerated_property_has_title_and_a_label_per_value():
     properties = ODOUR_SCHEMA["properties"]
     assert set(properties) == {
-        "category", "subtype", "intensity", "hedonic_tone", "duration", "suspected_origin", "description"
+        "category",
+        "subtype",
+        "intensity",
+        "hedonic_tone",
+        "duration",
+        "suspected_origin",
+        "description",
     }
     for name, prop in properties.items():
         assert prop.get("title"), name
@@ -46,3 +52,19 @@ def test_odour_type():
     assert kind.plugin == "odour"
     kind.schema["properties"]["intensity"]["maximum"] = 99
     assert ODOUR_SCHEMA["properties"]["intensity"]["maximum"] == 6, "callers get their own copy"
+
+
+def test_settings_schema_defaults_are_the_modules_defaults():
+    from plugins.odour import events, quality
+    from plugins.odour.schema import ODOUR_SETTINGS_SCHEMA
+
+    jsonschema.Draft202012Validator.check_schema(ODOUR_SETTINGS_SCHEMA)
+    defaults = {k: v["default"] for k, v in ODOUR_SETTINGS_SCHEMA["properties"].items()}
+    assert defaults["window_h"] * 3600 == events.DEFAULT_WINDOW.total_seconds()
+    assert defaults["distance_m"] == events.DEFAULT_DISTANCE_M
+    assert defaults["min_contributors"] == events.DEFAULT_MIN_CONTRIBUTORS
+    assert defaults["burst_reports"] == quality.DEFAULT_BURST_REPORTS
+    assert defaults["burst_minutes"] == quality.DEFAULT_BURST_MINUTES
+    validator = jsonschema.Draft202012Validator(ODOUR_SETTINGS_SCHEMA)
+    assert not list(validator.iter_errors({"zones": [{"name": "A", "polygon": [[2, 41], [2.1, 41], [2.1, 41.1]]}]}))
+    assert list(validator.iter_errors({"window_h": "four"}))

@@ -1,0 +1,77 @@
+"""Read-only queries for plugins: other observations of a project, other enrichment results.
+
+Plugins receive the running engine through the ``startup`` hook and call these; they never
+touch the database models directly, so the storage can change under them.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Iterator
+
+from sqlalchemy import select
+from sqlalchemy.orm import selectinload
+
+from core.db.models import Enrichment, Observation
+from core.db.session import transaction
+from core.engine import Engine
+from core.types import ObservationView
+from core.views import observation_view
+
+
+def observations(
+    engine: Engine,
+    project: str,
+    *,
+    kind: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    statuses: tuple[str, ...] | None = None,
+    contributor_id: int | None = None,
+    bbox: tuple[float, float, float, float] | None = None,
+    exclude_id: int | None = None,
+    limit: int | None = None,
+) -> list[ObservationView]:
+    """Observations of ``project`` matching every filter given, oldest first.
+
+    ``bbox`` is (west, south, east, north) in degrees; ``until`` is exclusive.
+    """
+    query = select(Observation).where(Observation.project == project)
+    if kind is not None:
+        query = query.where(Observation.kind == kind)
+    if since is not None:
+        query = query.where(Observation.observed_at >= since)
+    if until is not None:
+        query = query.where(Observation.observed_at < until)
+    if statuses is not None:
+        query = query.where(Observation.status.in_(statuses))
+    if contributor_id is not None:
+        query = query.where(Observation.contributor_id == contributor_id)
+    if exclude_id is not None:
+        query = query.where(Observation.id != exclude_id)
+    if bbox is not None:
+        west, south, east, north = bbox
+        query = query.where(Observation.lat.between(south, north), Observation.lon.between(west, east))
+    query = query.order_by(Observation.observed_at, Observation.id).options(
+        selectinload(Observation.media), selectinload(Observation.enrichments))
+    if limit is not None:
+        query = query.limit(limit)
+    with transaction(engine.sessions) as session:
+        return [observation_view(o, engine.media) for o in session.scalars(query)]
+
+
+def enrichment_results(
+    engine: Engine, project: str, plugin: str, *, exclude_observation: int | None = None
+) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(observation id, result) of every finished ``plugin`` enrichment in ``project``."""
+    query = (
+        select(Enrichment.observation_id, Enrichment.result)
+        .join(Observation, Observation.id == Enrichment.observation_id)
+        .where(Observation.project == project, Enrichment.plugin == plugin, Enrichment.status == "done")
+    )
+    if exclude_observation is not None:
+        query = query.where(Enrichment.observation_id != exclude_observation)
+    with transaction(engine.sessions) as session:
+        rows = session.execute(query).all()
+    for obs_id, result in rows:
+        yield obs_id, result or {}
