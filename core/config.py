@@ -30,6 +30,7 @@ class Settings(BaseSettings):
     recovery_interval_s: float = 15.0
     lease_grace_s: float = Field(10.0, description="how long past its time limit a claimed enrichment is presumed lost")
     max_upload_bytes: int = 20 * 1024 * 1024
+    max_request_bytes: int = Field(100 * 1024 * 1024, description="largest request body, media included")
     max_image_pixels: int = 80_000_000
     max_future_skew_s: int = 24 * 3600
     rate_limit_per_minute: int = 600

@@ -18,7 +18,6 @@ import pluggy
 
 if TYPE_CHECKING:
     import click
-    from fastapi import APIRouter
 
     from core.engine import Engine
     from core.types import (

@@ -9,6 +9,7 @@ from fastapi.openapi.utils import get_openapi
 
 from core import __version__
 from core.api.errors import install_error_handlers
+from core.api.limits import BodySizeLimit
 from core.api.ratelimit import RateLimiter
 from core.api.routes import audit, exports, health, media, moderation, observations, plugins, projects
 from core.engine import Engine
@@ -36,6 +37,7 @@ def create_app(engine: Engine) -> FastAPI:
     app.state.engine = engine
     app.state.rate_limiter = RateLimiter(engine.settings.rate_limit_per_minute)
     install_error_handlers(app)
+    app.add_middleware(BodySizeLimit, max_bytes=engine.settings.max_request_bytes)
     for module in (health, projects, observations, moderation, media, audit, exports, plugins):
         app.include_router(module.router)
     _plugin_routers(app, engine)

@@ -185,3 +185,28 @@ def test_every_route_is_documented_with_examples(client):
     create = paths["/api/v1/projects/{slug}/observations"]["post"]["requestBody"]["content"]
     assert set(create) == {"application/json", "multipart/form-data"}
     assert client.get("/docs").status_code == 200
+
+
+def test_any_request_body_over_the_limit_is_413(make_engine, make_token):
+    from fastapi.testclient import TestClient
+
+    from core.api.app import create_app
+    from tests.api.conftest import API_REGISTRY
+
+    engine = make_engine(API_REGISTRY, max_request_bytes=2_000)
+    from core.tokens import create_token
+
+    token = create_token(engine, "operator").token
+    with TestClient(create_app(engine)) as client:
+        big = {"fields": {"note": "x" * 5_000}}
+        response = client.patch(f"{API}/observations/1", json=big, headers={"Authorization": f"Bearer {token}"})
+        assert response.status_code == 413
+        assert response.json()["error"]["code"] == "request_too_large"
+
+        def chunks():
+            for _ in range(10):
+                yield b"x" * 500
+
+        streamed = client.post(f"{API}/projects/alpha/observations", content=chunks(),
+                               headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"})
+        assert streamed.status_code == 413

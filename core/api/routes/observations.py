@@ -85,7 +85,7 @@ def _json(text: bytes | str, where: str) -> Any:
 
 async def _parse_create(request: Request, engine: Engine) -> tuple[Any, list[lifecycle.Upload]]:
     settings = engine.settings
-    body = await _read_body(request, settings.max_upload_bytes * 4 + 1_000_000)
+    body = await _read_body(request, settings.max_request_bytes)
     kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if kind == "application/json":
         return _json(body, "body"), []
