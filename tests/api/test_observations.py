@@ -210,3 +210,22 @@ def test_any_request_body_over_the_limit_is_413(make_engine, make_token):
         streamed = client.post(f"{API}/projects/alpha/observations", content=chunks(),
                                headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"})
         assert streamed.status_code == 413
+
+
+def test_the_public_gets_photos_without_exif_gps(make_token, make_observation, client, auth, photos):
+    import struct as st
+
+    import cv2
+    import numpy as np
+
+    jpeg = photos["chelsea.jpg"]
+    exif = b"Exif\0\0MM\0*\0\0\0\x08GPSLatitude 41.387654 N"
+    tagged = jpeg[:2] + b"\xff\xe1" + st.pack(">H", len(exif) + 2) + exif + jpeg[2:]
+    owner = make_token("contributor", "gamma")
+    obs = make_observation("gamma", token=owner, files=[("cat.jpg", tagged, "image/jpeg")])
+    url = obs["media"][0]["url"]
+    assert b"GPSLatitude" in client.get(url, headers=auth(owner)).content, "the owner gets the file as sent"
+    public = client.get(url).content
+    assert b"GPSLatitude" not in public
+    decoded = cv2.imdecode(np.frombuffer(public, np.uint8), cv2.IMREAD_COLOR)
+    assert decoded.shape == (300, 451, 3), "still the same, whole picture"

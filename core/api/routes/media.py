@@ -5,11 +5,12 @@ from __future__ import annotations
 from fastapi import APIRouter
 from fastapi.responses import Response
 
-from core.api.access import can_read
+from core.api.access import can_read, sees_everything
 from core.api.deps import DbInt, EngineDep, ObsId, PrincipalDep, deny
 from core.api.schemas import error_responses
 from core.db.session import transaction
 from core.errors import NotFound
+from core.metadata import strip_metadata
 from core.views import load_observation
 
 router = APIRouter(prefix="/api/v1", tags=["media"])
@@ -28,6 +29,9 @@ def get_media(obs_id: ObsId, media_id: DbInt, engine: EngineDep, principal: Prin
         if item is None:
             raise NotFound(f"observation {obs_id} has no media {media_id}", code="media_not_found")
         sha, content_type = item.sha256, item.blob.content_type
+        private = sees_everything(principal, obs)
     data = engine.media.open(sha)
+    if not private:
+        data = strip_metadata(data, content_type)
     return Response(data, media_type=content_type, headers={
         "ETag": f'"{sha}"', "Cache-Control": "private, max-age=3600", "X-Content-Type-Options": "nosniff"})
