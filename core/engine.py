@@ -21,9 +21,14 @@ from core.registry import Registry, load_registry
 class Dispatcher(Protocol):
     """Runs enrichment work after a commit: queued to Celery, or inline."""
 
-    def enqueue(self, engine: "Engine", enrichment_ids: list[int]) -> None: ...
+    def enqueue(self, engine: "Engine", enrichments: list[tuple[int, str]]) -> None:
+        """Run or queue these enrichments, given as (id, plugin name)."""
 
     def assess(self, engine: "Engine", observation_id: int) -> None: ...
+
+    def flush(self, timeout: float = 10.0) -> bool:
+        """Wait until everything queued so far has left this process."""
+        ...
 
 
 @dataclass

@@ -48,10 +48,12 @@ def test_a_plugin_of_another_project_never_runs(make_engine):
     assert hooks == {"validate_observation", "enrich_observation", "quality_check", "grade_observation"}
 
 
-def test_recovery_requeues_an_enrichment_whose_worker_died(engine):
+def test_recovery_requeues_an_enrichment_whose_worker_died(engine, monkeypatch):
     from sqlalchemy import update
 
+    import core.worker as worker
     from core.db.models import Enrichment, utcnow
+    from core.enrichment import run_enrichment
 
     obs_id = lifecycle.submit(engine, "alpha", draft()).observation_id
     # As if a worker claimed it and then died: running, lease expired.
@@ -59,18 +61,9 @@ def test_recovery_requeues_an_enrichment_whose_worker_died(engine):
         s.execute(update(Enrichment).where(Enrichment.plugin == "recorder").values(
             status="running", result=None, lease_token="dead", lease_until=utcnow()))
     sent = []
-    engine.dispatcher.enqueue = lambda eng, ids: sent.extend(ids)  # observe what recovery queues
-    import core.worker as worker
-
-    original = worker.schedule_enrichment
-    worker.schedule_enrichment = lambda eng, eid, countdown=None: sent.append(eid)
-    try:
-        assert recover_once(engine, quiet_s=0) == 1
-    finally:
-        worker.schedule_enrichment = original
+    monkeypatch.setattr(worker, "schedule_enrichment", lambda eng, eid, *a, **k: sent.append(eid))
+    assert recover_once(engine, quiet_s=0) == 1
     assert len(sent) == 1
-    from core.enrichment import run_enrichment
-
     assert run_enrichment(engine, sent[0]).status == "done"
     assert run_enrichment(engine, sent[0]).status == "skipped", "a second delivery does nothing"
     assert show(engine, obs_id)["enrichments"]["recorder"]["attempts"] == 2

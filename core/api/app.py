@@ -31,6 +31,31 @@ def _plugin_routers(app: FastAPI, engine: Engine) -> None:
         impl.function(register=register)
 
 
+_ERROR_REF = {"$ref": "#/components/schemas/ErrorOut"}
+
+
+def _document_error_handlers(schema: dict[str, Any]) -> None:
+    """Describe the errors as ``install_error_handlers`` answers them, on every route.
+
+    FastAPI documents its own 422 body (``HTTPValidationError``, ``{"detail": [...]}``), but the
+    handler answers ``ErrorOut``; and a request body it cannot decode (not UTF-8) answers 400.
+    """
+    for operations in schema.get("paths", {}).values():
+        for operation in operations.values():
+            responses = operation.get("responses", {})
+            invalid = responses.get("422", {}).get("content", {}).get("application/json", {})
+            if invalid.get("schema", {}).get("$ref", "").endswith("/HTTPValidationError"):
+                invalid["schema"] = dict(_ERROR_REF)
+                responses["422"]["description"] = "invalid input"
+            if "requestBody" in operation and "400" not in responses:
+                responses["400"] = {"description": "the request body cannot be read",
+                                    "content": {"application/json": {"schema": dict(_ERROR_REF)}}}
+    components = schema.get("components", {}).get("schemas", {})
+    if "HTTPValidationError" in components and "HTTPValidationError" not in str(schema.get("paths")):
+        components.pop("HTTPValidationError")
+        components.pop("ValidationError", None)
+
+
 def create_app(engine: Engine) -> FastAPI:
     app = FastAPI(title="Observatory engine", version=__version__, description=DESCRIPTION,
                   openapi_url="/openapi.json", docs_url="/docs")
@@ -49,6 +74,7 @@ def create_app(engine: Engine) -> FastAPI:
             components = schema.setdefault("components", {}).setdefault("schemas", {})
             components.update(draft.pop("$defs", {}))
             components["DraftIn"] = draft
+            _document_error_handlers(schema)
             app.openapi_schema = schema
         return app.openapi_schema
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request
@@ -76,11 +76,19 @@ async def _read_body(request: Request, limit: int) -> bytes:
     return body
 
 
+def _not_json_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
 def _json(text: bytes | str, where: str) -> Any:
+    # Python's parser accepts NaN and Infinity (no database stores them as JSON) and raises
+    # plain ValueError on integers past 4300 digits and RecursionError on deep nesting.
     try:
-        return json.loads(text)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        return json.loads(text, parse_constant=_not_json_constant)
+    except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError included
         raise ValidationFailed([Problem((where,), f"not valid JSON: {exc}", "invalid_json")]) from None
+    except RecursionError:
+        raise ValidationFailed([Problem((where,), "not valid JSON: nested too deeply", "invalid_json")]) from None
 
 
 async def _parse_create(request: Request, engine: Engine) -> tuple[Any, list[lifecycle.Upload]]:
@@ -189,6 +197,13 @@ def list_observations(
     for bound in (since, until):
         if bound is not None and bound.tzinfo is None:
             raise ApiError(422, "naive_datetime", "since and until need a UTC offset, e.g. 2026-05-01T00:00:00Z")
+        try:  # the UTC column converts them; 0001-01-01T00:00+01:00 has no UTC time
+            if bound is not None:
+                bound.astimezone(timezone.utc)
+        except OverflowError:
+            raise ApiError(422, "invalid_datetime", f"{bound.isoformat()} is out of range in UTC") from None
+    if kind is not None and "\x00" in kind:  # PostgreSQL refuses NUL in text; no kind has one
+        raise ApiError(422, "invalid_kind", "kind must not contain NUL characters")
     if since is not None:
         query = query.where(Observation.observed_at >= since)
     if until is not None:
