@@ -88,7 +88,7 @@ def cli_commands(tmp_path_factory: pytest.TempPathFactory) -> list[str]:
 @pytest.fixture(scope="module")
 def cli_docs() -> str:
     return "\n".join(
-        path.read_text(encoding="utf-8") for path in (ROOT / "README.md", DOCS / "cli.md") if path.exists()
+        path.read_text(encoding="utf-8") for path in (ROOT / "README.md", *sorted(DOCS.glob("*.md"))) if path.exists()
     )
 
 
@@ -97,6 +97,6 @@ def test_the_cli_commands_are_found(cli_commands):
 
 
 def test_every_cli_command_is_documented(cli_commands, cli_docs):
-    """Each command's full name (`observatory tokens create`) appears in README.md or docs/cli.md."""
+    """Each command's full name (`observatory tokens create`) appears in README.md or a page of docs/ (docs/cli.md for the engine's own)."""
     missing = [command for command in cli_commands if not re.search(rf"(?<![\w-]){re.escape(command)}(?![\w-])", cli_docs)]
-    assert not missing, f"not mentioned in README.md or docs/cli.md: {', '.join(missing)}"
+    assert not missing, f"not mentioned in README.md or docs/*.md: {', '.join(missing)}"
