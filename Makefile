@@ -25,6 +25,7 @@ test: install
 bench: install
 	$(BIN)/python bench/ingest.py
 	$(BIN)/python bench/api.py
+	$(BIN)/python bench/odour.py
 
 clean:
 	rm -rf $(VENV) var .pytest_cache

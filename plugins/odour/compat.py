@@ -86,7 +86,10 @@ def _whole(name: str, raw: Any, low: int, high: int, meaning: str, errors: dict[
     elif isinstance(raw, float) and raw.is_integer():
         value = int(raw)
     elif isinstance(raw, str) and _INT.match(raw.strip()):
-        value = int(raw.strip())
+        try:
+            value = int(raw.strip())
+        except ValueError:  # more digits than Python converts (4300)
+            value = None
     if value is None:
         errors.setdefault(name, []).append(
             f"{name} must be a whole number from {low} to {high} ({meaning}), got {raw!r}"

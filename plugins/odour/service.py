@@ -1,0 +1,398 @@
+"""The odour service on a running engine: its reports, events, analyses and pseudonym key.
+
+The plugin's hooks, its HTTP routes (:mod:`.routes`) and its CLI commands (:mod:`.commands`)
+share these functions, so that the API and the CLI answer the same thing. Reports are read
+through ``core.queries`` only; the domain modules (:mod:`.events`, :mod:`.analyses`,
+:mod:`.compat`) do the work.
+
+Who sees what:
+
+* the public (``public=True``): published reports only, no contributor identity (events carry
+  contributor *counts*), places coarsened to the project's ``location_precision``;
+* staff (``public=False``): every report but those in the trash, with contributor ids.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import logging
+import os
+import secrets
+import time as time_module
+from collections.abc import Iterable, Sequence
+from datetime import date, datetime, time, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from core import queries
+from core.engine import Engine
+from core.errors import EngineError, NotFound
+from core.lifecycle import get_project
+from core.types import ObservationView, ProjectContext
+from plugins.odour.catalogue import CATEGORIES
+from plugins.odour.events import EventDetection, detect_events
+from plugins.odour.reports import Report, as_utc, to_report
+from plugins.odour.schema import ODOUR_SETTINGS_SCHEMA
+
+log = logging.getLogger(__name__)
+
+PLUGIN = "odour"
+KIND = "odour"
+PUBLIC_STATUSES: tuple[str, ...] = ("published",)
+STAFF_STATUSES: tuple[str, ...] = ("pending", "published", "unpublished")
+"""What staff see: everything but the trash."""
+KEY_FILE = "odour-pseudonym.key"
+EVENT_FORMATS = ("json", "csv", "geojson")
+
+
+class OdourError(EngineError):
+    """A request the odour service cannot answer (bad time, unknown analysis...)."""
+
+    code = "odour_invalid"
+    http_status = 400
+
+
+# --------------------------------------------------------------------------- projects and settings
+
+
+def settings_of(project: ProjectContext) -> dict[str, Any]:
+    """The project's odour settings, with the schema's defaults for any left out."""
+    values = dict(project.settings(PLUGIN))
+    for key, prop in ODOUR_SETTINGS_SCHEMA["properties"].items():
+        values.setdefault(key, prop.get("default"))
+    return values
+
+
+def odour_project(engine: Engine, slug: str) -> ProjectContext:
+    """The project ``slug``; NotFound when it does not exist or does not enable odour."""
+    project = get_project(engine, slug)
+    if not project.enables(PLUGIN):
+        enabling = ", ".join(engine.registry.projects_enabling(PLUGIN)) or "none"
+        raise NotFound(f"project {slug!r} does not enable the odour service (projects that do: {enabling})",
+                       code="odour_not_enabled")
+    return project
+
+
+def odour_projects(engine: Engine) -> list[ProjectContext]:
+    """Every project that enables odour, in registry order."""
+    return [p for p in engine.registry.contexts().values() if p.enables(PLUGIN)]
+
+
+def precision_m(project: ProjectContext) -> float | None:
+    """How coarse the public's view of a place is, in metres (None: exact)."""
+    digits = project.location_precision
+    return None if digits is None else 111_000 / 10**digits
+
+
+# --------------------------------------------------------------------------- times
+
+
+def parse_moment(text: str | None, project: ProjectContext, name: str, *, end: bool = False) -> datetime | None:
+    """An ISO 8601 date or date-time from a request. Without an offset it is read in the
+    project's time zone. A bare date is the start of that day; with ``end``, the start of the
+    next day, so that ``until=2024-03-31`` includes the 31st."""
+    if text is None or text == "":
+        return None
+    raw = text.strip()
+    tz = ZoneInfo(project.timezone)
+    try:
+        if len(raw) == 10:
+            day = date.fromisoformat(raw)
+            moment = datetime.combine(day + timedelta(days=1) if end else day, time(0), tz)
+        else:
+            moment = datetime.fromisoformat(raw.replace("Z", "+00:00") if raw.endswith("Z") else raw)
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=tz)
+        return as_utc(moment)
+    except (ValueError, OverflowError):
+        raise OdourError(f"{name} {text!r} is not an ISO 8601 date (2024-03-31) or date-time "
+                         "(2024-03-31T18:00:00+02:00)", code="invalid_time") from None
+
+
+def check_category(category: int | None) -> int | None:
+    if category is not None and category not in CATEGORIES:
+        allowed = ", ".join(f"{c.id} {c.name.lower()}" for c in CATEGORIES.values())
+        raise OdourError(f"category {category} is not an odour category: allowed {allowed}", code="invalid_category")
+    return category
+
+
+# --------------------------------------------------------------------------- reports
+
+
+def observations(
+    engine: Engine,
+    project: ProjectContext,
+    *,
+    public: bool,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    category: int | None = None,
+    bbox: tuple[float, float, float, float] | None = None,
+) -> list[ObservationView]:
+    """The project's odour observations that the caller may see, oldest first."""
+    views = queries.observations(
+        engine, project.slug, kind=KIND, since=since, until=until,
+        statuses=PUBLIC_STATUSES if public else STAFF_STATUSES, bbox=bbox,
+    )
+    if category is not None:
+        views = [v for v in views if v.fields.get("category") == category]
+    return views
+
+
+def reports_of(views: Iterable[Any]) -> list[Report]:
+    """Reports of the observations that hold a whole odour report (others are skipped)."""
+    out = []
+    for view in views:
+        try:
+            out.append(to_report(view))
+        except (ValueError, TypeError) as exc:
+            log.warning("odour: observation %s is not a whole odour report: %s", getattr(view, "id", "?"), exc)
+    return out
+
+
+def detect(project: ProjectContext, reports: Sequence[Report]) -> EventDetection:
+    """Events among ``reports`` with the project's settings."""
+    s = settings_of(project)
+    return detect_events(reports, window=timedelta(hours=float(s["window_h"])), distance_m=float(s["distance_m"]),
+                         min_contributors=int(s["min_contributors"]))
+
+
+# --------------------------------------------------------------------------- events
+
+
+def _coarse(value: float, project: ProjectContext, public: bool) -> float:
+    digits = project.location_precision
+    return round(value, digits) if public and digits is not None else value
+
+
+def events(
+    engine: Engine,
+    project: ProjectContext,
+    *,
+    public: bool,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    category: int | None = None,
+) -> dict[str, Any]:
+    """The events of a project as JSON-able data: the detection settings, the events (newest
+    rule: see :mod:`plugins.odour.events`) and the ids of the *possible* reports.
+
+    The public gets contributor counts only and centroids coarsened like the project's places;
+    staff also get each event's contributor ids.
+    """
+    check_category(category)
+    views = observations(engine, project, public=public, since=since, until=until, category=category)
+    reports = reports_of(views)
+    detection = detect(project, reports)
+    by_id = {r.id: r for r in reports}
+    s = settings_of(project)
+    rows = []
+    for event in detection.events:
+        row = event.to_dict()
+        row["category_name"] = CATEGORIES[event.category].name
+        row["colour"] = CATEGORIES[event.category].colour
+        row["duration_min"] = round((as_utc(event.end) - as_utc(event.start)).total_seconds() / 60, 1)
+        row["centroid"] = {"lat": _coarse(event.centroid_lat, project, public),
+                           "lon": _coarse(event.centroid_lon, project, public)}
+        row["max_intensity"] = max(by_id[i].intensity for i in event.report_ids)
+        if not public:
+            row["contributors"] = sorted({by_id[i].contributor for i in event.report_ids if by_id[i].contributor
+                                          is not None})
+        rows.append(row)
+    return {
+        "project": project.slug,
+        "scope": "public" if public else "all",
+        "since": since.isoformat() if since else None,
+        "until": until.isoformat() if until else None,
+        "category": category,
+        "rule": {"window_h": s["window_h"], "distance_m": s["distance_m"], "min_contributors": s["min_contributors"]},
+        "n_reports": len(reports),
+        "events": rows,
+        "possible": list(detection.possible),
+    }
+
+
+CSV_COLUMNS = ("id", "category", "category_name", "start", "end", "duration_min", "centroid_lat", "centroid_lon",
+               "n_reports", "n_contributors", "annoyance", "mean_intensity", "max_intensity", "mean_hedonic_tone",
+               "report_ids")
+
+
+def events_csv(payload: dict[str, Any]) -> str:
+    """The events as CSV, one row each (``report_ids`` separated by spaces)."""
+    columns = list(CSV_COLUMNS) + (["contributors"] if payload["scope"] == "all" else [])
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=columns, extrasaction="ignore")
+    writer.writeheader()
+    for event in payload["events"]:
+        row = {**event, "centroid_lat": event["centroid"]["lat"], "centroid_lon": event["centroid"]["lon"],
+               "report_ids": " ".join(map(str, event["report_ids"]))}
+        if "contributors" in event:
+            row["contributors"] = " ".join(map(str, event["contributors"]))
+        writer.writerow(row)
+    return buffer.getvalue()
+
+
+def events_geojson(payload: dict[str, Any]) -> dict[str, Any]:
+    """The events as a GeoJSON FeatureCollection of their centroids."""
+    features = []
+    for event in payload["events"]:
+        properties = {k: v for k, v in event.items() if k != "centroid"}
+        features.append({
+            "type": "Feature",
+            "id": event["id"],
+            "geometry": {"type": "Point", "coordinates": [event["centroid"]["lon"], event["centroid"]["lat"]]},
+            "properties": properties,
+        })
+    meta = {k: v for k, v in payload.items() if k not in ("events", "possible")}
+    return {"type": "FeatureCollection", "features": features, "properties": {**meta, "possible": payload["possible"]}}
+
+
+# --------------------------------------------------------------------------- analyses
+
+
+ANALYSIS_PREFIX = "odour_"
+
+
+def analysis_names(engine: Engine) -> list[str]:
+    """The odour analyses by their short names (``heatmap``), as the routes and CLI take them."""
+    return sorted(n.removeprefix(ANALYSIS_PREFIX) for n, a in engine.host.analyses.items() if a.plugin == PLUGIN)
+
+
+def run_analysis(
+    engine: Engine,
+    project: ProjectContext,
+    name: str,
+    *,
+    public: bool,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    category: int | None = None,
+) -> dict[str, Any]:
+    """Run the odour analysis ``name`` (short or full name) on the reports the caller may see."""
+    check_category(category)
+    full = name if name.startswith(ANALYSIS_PREFIX) else ANALYSIS_PREFIX + name
+    analysis = engine.host.analyses.get(full)
+    if analysis is None or analysis.plugin != PLUGIN:
+        raise NotFound(f"unknown odour analysis {name!r} (analyses: {', '.join(analysis_names(engine))})",
+                       code="unknown_analysis")
+    views = observations(engine, project, public=public, since=since, until=until, category=category)
+    result = dict(analysis.run(views, project, public=public))
+    result.setdefault("rows", [])
+    result["analysis"] = full.removeprefix(ANALYSIS_PREFIX)
+    result["title"] = analysis.title
+    result["project"] = project.slug
+    return result
+
+
+def rows_csv(rows: list[dict[str, Any]]) -> str:
+    buffer = io.StringIO()
+    names: list[str] = []
+    for row in rows:
+        names.extend(k for k in row if k not in names)
+    writer = csv.DictWriter(buffer, fieldnames=names)
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: "" if v is None else v for k, v in row.items()})
+    return buffer.getvalue()
+
+
+def json_part(result: dict[str, Any]) -> dict[str, Any]:
+    """An analysis result without its binary parts (PNG), for JSON."""
+    return {k: (list(v) if isinstance(v, tuple) else v) for k, v in result.items() if not isinstance(v, bytes)}
+
+
+# --------------------------------------------------------------------------- pseudonyms
+
+
+_KEYS: dict[str, bytes] = {}
+
+
+def pseudonym_key(engine: Engine) -> bytes:
+    """The secret behind the OdourCollect-compatible ``id_user``.
+
+    ``services.odour.config.pseudonym_key`` in registry.yaml when set (``env:NAME`` reads the
+    environment variable NAME); otherwise a random key made once per installation and kept in
+    ``<data_dir>/odour-pseudonym.key`` (mode 0600), so that no secret is committed and the
+    pseudonyms stay stable across restarts.
+    """
+    spec = engine.registry.services.get(PLUGIN)
+    configured = str((spec.config.get("pseudonym_key") if spec else "") or "")
+    if configured.startswith("env:"):
+        value = os.environ.get(configured[4:], "")
+        if not value:
+            raise OdourError(f"services.odour.config.pseudonym_key names the environment variable "
+                             f"{configured[4:]!r}, which is not set", code="odour_key_missing")
+        return value.encode()
+    if configured:
+        return configured.encode()
+    path = Path(engine.settings.data_dir) / KEY_FILE
+    cache_key = str(path.resolve())
+    if cache_key not in _KEYS:
+        _KEYS[cache_key] = _read_or_create_key(path)
+    return _KEYS[cache_key]
+
+
+def _read_or_create_key(path: Path) -> bytes:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        for _ in range(50):  # another process may have created it and not written it yet
+            key = path.read_text(encoding="ascii").strip()
+            if key:
+                return key.encode()
+            time_module.sleep(0.02)
+        raise OdourError(f"{path} is empty: delete it to make a new pseudonym key", code="odour_key_missing") from None
+    key = secrets.token_hex(32)
+    with os.fdopen(fd, "w", encoding="ascii") as fh:
+        fh.write(key + "\n")
+    log.info("odour: made a new pseudonym key in %s", path)
+    return key.encode()
+
+
+# --------------------------------------------------------------------------- OdourCollect list
+
+
+def _day_start(day: date | None, project: ProjectContext, *, next_day: bool = False) -> datetime | None:
+    """The start of ``day`` (or of the next day) in the project's time zone, in UTC; None when
+    there is no day or it lies at the ends of the calendar (then it bounds nothing)."""
+    if day is None:
+        return None
+    try:
+        return as_utc(datetime.combine(day + timedelta(days=1) if next_day else day, time(0),
+                                       ZoneInfo(project.timezone)))
+    except OverflowError:
+        return None
+
+
+def compat_list(engine: Engine, params: dict[str, Any], projects: Sequence[ProjectContext]) -> dict[str, Any]:
+    """The OdourCollect-compatible list (``/api/odor/list``) over the published odour reports of
+    ``projects``: each project's time zone for dates, its ``location_precision`` for places.
+    Raises :class:`plugins.odour.compat.FilterError` for invalid filters."""
+    from plugins.odour.compat import matches, parse_filters, render_report
+
+    filters = parse_filters(params)
+    key = pseudonym_key(engine)
+    found: list[tuple[datetime, Any, dict[str, Any]]] = []
+    for project in projects:
+        since = _day_start(filters.date_init, project)
+        until = _day_start(filters.date_end, project, next_day=True)
+        views = observations(engine, project, public=True, since=since, until=until, category=filters.category)
+        for report in reports_of(views):
+            if matches(report, filters, timezone=project.timezone):
+                row = render_report(report, key=key, timezone=project.timezone, precision=project.location_precision)
+                found.append((as_utc(report.observed_at), report.id, row))
+    found.sort(key=lambda item: (item[0], item[1]))
+    content = [row for _, _, row in found]
+    date_init = params.get("date_init")
+    return {
+        "status_code": 200,
+        "content": content,
+        "data": {
+            "date_init": None if date_init in (None, "") else str(date_init),
+            "message": "Successful request.",
+            "content": content,
+        },
+    }

@@ -1,0 +1,54 @@
+"""The species_id hooks (entry point ``observatory: species_id``).
+
+* ``enrich_observation``: every photo of the observation identified by the project's model
+  (``settings.model``, else the service's default); the result keeps the model's name and
+  version, the combined top-k taxa with scores, each photo's own top-k and its measures.
+* ``quality_check``: ``low_confidence`` (best score under ``min_score``), ``no_organism``,
+  ``photo_too_small``, ``photo_too_dark``/``photo_too_bright``, ``photo_blurred``,
+  ``photo_duplicate`` (of a photo in an earlier observation of the project) and
+  ``photo_unreadable``; each carries its measured value.
+* No ``grade_observation``: a machine suggestion alone never makes research grade, so the
+  engine's own rule (casual or needs_id) decides.
+* ``register_routes``: ``POST /api/v1/identify``; ``register_commands``: ``observatory models``.
+
+Heavy modules (onnxruntime, OpenCV) are imported when first needed, not at start-up.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from core.hookspecs import hookimpl
+from core.types import Flag, ObservationView, ProjectContext
+
+SERVICE = "species_id"
+
+
+@hookimpl
+def enrich_observation(observation: ObservationView, project: ProjectContext) -> dict[str, Any]:
+    from plugins.species_id import runtime, service
+
+    return service.enrich(runtime.current(), observation, project.settings(SERVICE))
+
+
+@hookimpl
+def quality_check(observation: ObservationView, project: ProjectContext) -> list[Flag]:
+    from plugins.species_id import runtime, service
+
+    if SERVICE not in observation.enrichments:
+        return []
+    return service.quality(runtime.current(), observation, project.settings(SERVICE))
+
+
+@hookimpl
+def register_routes(register: Callable[..., None]) -> None:
+    from plugins.species_id.routes import router
+
+    register(router)
+
+
+@hookimpl
+def register_commands(cli: Any) -> None:
+    from plugins.species_id.kit import models
+
+    cli.add_command(models)

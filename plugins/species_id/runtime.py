@@ -1,0 +1,141 @@
+"""What the species_id hooks need beyond their arguments: the engine's settings, the service's
+config in registry.yaml, and the database (to find near-duplicate photos in a project).
+
+Hooks get ``(observation, project)`` only. The engine's processes (API, worker, CLI) are all
+started from ``core.config.get_settings()`` (as ``core.builtin.checks`` reads its limits), so
+``current()`` rebuilds the same view from it: the registry (cached while the file does not
+change) and one database connection pool per database URL. Code that holds an Engine (the HTTP
+route, the CLI) uses ``Runtime.of(engine)`` instead.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+import weakref
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from core.config import Settings, get_settings
+from plugins.species_id.catalogue import REGISTRY_FILE, SERVICE, Catalogue, build_catalogue, models_dir_of
+
+_lock = threading.Lock()
+_registries: dict[tuple[str, int, int], tuple[dict[str, Any], str]] = {}
+_pools: dict[str, sessionmaker[Session]] = {}
+_catalogues: dict[tuple[Any, ...], Catalogue] = {}
+_of_engine: dict[int, tuple[weakref.ref[Any], "Runtime"]] = {}
+
+
+def _digest(config: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class Runtime:
+    settings: Settings
+    config: dict[str, Any]
+    registry_dir: Path
+    sessions: sessionmaker[Session] | None = None
+    config_digest: str = field(default="", compare=False)
+
+    @classmethod
+    def of(cls, engine: Any) -> "Runtime":
+        """The runtime of a started Engine (kept while the engine lives)."""
+        with _lock:
+            found = _of_engine.get(id(engine))
+        if found is not None and found[0]() is engine:
+            return found[1]
+        spec = engine.registry.services.get(SERVICE)
+        config = dict(spec.config) if spec else {}
+        made = cls(engine.settings, config, Path(engine.settings.registry_path).resolve().parent, engine.sessions,
+                   _digest(config))
+        with _lock:
+            _of_engine[id(engine)] = (weakref.ref(engine), made)
+        return made
+
+    @property
+    def models_dir(self) -> Path:
+        return models_dir_of(self.settings.data_dir)
+
+    def catalogue(self) -> Catalogue:
+        """The models on offer (cached until registry.yaml's config or registry.json changes)."""
+        local = self.models_dir / REGISTRY_FILE
+        try:
+            stamp = local.stat().st_mtime_ns
+        except OSError:
+            stamp = 0
+        key = (self.config_digest or _digest(self.config), str(self.settings.data_dir), str(self.registry_dir), stamp)
+        with _lock:
+            found = _catalogues.get(key)
+        if found is None:
+            found = build_catalogue(self.config, self.settings.data_dir, self.registry_dir)
+            with _lock:
+                if len(_catalogues) > 64:
+                    _catalogues.clear()
+                _catalogues[key] = found
+        return found
+
+
+def _service_config(path: Path) -> tuple[dict[str, Any], str]:
+    from core.registry import load_registry
+
+    path = Path(path).resolve()
+    stat = path.stat()
+    key = (str(path), stat.st_mtime_ns, stat.st_size)
+    with _lock:
+        if key in _registries:
+            return _registries[key]
+    spec = load_registry(path).services.get(SERVICE)
+    config = dict(spec.config) if spec else {}
+    with _lock:
+        _registries[key] = (config, _digest(config))
+        return _registries[key]
+
+
+def _pool(url: str) -> sessionmaker[Session]:
+    from core.db.session import make_engine, make_sessionmaker
+
+    with _lock:
+        if url not in _pools:
+            _pools[url] = make_sessionmaker(make_engine(url))
+        return _pools[url]
+
+
+def current() -> Runtime:
+    """The runtime of this process, from ``get_settings()`` (for hooks)."""
+    settings = get_settings()
+    config, digest = _service_config(settings.registry_path)
+    return Runtime(settings, config, Path(settings.registry_path).resolve().parent, _pool(settings.database_url),
+                   digest)
+
+
+def project_hashes(sessions: sessionmaker[Session], project: str, before_id: int) -> list[tuple[int, int, str]]:
+    """(observation id, photo position, dHash) of the photos species_id hashed in ``project``,
+    in observations stored before ``before_id`` and not trashed."""
+    from core.db.models import Enrichment, Observation
+    from core.db.session import transaction
+
+    query = (
+        select(Enrichment.observation_id, Enrichment.result["dhashes"])
+        .join(Observation, Observation.id == Enrichment.observation_id)
+        .where(Observation.project == project, Observation.id < before_id, Observation.status != "trashed",
+               Enrichment.plugin == SERVICE, Enrichment.status == "done")
+    )
+    with transaction(sessions) as session:
+        rows = session.execute(query).all()
+    out = []
+    for obs_id, hashes in rows:
+        if isinstance(hashes, str):  # some drivers hand back JSON text
+            try:
+                hashes = json.loads(hashes)
+            except ValueError:
+                continue
+        for position, value in enumerate(hashes or []):
+            if isinstance(value, str) and len(value) == 16:
+                out.append((obs_id, position, value))
+    return out

@@ -1,0 +1,201 @@
+"""Property-based tests of the whole API against its own OpenAPI document (schemathesis).
+
+Every operation of ``/openapi.json`` is called in-process on the ASGI app with generated
+requests, valid and invalid, once with an operator's token and once with no token. Whatever
+comes in, no route may answer 5xx, and every answer must be one the document declares, with
+the declared status code, content type and body schema.
+
+The database is seeded first (observations in every status, one with a photo, an audit trail),
+and generated path parameters are often swapped for the seeded ids and project slugs, so that
+reads, edits and moderation reach real rows rather than only 404s.
+
+Bounded: ``OBSERVATORY_SCHEMATHESIS_EXAMPLES`` examples per operation (default 40), no deadline,
+no example database (nothing is written to the working tree), the same examples on every run
+unless ``OBSERVATORY_SCHEMATHESIS_RANDOM=1``. About 15 s for the file on SQLite or PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+from typing import Any, Callable, Iterator
+
+import hypothesis
+import pytest
+import schemathesis
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+from hypothesis import HealthCheck
+from hypothesis import strategies as st
+
+from core.api.ratelimit import RateLimiter
+
+MAX_EXAMPLES = int(os.environ.get("OBSERVATORY_SCHEMATHESIS_EXAMPLES", "40"))
+
+hypothesis.settings.register_profile(
+    "observatory-api",
+    max_examples=MAX_EXAMPLES,
+    deadline=None,
+    database=None,
+    # the same requests on every run, so a failure reproduces; OBSERVATORY_SCHEMATHESIS_RANDOM=1 explores
+    derandomize=not os.environ.get("OBSERVATORY_SCHEMATHESIS_RANDOM"),
+    suppress_health_check=list(HealthCheck),
+    print_blob=True,
+)
+PROFILE = hypothesis.settings.get_profile("observatory-api")
+
+CHECKS_NAMES = ("not_a_server_error", "status_code_conformance", "content_type_conformance",
+                "response_schema_conformance")
+
+
+def _checks() -> list[Any]:
+    from schemathesis import checks
+
+    return [getattr(checks, name) for name in CHECKS_NAMES]
+
+
+@pytest.fixture
+def seeded(make_observation: Callable[..., dict[str, Any]], make_token: Callable[..., str],
+           small_png: bytes) -> dict[str, list[Any]]:
+    """Observations in every status, in each project, one with a photo; returns their ids."""
+    contributor = make_token("contributor", "alpha")
+    made = [  # the first is the one the document's examples name
+        make_observation("alpha", status="published", client_id="seed-1",
+                         files=[("seed.png", small_png, "image/png")]),
+        make_observation("alpha", client_id="seed-2"),
+        make_observation("alpha", status="unpublished", token=contributor),
+        make_observation("alpha", status="trashed"),
+        make_observation("beta", status="published"),
+        make_observation("gamma", fields={"note": "coarsened in public"}),
+    ]
+    return {
+        "obs_id": [o["id"] for o in made],
+        "media_id": [m["id"] for o in made for m in o["media"]],
+        "slug": ["alpha", "beta", "gamma"],
+    }
+
+
+@pytest.fixture
+def api_schema(app: FastAPI, client: TestClient, seeded: dict[str, list[Any]]) -> schemathesis.BaseSchema:
+    """The app's own /openapi.json, with seeded ids as the examples of path parameters.
+
+    The examples and coverage phases start from a parameter's example; without one they would
+    only ever ask for project "0" and observation 1.
+    """
+    # thousands of requests in a minute from one caller: the rate limit would answer 429 to most
+    app.state.rate_limiter = RateLimiter(0)
+    response = client.get("/openapi.json")
+    assert response.status_code == 200
+    document = response.json()
+    for operations in document["paths"].values():
+        for operation in operations.values():
+            for parameter in operation.get("parameters", []):
+                if parameter["in"] == "path" and seeded.get(parameter["name"]):
+                    parameter["example"] = seeded[parameter["name"]][0]
+    schema = schemathesis.openapi.from_dict(document)
+    schema.app = app  # calls go to the app in-process, as with schemathesis.openapi.from_asgi
+
+    @schema.hook
+    def flatmap_path_parameters(context: Any, params: dict[str, Any] | None) -> st.SearchStrategy:
+        """Keep the generated path parameters, or swap in seeded ids and slugs (half the time)."""
+        swaps = {k: st.sampled_from(seeded[k]) for k in (params or {}) if seeded.get(k)}
+        if not swaps or not isinstance(params, dict):
+            return st.just(params)
+        real = st.fixed_dictionaries({k: swaps.get(k, st.just(v)) for k, v in params.items()})
+        return st.one_of(st.just(params), real)
+
+    return schema
+
+
+schema = schemathesis.pytest.from_fixture("api_schema")
+
+
+@pytest.fixture
+def answers(request: pytest.FixtureRequest) -> Iterator[Counter[tuple[str, int]]]:
+    """(operation, status) -> how many times; printed at the end (``pytest -s`` shows it).
+
+    With the operator's token every operation must have succeeded at least once: a run that
+    only ever met 404s and 422s would pass while testing little.
+    """
+    seen: Counter[tuple[str, int]] = Counter()
+    yield seen
+    labels = sorted({label for label, _ in seen})
+    for label in labels:
+        codes = ", ".join(f"{code}: {n}" for (lab, code), n in sorted(seen.items()) if lab == label)
+        print(f"  {label:<55} {codes}")
+    if request.node.name == "test_api_as_operator":
+        never = [label for label in labels if not any(lab == label and code < 300 for lab, code in seen)]
+        assert not never, f"operations that never succeeded with an operator's token: {never}"
+
+
+@schema.parametrize()
+@hypothesis.settings(PROFILE)
+def test_api_as_operator(case: schemathesis.Case, operator_token: str, answers: Counter[tuple[str, int]]) -> None:
+    response = case.call_and_validate(headers={"Authorization": f"Bearer {operator_token}"}, checks=_checks())
+    answers[(case.operation.label, response.status_code)] += 1
+
+
+@schema.parametrize()
+@hypothesis.settings(PROFILE)
+def test_api_anonymous(case: schemathesis.Case, answers: Counter[tuple[str, int]]) -> None:
+    case.headers = {k: v for k, v in (case.headers or {}).items() if k.lower() != "authorization"}
+    response = case.call_and_validate(checks=_checks())
+    answers[(case.operation.label, response.status_code)] += 1
+
+
+# -- inputs the generator seldom or never produces -----------------------------------------
+
+OK_DRAFT = '"observed_at": "2026-05-01T09:30:00Z", "location": {"lat": 41.39, "lon": 2.17}'
+DEEP = "[" * 100_000 + "]" * 100_000
+PG = bool(os.environ.get("OBSERVATORY_TEST_DATABASE_URL"))
+
+# (method, path, raw JSON body or None, expected status); {obs} is a seeded observation's id
+BAD_INPUTS = [
+    pytest.param("POST", "/projects/alpha/observations", "{" + OK_DRAFT + ', "fields": {"x": NaN}}', 422, id="create-nan"),
+    pytest.param("POST", "/projects/alpha/observations", "{" + OK_DRAFT + ', "fields": {"x": -Infinity}}', 422,
+                 id="create-infinity"),
+    pytest.param("POST", "/projects/alpha/observations", "{" + OK_DRAFT + ', "fields": {"x": ' + "1" * 5000 + "}}", 422,
+                 id="create-5000-digit-int"),
+    pytest.param("POST", "/projects/alpha/observations", DEEP, 422, id="create-deep-nesting"),
+    pytest.param("POST", "/projects/alpha/observations", '{"observed_at": "2026-05-01T09:30:00Z", '
+                 '"location": {"lat": 1e400, "lon": 2}}', 422, id="create-lat-overflows-to-inf"),
+    pytest.param("PATCH", "/observations/{obs}", '{"fields": {"x": NaN}}', 422, id="patch-nan"),
+    pytest.param("PATCH", "/observations/{obs}", '{"fields": {"x": [1, {"y": Infinity}]}}', 422, id="patch-nested-inf"),
+    pytest.param("PATCH", "/observations/{obs}", '{"fields": {"x": ' + "1" * 5000 + "}}", 400, id="patch-5000-digit-int"),
+    pytest.param("PATCH", "/observations/{obs}", '{"fields": ' + DEEP + "}", 400, id="patch-deep-nesting"),
+    pytest.param("PATCH", "/observations/{obs}", '{"fields": {"x": "a\\u0000b"}}', 200, id="patch-nul-in-a-field"),
+    pytest.param("GET", "/projects/alpha/observations?kind=a%00b", None, 422, id="list-nul-in-kind"),
+    pytest.param("GET", "/projects/alpha/observations?since=0001-01-01T00:00:00%2B01:00", None, 422,
+                 id="list-since-before-year-1-in-utc"),
+    pytest.param("GET", "/projects/alpha/observations?until=9999-12-31T23:59:59-01:00", None, 422,
+                 id="list-until-after-year-9999-in-utc"),
+    pytest.param("GET", "/projects/alpha/observations?bbox=nan,nan,nan,nan", None, 422, id="list-nan-bbox"),
+    pytest.param("GET", "/projects/alpha/observations?cursor=%00", None, 422, id="list-nul-cursor"),
+    pytest.param("GET", "/projects/a%00/observations", None, 404, id="list-nul-in-slug"),
+    # refused too late, in core.lifecycle (DraftIn), not in core/api: reported, not fixed here
+    pytest.param("POST", "/projects/alpha/observations", '{"observed_at": "0001-01-01T00:00:00+01:00", '
+                 '"location": {"lat": 1, "lon": 2}}', 422, id="create-observed-at-before-year-1-in-utc",
+                 marks=pytest.mark.xfail(strict=True, reason="core.lifecycle.validate: astimezone() OverflowError")),
+    pytest.param("POST", "/projects/alpha/observations", '{"observed_at": "9999-12-31T23:59:59-01:00", '
+                 '"location": {"lat": 1, "lon": 2}}', 422, id="create-observed-at-after-year-9999-in-utc",
+                 marks=pytest.mark.xfail(strict=True, reason="core.lifecycle.validate: astimezone() OverflowError")),
+    pytest.param("POST", "/projects/alpha/observations", "{" + OK_DRAFT + ', "client_id": "a\\u0000b"}', 422 if PG else 201,
+                 id="create-nul-in-client-id",
+                 marks=pytest.mark.xfail(PG, strict=True, reason="DraftIn.client_id lets NUL through; PostgreSQL "
+                                         "refuses it in the client_id look-up (DataError)")),
+]
+
+
+@pytest.mark.parametrize(("method", "path", "body", "expected"), BAD_INPUTS)
+def test_bad_input_is_refused_not_a_server_error(
+    app: FastAPI, client: TestClient, make_observation: Callable[..., dict[str, Any]], operator_token: str,
+    method: str, path: str, body: str | None, expected: int,
+) -> None:
+    obs = make_observation("alpha")
+    headers = {"Authorization": f"Bearer {operator_token}"}
+    if body is not None:
+        headers["Content-Type"] = "application/json"
+    response = client.request(method, "/api/v1" + path.format(obs=obs["id"]), content=body, headers=headers)
+    assert response.status_code == expected, response.text[:500]
+    if response.status_code >= 400:
+        assert response.json()["error"]["code"]
