@@ -187,7 +187,7 @@ def submit(ctx: click.Context, project: str, draft: str, media: tuple[str, ...],
         sys.exit(EXIT_INVALID)
     except EngineError as exc:
         fail(exc.message, EXIT_INVALID)
-    with transaction(engine.sessions) as session:
+    with transaction(engine.readers) as session:
         out = observation_dict(load_observation(session, result.observation_id))
     out["created"] = result.created
     echo_json(out)
@@ -202,7 +202,7 @@ def show(ctx: click.Context, observation_id: int) -> None:
 
     engine = engine_of(ctx)
     try:
-        with transaction(engine.sessions) as session:
+        with transaction(engine.readers) as session:
             echo_json(observation_dict(load_observation(session, observation_id)))
     except EngineError as exc:
         fail(exc.message)

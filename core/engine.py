@@ -40,6 +40,12 @@ class Engine:
     sessions: sessionmaker[Session]
     media: MediaStore
     dispatcher: Dispatcher = field(default=None)  # type: ignore[assignment]
+    readers: sessionmaker[Session] = field(default=None)  # type: ignore[assignment]
+    """Sessions for reading only (on SQLite they read beside a writer instead of waiting)."""
+
+    def __post_init__(self) -> None:
+        if self.readers is None:
+            self.readers = make_sessionmaker(self.db, readonly=True)
 
     @classmethod
     def start(cls, settings: Settings, dispatcher: Dispatcher | None = None) -> "Engine":

@@ -94,7 +94,7 @@ def run_enrichment(engine: Engine, enrichment_id: int) -> Outcome:
     if claimed is None:
         return Outcome("skipped")
     token, obs_id, plugin, attempts = claimed
-    with transaction(engine.sessions) as session:
+    with transaction(engine.readers) as session:
         obs = load_observation(session, obs_id)
         view = observation_view(obs, engine.media)
     project = engine.registry.project(view.project)
@@ -147,7 +147,7 @@ def _finish(
 
 def assess_if_complete(engine: Engine, obs_id: int) -> bool:
     """Run quality checks and grading once every enrichment of the observation has ended."""
-    with transaction(engine.sessions) as session:
+    with transaction(engine.readers) as session:
         states = session.scalars(select(Enrichment.status).where(Enrichment.observation_id == obs_id)).all()
     if all(s in TERMINAL for s in states):
         assess(engine, obs_id)
@@ -156,7 +156,7 @@ def assess_if_complete(engine: Engine, obs_id: int) -> bool:
 
 
 def quality_flags(engine: Engine, obs_id: int) -> list[Flag]:
-    with transaction(engine.sessions) as session:
+    with transaction(engine.readers) as session:
         view = observation_view(load_observation(session, obs_id), engine.media)
     project = engine.registry.project(view.project)
     flags: list[Flag] = []
@@ -172,7 +172,7 @@ def quality_flags(engine: Engine, obs_id: int) -> list[Flag]:
 
 
 def grade(engine: Engine, obs_id: int, flags: list[Flag]) -> str:
-    with transaction(engine.sessions) as session:
+    with transaction(engine.readers) as session:
         view = observation_view(load_observation(session, obs_id), engine.media)
     project = engine.registry.project(view.project)
     for plugin, call in engine.host.enabled_impls("grade_observation", project):
@@ -205,7 +205,7 @@ def stale_enrichments(engine: Engine, older_than_s: float = 30.0) -> list[int]:
     for a while, and running rows whose lease has expired."""
     now = utcnow()
     quiet = now - timedelta(seconds=older_than_s)
-    with transaction(engine.sessions) as session:
+    with transaction(engine.readers) as session:
         return list(
             session.scalars(
                 select(Enrichment.id).where(

@@ -46,7 +46,7 @@ def _rows(engine: Engine, project: ProjectContext, public: bool, batch: int = 50
         query = query.where(Observation.status == "published")
     last = 0
     while True:
-        with transaction(engine.sessions) as session:
+        with transaction(engine.readers) as session:
             chunk = list(session.scalars(
                 query.where(Observation.id > last).order_by(Observation.id).limit(batch)
                 .options(selectinload(Observation.media), selectinload(Observation.enrichments),

@@ -59,13 +59,15 @@ class DraftIn(BaseModel):
     )
 
     client_id: str | None = Field(
-        None, min_length=1, max_length=200, description="the client's own id; a retry with it returns the first result"
+        None, min_length=1, max_length=200, pattern=r"^[^\x00-\x1f\x7f]+$",
+        description="the client's own id (no control characters); a retry with it returns the first result",
     )
     observed_at: datetime = Field(
         description="ISO 8601; without an offset it is read in the project's time zone"
     )
     location: LocationIn
-    kind: str | None = Field(None, max_length=64, description="an observation type; 'generic' when left out")
+    kind: str | None = Field(None, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$",
+                             description="an observation type; 'generic' when left out")
     fields: dict[str, Any] = Field(default_factory=dict)
 
 
@@ -102,6 +104,12 @@ def parse_draft(data: Any, project: ProjectContext) -> DraftIn:
         raise ValidationFailed(_pydantic_problems(exc)) from None
     if draft.observed_at.tzinfo is None:
         draft.observed_at = draft.observed_at.replace(tzinfo=ZoneInfo(project.timezone))
+    try:
+        draft.observed_at.astimezone(timezone.utc)
+    except OverflowError:
+        raise ValidationFailed(
+            [Problem(("observed_at",), "the time is outside the years 1 to 9999 in UTC", "time_out_of_range")]
+        ) from None
     return draft
 
 

@@ -56,7 +56,7 @@ def observations(
         selectinload(Observation.media), selectinload(Observation.enrichments))
     if limit is not None:
         query = query.limit(limit)
-    with transaction(engine.sessions) as session:
+    with transaction(engine.readers) as session:
         return [observation_view(o, engine.media) for o in session.scalars(query)]
 
 
@@ -71,7 +71,7 @@ def enrichment_results(
     )
     if exclude_observation is not None:
         query = query.where(Enrichment.observation_id != exclude_observation)
-    with transaction(engine.sessions) as session:
+    with transaction(engine.readers) as session:
         rows = session.execute(query).all()
     for obs_id, result in rows:
         yield obs_id, result or {}

@@ -102,7 +102,7 @@ def list_tokens(engine: Engine) -> list[dict[str, object]]:
 
 def authenticate(engine: Engine, token: str) -> Principal | None:
     """The principal of a presented token, or None if it is unknown or revoked."""
-    with transaction(engine.sessions) as session:
+    with transaction(engine.readers) as session:
         row = session.scalars(select(ApiToken).where(ApiToken.token_hash == hash_token(token))).first()
         if row is None or row.revoked_at is not None:
             return None

@@ -35,7 +35,7 @@ def project_audit(
         query = query.where(AuditEntry.observation_id == observation_id)
     if before_id is not None:
         query = query.where(AuditEntry.id < before_id)
-    with transaction(engine.sessions) as session:
+    with transaction(engine.readers) as session:
         rows = list(session.scalars(query.order_by(AuditEntry.id.desc()).limit(limit + 1)))
         items = [{"id": r.id, "observation_id": r.observation_id, "actor": r.actor, "action": r.action,
                   "before": r.before, "after": r.after, "at": r.at} for r in rows[:limit]]

@@ -21,7 +21,7 @@ router = APIRouter(prefix="/api/v1", tags=["media"])
             responses={200: {"content": {"image/jpeg": {}, "image/png": {}, "video/mp4": {}},
                              "description": "the file, as stored"}, **error_responses(401, 403, 404, 429)})
 def get_media(obs_id: ObsId, media_id: DbInt, engine: EngineDep, principal: PrincipalDep) -> Response:
-    with transaction(engine.sessions) as session:
+    with transaction(engine.readers) as session:
         obs = load_observation(session, obs_id)
         if not can_read(principal, obs, engine.registry.project(obs.project)):
             raise deny(principal, f"observation {obs_id} is not published")

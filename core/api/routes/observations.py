@@ -53,7 +53,7 @@ CREATE_BODY = {
 
 def read_as(engine: Engine, principal: Principal, obs_id: int) -> dict[str, Any]:
     """The observation as ``principal`` may see it; 401/403/404 otherwise."""
-    with transaction(engine.sessions) as session:
+    with transaction(engine.readers) as session:
         obs = load_observation(session, obs_id)
         project = engine.registry.project(obs.project)
         if not can_read(principal, obs, project):
@@ -219,7 +219,7 @@ def list_observations(
     query = query.order_by(Observation.id.desc()).limit(limit + 1).options(
         selectinload(Observation.media), selectinload(Observation.enrichments), selectinload(Observation.flags)
     )
-    with transaction(engine.sessions) as session:
+    with transaction(engine.readers) as session:
         rows = list(session.scalars(query))
         page = rows[:limit]
         items = [render(engine, principal, o, observation_dict(o, media_url=MEDIA_URL)) for o in page]
@@ -237,7 +237,7 @@ def get_observation(obs_id: ObsId, engine: EngineDep, principal: PrincipalDep) -
               description="Fields are validated again, enrichments run again, and the change is audited.",
               responses=error_responses(401, 403, 404, 422, 429))
 def patch_observation(obs_id: ObsId, patch: ObservationPatch, engine: EngineDep, principal: PrincipalDep) -> dict[str, Any]:
-    with transaction(engine.sessions) as session:
+    with transaction(engine.readers) as session:
         obs = load_observation(session, obs_id)
         if not can_edit(principal, obs):
             raise deny(principal, f"editing observation {obs_id}")
