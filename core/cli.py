@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import mimetypes
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -56,6 +57,16 @@ def cli() -> None:
     pass
 
 
+def _die_with_parent() -> None:
+    """In the worker child: get SIGTERM when `serve` dies, however it dies (Linux)."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # 1 = PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass  # not Linux: the `finally` below still stops the worker on a clean exit
+
+
 @cli.command(help="Run the HTTP API and, with the embedded defaults, a worker beside it.")
 @click.option("--host", default=None, help="address to listen on (default OBSERVATORY_HOST or 127.0.0.1)")
 @click.option("--port", default=None, type=int, help="port (default OBSERVATORY_PORT or 8000)")
@@ -71,7 +82,8 @@ def serve(ctx: click.Context, host: str | None, port: int | None, worker: bool) 
     upgrade(engine.settings.database_url)
     child = None
     if worker:
-        child = subprocess.Popen([sys.executable, "-m", "core.cli", "worker", "--concurrency", "2"], env=os.environ.copy())
+        child = subprocess.Popen([sys.executable, "-m", "core.cli", "worker", "--concurrency", "2"],
+                                 env=os.environ.copy(), preexec_fn=_die_with_parent)
     host = host or engine.settings.host
     port = port or engine.settings.port
     click.echo(f"observatory: API on http://{host}:{port}/api/v1 (docs at /docs); "
