@@ -232,6 +232,8 @@ class ServiceConfig(BaseModel):
     default_model: str | None = None
     batch_size: int = Field(16, ge=1, le=1024)
     threads: int = Field(0, ge=0, le=256, description="onnxruntime intra-op threads; 0 = its default")
+    spinning: bool = Field(False, description="let onnxruntime's threads spin between runs (an idle, dedicated "
+                           "machine only: where workers share the cores, spinning steals their time)")
     timeout_s: float | None = Field(None, gt=0, description="the engine's time limit of one enrichment")
 
 

@@ -29,6 +29,7 @@ from plugins.species_id import model_build
 from plugins.species_id.catalogue import Label, LabelSet, ModelSpec, Preprocessing, load_labels
 
 NO_ORGANISM = "no organism recognised"
+PREPROCESS_BLOCK = 64  # photos preprocessed before their batches run (about 38 MB at 224 × 224)
 QUALITY_SIDE = 512  # photo checks look at the photo with its longer side at most this long
 _SPECIES_RANKS = {"species", "subspecies", "variety", "form", "cultivar"}
 
@@ -84,9 +85,8 @@ def _interpolation(pre: Preprocessing, factor: float) -> int:
         return cv2.INTER_NEAREST
     if pre.interpolation == "area":
         return cv2.INTER_AREA
-    if factor < 0.5:  # shrinking a lot: area averaging, so that the result is not aliased
-        return cv2.INTER_AREA
-    # little or no shrinking: bilinear (or bicubic) is as good, and several times faster than area
+    # by now the image shrinks by at most 2 (see Normaliser): bilinear (or bicubic) is as good as
+    # area averaging there, and several times faster
     return cv2.INTER_CUBIC if pre.interpolation == "bicubic" else cv2.INTER_LINEAR
 
 
@@ -108,6 +108,25 @@ class Normaliser:
 
         pre = self.pre
         height, width = bgr.shape[:2]
+        # the crop is a centred square within the shorter side: cut the source to its central square
+        # first, so that nothing is resized only to be thrown away (a third of a 3:2 photo)
+        if width > height:
+            left = (width - height) // 2
+            bgr, width = bgr[:, left: left + height], height
+        elif height > width:
+            top = (height - width) // 2
+            bgr, height = bgr[top: top + width], width
+        if pre.interpolation in ("bilinear", "bicubic") and height >= 2 * pre.resize:
+            if height % pre.resize == 0:
+                # an exact integer factor: area averaging, which OpenCV does fast at such factors
+                bgr = cv2.resize(bgr, (pre.resize, pre.resize), interpolation=cv2.INTER_AREA)
+                height = width = pre.resize
+            else:
+                # halve with a Gaussian pyramid (anti-aliased, about three times faster than area
+                # averaging at odd factors) while the photo is over twice too large; bilinear finishes
+                while height >= 2 * pre.resize and height // 2 >= pre.crop:
+                    bgr = cv2.pyrDown(bgr)
+                    height = width = bgr.shape[0]
         factor = pre.resize / min(height, width)
         new_h, new_w = max(pre.crop, round(height * factor)), max(pre.crop, round(width * factor))
         if (new_h, new_w) != (height, width):
@@ -182,8 +201,11 @@ class Taxa:
 
 def _entry(taxa: Taxa, group: int, score: float, probs: np.ndarray) -> dict[str, Any]:
     taxon = taxa.taxa[group]
-    members = np.asarray(taxon.members)
-    members = members[np.argsort(-probs[members], kind="stable")][:5].tolist()
+    if len(taxon.members) == 1:
+        members = list(taxon.members)
+    else:
+        found = np.asarray(taxon.members)
+        members = found[np.argsort(-probs[found], kind="stable")][:5].tolist()
     shown = [i for i in members if probs[i] >= 5e-4] or members[:1]
     classes = [{"index": i, "name": taxa.labels[i].name, "score": round(float(probs[i]), 6)} for i in shown]
     common = [c["name"] for c in classes if c["name"] != taxon.scientific_name]
@@ -257,12 +279,15 @@ def ensure_file(spec: ModelSpec, models_dir: Path) -> Path:
     return path
 
 
-def _session(path: Path, threads: int, name: str) -> Any:
+def _session(path: Path, threads: int, name: str, spinning: bool = False) -> Any:
     import onnxruntime as ort
 
     options = ort.SessionOptions()
     if threads:
         options.intra_op_num_threads = threads
+    # onnxruntime's threads spin-wait after each run by default: the lowest latency on an idle machine,
+    # but CPU taken from preprocessing, other workers and other requests wherever cores are shared
+    options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spinning else "0")
     options.log_severity_level = 3
     try:
         size = path.stat().st_size
@@ -341,14 +366,14 @@ def _looks_like_probabilities(raw: np.ndarray) -> bool:
     return bool(raw.min() >= -1e-6 and raw.max() <= 1 + 1e-6 and np.allclose(raw.sum(axis=1), 1.0, atol=1e-3))
 
 
-def open_model(spec: ModelSpec, path: Path, threads: int = 0) -> LoadedModel:
+def open_model(spec: ModelSpec, path: Path, threads: int = 0, spinning: bool = False) -> LoadedModel:
     """Load and check a model (one input, the right shapes, one label per class); raise ModelError."""
     started = time.perf_counter()
     try:
         labels = load_labels(spec.labels_path)
     except ValueError as exc:
         raise ModelError(f"model {spec.name!r}: {exc}") from None
-    session = _session(path, threads, spec.name)
+    session = _session(path, threads, spec.name, spinning)
     input_name, max_batch = _check_input(session, spec, path)
     output_name = _check_output(session, spec, path, len(labels))
     normaliser = Normaliser(spec.preprocessing)
@@ -372,7 +397,7 @@ _models_lock = threading.Lock()
 _pid = os.getpid()
 
 
-def load_model(spec: ModelSpec, models_dir: Path, threads: int = 0) -> LoadedModel:
+def load_model(spec: ModelSpec, models_dir: Path, threads: int = 0, spinning: bool = False) -> LoadedModel:
     """The model, loaded once per process (keyed by name, version and file) and kept."""
     global _pid
     path = ensure_file(spec, models_dir)
@@ -381,14 +406,14 @@ def load_model(spec: ModelSpec, models_dir: Path, threads: int = 0) -> LoadedMod
     except OSError as exc:
         raise ModelError(f"model {spec.name!r}: cannot read {path}: {exc.strerror}") from None
     key = (spec.name, spec.version, stat.st_dev, stat.st_ino, stat.st_mtime_ns, stat.st_size,
-           str(spec.labels_path), spec.preprocessing, spec.output, threads)
+           str(spec.labels_path), spec.preprocessing, spec.output, threads, spinning)
     with _models_lock:
         if _pid != os.getpid():  # a forked child: never share the parent's sessions
             _models.clear()
             _pid = os.getpid()
         found = _models.get(key)
         if found is None:
-            found = open_model(spec, path, threads)
+            found = open_model(spec, path, threads, spinning)
             for old in [k for k in _models if k[0] == key[0]]:
                 del _models[old]  # the model was changed or replaced: drop the stale session
             _models[key] = found
@@ -400,6 +425,50 @@ def loaded_models() -> list[LoadedModel]:
         return list(_models.values())
 
 
+_buffers = threading.local()
+PREPROCESS_THREADS = min(4, os.cpu_count() or 1)
+_pools: dict[int, Any] = {}  # process id -> executor (a forked child makes its own)
+_pools_lock = threading.Lock()
+
+
+def _preprocess_pool() -> Any:
+    """Threads for preprocessing (OpenCV and numpy release the GIL), made once per process."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with _pools_lock:
+        pid = os.getpid()
+        if pid not in _pools:
+            _pools.clear()
+            _pools[pid] = ThreadPoolExecutor(PREPROCESS_THREADS, thread_name_prefix="species-id-preprocess")
+        return _pools[pid]
+
+
+def preprocess(model: LoadedModel, images: Sequence[np.ndarray], tensor: np.ndarray) -> None:
+    """Preprocess ``images`` into ``tensor``; several photos are shared among a few threads, which
+    run while onnxruntime's threads are idle (between runs), so preprocessing takes less wall time."""
+    workers = PREPROCESS_THREADS
+    if len(images) < 4 or workers < 2:
+        for i, image in enumerate(images):
+            model.normaliser(image, tensor[i])
+        return
+
+    def part(start: int) -> None:
+        for i in range(start, len(images), workers):
+            model.normaliser(images[i], tensor[i])
+
+    for future in [_preprocess_pool().submit(part, start) for start in range(workers)]:
+        future.result()
+
+
+def _buffer(model: LoadedModel, rows: int) -> np.ndarray:
+    """A float32 input tensor of this thread, reused across calls (no page faults on fresh memory)."""
+    shape = (rows, *model.input_shape)
+    found = getattr(_buffers, "tensor", None)
+    if found is None or found.shape[1:] != shape[1:] or found.shape[0] < rows:
+        found = _buffers.tensor = np.empty(shape, np.float32)  # at most PREPROCESS_BLOCK photos
+    return found[:rows]
+
+
 def classify(model: LoadedModel, images: Sequence[np.ndarray], batch_size: int = 16) -> np.ndarray:
     """Probabilities ``[len(images), classes]`` for BGR images, in batches of ``batch_size``."""
     n = len(images)
@@ -407,12 +476,15 @@ def classify(model: LoadedModel, images: Sequence[np.ndarray], batch_size: int =
     if n == 0:
         return out
     step = min(batch_size, model.max_batch) if model.max_batch else batch_size
-    for start in range(0, n, step):
-        chunk = images[start: start + step]
-        batch = np.empty((len(chunk), *model.input_shape), np.float32)
-        for i, image in enumerate(chunk):
-            model.normaliser(image, batch[i])
-        out[start: start + len(chunk)] = run_batch(model, batch)
+    block = max(step, PREPROCESS_BLOCK // step * step)
+    for first in range(0, n, block):
+        # preprocess a block, then run its batches back to back: onnxruntime's threads spin for a
+        # while after each run, and would slow down preprocessing done between runs
+        chunk = images[first: first + block]
+        tensor = _buffer(model, len(chunk))
+        preprocess(model, chunk, tensor)
+        for start in range(0, len(chunk), step):
+            out[first + start: first + start + step] = run_batch(model, tensor[start: start + step])
     return out
 
 

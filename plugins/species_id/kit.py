@@ -51,7 +51,8 @@ def _load(catalogue: Catalogue, name: str) -> Any:
     from plugins.species_id.inference import ModelError, load_model
 
     try:
-        return load_model(catalogue.get(name), catalogue.models_dir, catalogue.config.threads)
+        return load_model(catalogue.get(name), catalogue.models_dir, catalogue.config.threads,
+                          catalogue.config.spinning)
     except (CatalogueError, ModelError) as exc:
         fail(str(exc), EXIT_INVALID)
 

@@ -25,6 +25,13 @@ SERVICE = "species_id"
 
 
 @hookimpl
+def startup(engine: Any) -> None:
+    from plugins.species_id import runtime
+
+    runtime.set_engine(engine)
+
+
+@hookimpl
 def enrich_observation(observation: ObservationView, project: ProjectContext) -> dict[str, Any]:
     from plugins.species_id import runtime, service
 

@@ -1,11 +1,9 @@
 """What the species_id hooks need beyond their arguments: the engine's settings, the service's
 config in registry.yaml, and the database (to find near-duplicate photos in a project).
 
-Hooks get ``(observation, project)`` only. The engine's processes (API, worker, CLI) are all
-started from ``core.config.get_settings()`` (as ``core.builtin.checks`` reads its limits), so
-``current()`` rebuilds the same view from it: the registry (cached while the file does not
-change) and one database connection pool per database URL. Code that holds an Engine (the HTTP
-route, the CLI) uses ``Runtime.of(engine)`` instead.
+Hooks get ``(observation, project)`` only; the engine hands itself to the ``startup`` hook,
+which keeps it here, and ``current()`` gives the runtime of that engine. Code that holds an
+Engine (the HTTP route, the CLI) uses ``Runtime.of(engine)``.
 """
 
 from __future__ import annotations
@@ -21,12 +19,10 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from core.config import Settings, get_settings
+from core.config import Settings
 from plugins.species_id.catalogue import REGISTRY_FILE, SERVICE, Catalogue, build_catalogue, models_dir_of
 
 _lock = threading.Lock()
-_registries: dict[tuple[str, int, int], tuple[dict[str, Any], str]] = {}
-_pools: dict[str, sessionmaker[Session]] = {}
 _catalogues: dict[tuple[Any, ...], Catalogue] = {}
 _of_engine: dict[int, tuple[weakref.ref[Any], "Runtime"]] = {}
 
@@ -81,37 +77,22 @@ class Runtime:
         return found
 
 
-def _service_config(path: Path) -> tuple[dict[str, Any], str]:
-    from core.registry import load_registry
+_started: list[Any] = []
 
-    path = Path(path).resolve()
-    stat = path.stat()
-    key = (str(path), stat.st_mtime_ns, stat.st_size)
+
+def set_engine(engine: Any) -> None:
+    """Keep the running engine (called from the ``startup`` hook)."""
     with _lock:
-        if key in _registries:
-            return _registries[key]
-    spec = load_registry(path).services.get(SERVICE)
-    config = dict(spec.config) if spec else {}
-    with _lock:
-        _registries[key] = (config, _digest(config))
-        return _registries[key]
-
-
-def _pool(url: str) -> sessionmaker[Session]:
-    from core.db.session import make_engine, make_sessionmaker
-
-    with _lock:
-        if url not in _pools:
-            _pools[url] = make_sessionmaker(make_engine(url))
-        return _pools[url]
+        _started[:] = [engine]
 
 
 def current() -> Runtime:
-    """The runtime of this process, from ``get_settings()`` (for hooks)."""
-    settings = get_settings()
-    config, digest = _service_config(settings.registry_path)
-    return Runtime(settings, config, Path(settings.registry_path).resolve().parent, _pool(settings.database_url),
-                   digest)
+    """The runtime of the engine this process started (for hooks)."""
+    with _lock:
+        engine = _started[0] if _started else None
+    if engine is None:
+        raise RuntimeError("species_id: the engine has not started (the startup hook was not called)")
+    return Runtime.of(engine)
 
 
 def project_hashes(sessions: sessionmaker[Session], project: str, before_id: int) -> list[tuple[int, int, str]]:

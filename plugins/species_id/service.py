@@ -59,7 +59,8 @@ class Decoded:
 
 def model_for(catalogue: Catalogue, name: str | None, threads: int | None = None) -> LoadedModel:
     spec = catalogue.get(name)
-    return load_model(spec, catalogue.models_dir, catalogue.config.threads if threads is None else threads)
+    return load_model(spec, catalogue.models_dir, catalogue.config.threads if threads is None else threads,
+                      catalogue.config.spinning)
 
 
 def decode_photo(item: Photo, *, max_bytes: int, max_pixels: int, min_side: int) -> Decoded:
