@@ -12,6 +12,7 @@ from starlette.datastructures import UploadFile
 
 from core.api.deps import EngineDep, PrincipalDep, deny
 from core.api.errors import ApiError, error_body
+from core.api.limits import read_body
 from core.api.schemas import error_responses
 from core.engine import Engine
 from core.errors import ValidationFailed
@@ -111,19 +112,6 @@ RESPONSE = {
     503: {"description": "the model cannot be loaded (the message says why)"},
     415: {"description": "not multipart/form-data"},
 }
-
-
-async def _read_body(request: Request, limit: int) -> None:
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > limit:
-        raise ApiError(413, "request_too_large", f"the request body of {declared} bytes is over the limit of {limit}")
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise ApiError(413, "request_too_large", f"the request body is over the limit of {limit} bytes")
-        chunks.append(chunk)
-    request._body = b"".join(chunks)  # let request.form() parse what was already read
 
 
 def _problem(path: tuple[str | int, ...], message: str, code: str) -> ValidationFailed:
@@ -263,7 +251,7 @@ async def identify(request: Request, engine: EngineDep, principal: PrincipalDep)
     started = time.perf_counter()
     if principal.anonymous:
         raise deny(principal, "identifying species")
-    await _read_body(request, engine.settings.max_upload_bytes * MAX_IMAGES + 1_000_000)
+    await read_body(request, engine.settings.max_upload_bytes * MAX_IMAGES + 1_000_000)
     kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if kind != "multipart/form-data":
         raise ApiError(415, "unsupported_media_type", "send multipart/form-data with 1 to 5 'images' files")

@@ -19,6 +19,7 @@ from core import lifecycle
 from core.api.access import can_edit, can_read, render, visible_filter
 from core.api.deps import DbInt, EngineDep, ObsId, PrincipalDep, deny
 from core.api.errors import ApiError
+from core.api.limits import read_body
 from core.api.schemas import ObservationOut, ObservationPage, ObservationPatch, error_responses
 from core.db.models import Observation
 from core.db.session import transaction
@@ -61,21 +62,6 @@ def read_as(engine: Engine, principal: Principal, obs_id: int) -> dict[str, Any]
         return render(engine, principal, obs, observation_dict(obs, media_url=MEDIA_URL))
 
 
-async def _read_body(request: Request, limit: int) -> bytes:
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > limit:
-        raise ApiError(413, "request_too_large", f"the request body of {declared} bytes is over the limit of {limit}")
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise ApiError(413, "request_too_large", f"the request body is over the limit of {limit} bytes")
-        chunks.append(chunk)
-    body = b"".join(chunks)
-    request._body = body  # let request.form() parse what was already read
-    return body
-
-
 def _not_json_constant(name: str) -> Any:
     raise ValueError(f"{name} is not a JSON number")
 
@@ -93,7 +79,7 @@ def _json(text: bytes | str, where: str) -> Any:
 
 async def _parse_create(request: Request, engine: Engine) -> tuple[Any, list[lifecycle.Upload]]:
     settings = engine.settings
-    body = await _read_body(request, settings.max_request_bytes)
+    body = await read_body(request, settings.max_request_bytes)
     kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if kind == "application/json":
         return _json(body, "body"), []
