@@ -47,7 +47,6 @@ import sys
 import tempfile
 import textwrap
 import time
-import uuid
 from collections import Counter
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -59,6 +58,8 @@ if str(ROOT) not in sys.path:  # run as a script: make `core` and `bench` import
     sys.path.insert(0, str(ROOT))
 
 import sqlalchemy as sa  # noqa: E402
+
+from bench.databases import postgresql_database, sqlite_database  # noqa: E402
 
 TARGET = 0.5
 HOST = "127.0.0.1"
@@ -182,32 +183,6 @@ def bare_app() -> Any:
 # -- databases and processes -------------------------------------------------------------------
 
 
-@contextmanager
-def sqlite_database(folder: Path) -> Iterator[str]:
-    from core.db.migrate import upgrade
-
-    url = f"sqlite:///{(folder / 'bench.db').as_posix()}"
-    upgrade(url)
-    yield url
-
-
-@contextmanager
-def postgresql_database(base_url: str) -> Iterator[str]:
-    """A fresh database beside ``base_url``'s, migrated, dropped at the end (as tests/conftest.py does)."""
-    from core.db.migrate import upgrade
-
-    name = f"obs_bench_api_{uuid.uuid4().hex[:10]}"
-    admin = sa.create_engine(base_url.replace("postgresql://", "postgresql+psycopg://", 1), isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
-    try:
-        url = base_url.rsplit("/", 1)[0] + f"/{name}"
-        upgrade(url)
-        yield url
-    finally:
-        with admin.connect() as conn:
-            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.dispose()
 
 
 def free_port() -> int:

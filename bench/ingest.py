@@ -32,9 +32,7 @@ import sys
 import tempfile
 import textwrap
 import time
-import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
@@ -48,10 +46,10 @@ import sqlalchemy as sa
 
 from core import lifecycle
 from core.config import Settings
-from core.db.migrate import upgrade
 from core.db.models import Base, Enrichment, Observation
 from core.engine import Engine
 from core.worker import CeleryDispatcher
+from bench.databases import postgresql_database, sqlite_database
 
 TARGET = 0.5
 DEFAULT_PG_URL = "postgresql://postgres@127.0.0.1:5432/test"
@@ -83,30 +81,6 @@ class Figures:
 
 
 # -- databases ---------------------------------------------------------------------------
-
-
-@contextmanager
-def sqlite_database(folder: Path) -> Iterator[str]:
-    url = f"sqlite:///{(folder / 'bench.db').as_posix()}"
-    upgrade(url)
-    yield url
-
-
-@contextmanager
-def postgresql_database(base_url: str) -> Iterator[str]:
-    """A fresh database beside ``base_url``'s, migrated, dropped at the end (as tests/conftest.py does)."""
-    name = f"obs_bench_{uuid.uuid4().hex[:10]}"
-    admin = sa.create_engine(base_url.replace("postgresql://", "postgresql+psycopg://", 1), isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
-    try:
-        url = base_url.rsplit("/", 1)[0] + f"/{name}"
-        upgrade(url)
-        yield url
-    finally:
-        with admin.connect() as conn:
-            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.dispose()
 
 
 def start_engine(folder: Path, database_url: str) -> Engine:

@@ -247,16 +247,7 @@ def list_response(
         for r in (to_report(x) for x in reports)
         if matches(r, filters, timezone=timezone)
     ]
-    date_init = params.get("date_init")
-    return {
-        "status_code": 200,
-        "content": content,
-        "data": {
-            "date_init": None if date_init in (None, "") else str(date_init),
-            "message": "Successful request.",
-            "content": content,
-        },
-    }
+    return wrap_content(content, params)
 
 
 def error_response(error: FilterError) -> dict[str, Any]:
@@ -266,4 +257,19 @@ def error_response(error: FilterError) -> dict[str, Any]:
         "status_code": 400,
         "content": [],
         "data": {"message": "There are some errors in the filters.", "errors": error.errors, "content": []},
+    }
+
+
+def wrap_content(content: list[dict[str, Any]], params: Mapping[str, Any]) -> dict[str, Any]:
+    """The list as both clients read it: top-level ``content`` (pyodcollect) and
+    ``data.content`` with ``status_code`` (OdourCollect's own server)."""
+    date_init = params.get("date_init")
+    return {
+        "status_code": 200,
+        "content": content,
+        "data": {
+            "date_init": None if date_init in (None, "") else str(date_init),
+            "message": "Successful request.",
+            "content": content,
+        },
     }

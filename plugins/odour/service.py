@@ -371,7 +371,7 @@ def compat_list(engine: Engine, params: dict[str, Any], projects: Sequence[Proje
     """The OdourCollect-compatible list (``/api/odor/list``) over the published odour reports of
     ``projects``: each project's time zone for dates, its ``location_precision`` for places.
     Raises :class:`plugins.odour.compat.FilterError` for invalid filters."""
-    from plugins.odour.compat import matches, parse_filters, render_report
+    from plugins.odour.compat import matches, parse_filters, render_report, wrap_content
 
     filters = parse_filters(params)
     key = pseudonym_key(engine)
@@ -386,13 +386,4 @@ def compat_list(engine: Engine, params: dict[str, Any], projects: Sequence[Proje
                 found.append((as_utc(report.observed_at), report.id, row))
     found.sort(key=lambda item: (item[0], item[1]))
     content = [row for _, _, row in found]
-    date_init = params.get("date_init")
-    return {
-        "status_code": 200,
-        "content": content,
-        "data": {
-            "date_init": None if date_init in (None, "") else str(date_init),
-            "message": "Successful request.",
-            "content": content,
-        },
-    }
+    return wrap_content(content, params)
