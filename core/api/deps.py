@@ -19,7 +19,8 @@ ObsId = Annotated[int, Path(ge=1, le=MAX_ID, description="an observation id")]
 DbInt = Annotated[int, Path(ge=1, le=MAX_ID)]
 
 
-def get_engine(request: Request) -> Engine:
+async def get_engine(request: Request) -> Engine:
+    # async: no I/O here, so no trip through the thread pool
     return request.app.state.engine
 
 

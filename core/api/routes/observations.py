@@ -119,10 +119,11 @@ async def create_observation(slug: str, request: Request, engine: EngineDep, pri
     if not principal.may_submit_to(slug):
         raise deny(principal, f"submitting to project {slug!r}")
     data, uploads = await _parse_create(request, engine)
-    result = await run_in_threadpool(
-        lifecycle.submit, engine, slug, data, uploads, principal.contributor_id, actor=principal.actor
-    )
-    body = await run_in_threadpool(read_as, engine, principal, result.observation_id)
+    def submit_and_read() -> tuple[lifecycle.SubmitResult, dict[str, Any]]:
+        result = lifecycle.submit(engine, slug, data, uploads, principal.contributor_id, actor=principal.actor)
+        return result, read_as(engine, principal, result.observation_id)
+
+    result, body = await run_in_threadpool(submit_and_read)
     return JSONResponse(ObservationOut.model_validate(body).model_dump(mode="json"),
                         status_code=201 if result.created else 200)
 
