@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 GENERIC_TYPES = {"", "application/octet-stream", "binary/octet-stream"}
+HEIF_BRANDS = {b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis", b"mif1", b"msf1", b"avif", b"avis"}
+UNSUPPORTED_IMAGES = {"image/heic", "image/avif"}
 
 
 class MediaError(ValueError):
@@ -104,7 +106,10 @@ def sniff(data: bytes) -> Sniffed | None:
         kind = "audio/wav"
     elif head[4:8] == b"ftyp":
         brand = head[8:12]
-        kind = "video/quicktime" if brand == b"qt  " else "video/mp4"
+        if brand in HEIF_BRANDS:
+            kind = "image/avif" if brand in (b"avif", b"avis") else "image/heic"
+        else:
+            kind = "video/quicktime" if brand == b"qt  " else "video/mp4"
     elif head.startswith(b"\x1aE\xdf\xa3"):
         kind = "video/webm" if b"webm" in data[:64] else "video/x-matroska"
     elif head.startswith(b"OggS"):
@@ -143,6 +148,10 @@ def check_media(data: bytes, filename: str | None, header: str | None, *, max_by
     sniffed = sniff(data)
     if sniffed is None:
         raise MediaError("media_unknown_type", f"{name}: not an image, video or sound file this engine accepts")
+    if sniffed.content_type in UNSUPPORTED_IMAGES:
+        raise MediaError("media_unsupported_type",
+                         f"{name}: {sniffed.content_type} photos are not supported yet; send JPEG or PNG "
+                         "(phones can be set to take 'most compatible' photos)")
     claimed = claimed_type(filename, header)
     if not _same_family(claimed, sniffed.content_type):
         raise MediaError(

@@ -180,3 +180,12 @@ def test_update_fields_validates_again_and_requeues(engine):
     with pytest.raises(ValidationFailed):
         lifecycle.update_fields(engine, obs_id, {"reject_me": True}, actor="tester")
     assert show(engine, obs_id)["fields"] == {"note": "an otter"}
+
+
+def test_an_iphone_heic_photo_gets_a_clear_message_not_video(engine):
+    heic = b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic" + b"\x00" * 200
+    with pytest.raises(ValidationFailed) as info:
+        lifecycle.submit(engine, "alpha", draft(), [Upload(heic, "IMG_0001.HEIC", "image/heic")])
+    problem = info.value.problems[0]
+    assert problem.code == "media_unsupported_type"
+    assert "image/heic photos are not supported yet; send JPEG or PNG" in problem.message
