@@ -59,23 +59,9 @@ if str(ROOT) not in sys.path:  # run as a script: make `core` and `bench` import
 
 import sqlalchemy as sa  # noqa: E402
 
-from bench.databases import postgresql_database, sqlite_database  # noqa: E402
+from bench.common import DEFAULT_PG_URL, PROJECT, REGISTRY, TARGET, postgresql_database, sqlite_database  # noqa: E402
 
-TARGET = 0.5
 HOST = "127.0.0.1"
-DEFAULT_PG_URL = "postgresql://postgres@127.0.0.1:5432/test"
-PROJECT = "bench"
-REGISTRY = f"""
-services:
-  noop:
-    summary: enriches every observation with nothing (benchmark)
-    settings: {{type: object}}
-projects:
-  - slug: {PROJECT}
-    name: Bench
-    timezone: Europe/Madrid
-    services: {{noop: {{}}}}
-"""
 OURS = {"create": "/api/v1/projects/{slug}/observations", "get": "/api/v1/observations/{id}"}
 BARE = {"create": "/bare/projects/{slug}/observations", "get": "/bare/observations/{id}"}
 STATS_ENV = "OBSERVATORY_BENCH_STATS"  # where a server writes its database work per request

@@ -49,22 +49,8 @@ from core.config import Settings
 from core.db.models import Base, Enrichment, Observation
 from core.engine import Engine
 from core.worker import CeleryDispatcher
-from bench.databases import postgresql_database, sqlite_database
+from bench.common import DEFAULT_PG_URL, PROJECT, REGISTRY, TARGET, postgresql_database, sqlite_database
 
-TARGET = 0.5
-DEFAULT_PG_URL = "postgresql://postgres@127.0.0.1:5432/test"
-PROJECT = "bench"
-REGISTRY = f"""
-services:
-  noop:
-    summary: enriches every observation with nothing (benchmark)
-    settings: {{type: object}}
-projects:
-  - slug: {PROJECT}
-    name: Bench
-    timezone: Europe/Madrid
-    services: {{noop: {{}}}}
-"""
 
 
 @dataclass

@@ -1,4 +1,5 @@
-"""Temporary, migrated databases for the benchmarks (the same way tests/conftest.py makes them)."""
+"""What the benchmarks share: the bench project, and temporary, migrated databases (made the
+same way tests/conftest.py makes them)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,21 @@ from typing import Iterator
 import sqlalchemy as sa
 
 from core.db.migrate import upgrade
+
+TARGET = 0.5
+DEFAULT_PG_URL = "postgresql://postgres@127.0.0.1:5432/test"
+PROJECT = "bench"
+REGISTRY = f"""
+services:
+  noop:
+    summary: enriches every observation with nothing (benchmark)
+    settings: {{type: object}}
+projects:
+  - slug: {PROJECT}
+    name: Bench
+    timezone: Europe/Madrid
+    services: {{noop: {{}}}}
+"""
 
 
 @contextmanager
