@@ -28,6 +28,7 @@ test: install
 bench: install
 	$(BIN)/python bench/ingest.py
 	$(BIN)/python bench/api.py
+	$(BIN)/python bench/species_id.py
 	$(BIN)/python bench/odour.py
 
 clean:

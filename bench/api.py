@@ -40,7 +40,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -59,6 +58,7 @@ if str(ROOT) not in sys.path:  # run as a script: make `core` and `bench` import
 
 import sqlalchemy as sa  # noqa: E402
 
+from tests.support.serving import ServerDidNotStart, free_port, wait_until_healthy  # noqa: E402
 from bench.common import DEFAULT_PG_URL, PROJECT, REGISTRY, TARGET, postgresql_database, sqlite_database  # noqa: E402
 
 HOST = "127.0.0.1"
@@ -171,16 +171,9 @@ def bare_app() -> Any:
 
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((HOST, 0))
-        return sock.getsockname()[1]
-
-
 @contextmanager
 def serving(factory: str, env: dict[str, str], log: Path, wrap: list[str] | None = None) -> Iterator[tuple[str, int]]:
     """uvicorn serving ``bench.api:<factory>`` on 127.0.0.1; yields its base URL and process id."""
-    import httpx
 
     port = free_port()
     argv = [sys.executable, "-m", "uvicorn", "--factory", f"bench.api:{factory}", "--host", HOST, "--port", str(port),
@@ -190,18 +183,10 @@ def serving(factory: str, env: dict[str, str], log: Path, wrap: list[str] | None
                                    start_new_session=True)
     base = f"http://{HOST}:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            if process.poll() is not None:
-                raise SystemExit(f"the {factory} server stopped ({process.returncode}):\n{log.read_text()[-3000:]}")
-            try:
-                if httpx.get(f"{base}/healthz", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                raise SystemExit(f"the {factory} server did not answer within 60 s:\n{log.read_text()[-3000:]}")
-            time.sleep(0.1)
+        try:
+            wait_until_healthy(base, process)
+        except ServerDidNotStart as exc:
+            raise SystemExit(f"the {factory} server: {exc}:\n{log.read_text()[-3000:]}") from None
         yield base, process.pid
     finally:
         os.killpg(process.pid, signal.SIGINT)  # uvicorn (and py-spy around it) stop cleanly on SIGINT
@@ -446,8 +431,8 @@ STAGES = [
     ("  client_id look-up: one transaction", "_lookup_retry (core/lifecycle.py"),
     ("  queue: _after_commit (Celery send_task)", "_after_commit (core/lifecycle.py"),
     ("read_as: the observation read back for the answer", "read_as (core/api/routes/observations.py"),
-    ("  load_observation (ORM, 3 select-in loads)", "load_observation (core/views.py"),
-    ("  observation_dict", "observation_dict (core/views.py"),
+    ("  read_observation (plain selects, core/read_model.py)", "read_observation (core/read_model.py"),
+    ("  observation_data (the answer's dict)", "observation_data (core/read_model.py"),
     ("create: ObservationOut validate + dump", "model_validate ("),
     ("get: FastAPI response_model validation", "serialize_response (fastapi/routing.py"),
     ("JSON rendering of the answer", "render (starlette/responses.py"),

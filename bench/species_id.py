@@ -1,6 +1,6 @@
 """species_id: the plugin's paths against plain onnxruntime, measured in the same run.
 
-    python bench/species_id.py [--n 64] [--batch-size 16] [--rounds 5] [--requests 60]
+    python bench/species_id.py [--n 64] [--batch-size 16] [--rounds 8] [--requests 60]
                                [--via uvicorn|testclient] [--threads 0] [--json PATH]
 
 1. **Enrichment path, images per second.** N photos (scikit-image's, as JPEG files, cycled)
@@ -25,7 +25,6 @@ import argparse
 import json
 import os
 import platform
-import socket
 import statistics
 import sys
 import tempfile
@@ -40,6 +39,8 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402
+
+from tests.support.serving import free_port  # noqa: E402
 
 THROUGHPUT_TARGET = 0.9
 LATENCY_TARGET = 1.5
@@ -170,12 +171,6 @@ def throughput(engine: Any, files: list[tuple[str, bytes]], batch_size: int, rou
 # --------------------------------------------------------------------------------------------
 # 2. Endpoint latency
 # --------------------------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 class Server:

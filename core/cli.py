@@ -199,6 +199,9 @@ def submit(ctx: click.Context, project: str, draft: str, media: tuple[str, ...],
         sys.exit(EXIT_INVALID)
     except EngineError as exc:
         fail(exc.message, EXIT_INVALID)
+    if not engine.dispatcher.flush(30.0):
+        click.echo("warning: the broker did not take the enrichments in time; they are stored, and a worker's "
+                   "recovery loop will queue them", err=True)
     with transaction(engine.readers) as session:
         out = observation_dict(load_observation(session, result.observation_id))
     out["created"] = result.created

@@ -28,12 +28,16 @@ class Settings(BaseSettings):
     enrich_retry_backoff_s: float = 2.0
     enrich_timeout_s: float = 60.0
     recovery_interval_s: float = 15.0
+    dispatch_linger_ms: float = Field(5.0, description="how long a process gathers enrichments into one broker "
+                                      "message (0: one message each, sent before submit returns)")
     lease_grace_s: float = Field(10.0, description="how long past its time limit a claimed enrichment is presumed lost")
     max_upload_bytes: int = 20 * 1024 * 1024
     max_request_bytes: int = Field(100 * 1024 * 1024, description="largest request body, media included")
     max_image_pixels: int = 80_000_000
     max_future_skew_s: int = 24 * 3600
     rate_limit_per_minute: int = 600
+    token_cache_s: float = Field(5.0, description="how long an API process trusts a token it has checked "
+                                 "(a token revoked elsewhere stops working within this time; 0: check every request)")
 
     host: str = "127.0.0.1"
     port: int = 8000

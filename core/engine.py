@@ -73,4 +73,5 @@ class Engine:
         return engine
 
     def close(self) -> None:
+        self.dispatcher.flush(5.0)  # what is still gathered for the broker leaves first
         self.db.dispose()

@@ -69,6 +69,8 @@ def _claim(engine: Engine, enrichment_id: int) -> tuple[str, int, str, int] | No
             .execution_options(synchronize_session=False)
         ).rowcount
         if claimed != 1:
+            log.info("enrichment %s not claimed: %s, attempt %s, lease until %s (now %s)", enrichment_id, row.status,
+                     row.attempts, row.lease_until, now)
             return None
         session.expire(row)
         return token, row.observation_id, row.plugin, row.attempts
@@ -138,8 +140,10 @@ def _finish(
             .values(lease_token=None, lease_until=None, updated_at=now, **values)
             .execution_options(synchronize_session=False)
         ).rowcount
-    if stored != 1:
-        return Outcome("skipped")  # the lease was lost (expired and taken over); the new holder decides
+    if stored != 1:  # the lease was lost (expired and taken over); the new holder decides
+        log.warning("enrichment %s: the lease of attempt %s was lost before its result was stored", enrichment_id,
+                    attempts)
+        return Outcome("skipped")
     if outcome.status in TERMINAL:
         assess_if_complete(engine, obs_id)
     return outcome

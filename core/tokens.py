@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+import threading
+import time
+import weakref
 from dataclasses import dataclass
 
 from sqlalchemy import select
@@ -89,6 +92,8 @@ def revoke_token(engine: Engine, token_id: int) -> None:
         if row is None:
             raise NotFound(f"no token {token_id}", code="token_not_found")
         row.revoked_at = row.revoked_at or utcnow()
+    for cache in list(_caches):  # this process forgets it at once; others within their ttl
+        cache.forget(token_id)
 
 
 def list_tokens(engine: Engine) -> list[dict[str, object]]:
@@ -107,3 +112,44 @@ def authenticate(engine: Engine, token: str) -> Principal | None:
         if row is None or row.revoked_at is not None:
             return None
         return Principal(row.role, row.project, row.contributor_id, row.id)
+
+
+_caches: weakref.WeakSet[PrincipalCache] = weakref.WeakSet()
+
+
+class PrincipalCache:
+    """Principals of tokens checked in the last ``ttl_s`` seconds, by token hash.
+
+    Saves a database read per API request. Only valid tokens are kept (an unknown one is looked
+    up every time, so guessing fills nothing), at most ``max_size``. ``revoke_token`` in this
+    process drops its entry at once; a revocation by another process takes effect here within
+    ``ttl_s``.
+    """
+
+    def __init__(self, ttl_s: float, max_size: int = 10_000):
+        self.ttl_s = ttl_s
+        self.max_size = max_size
+        self._entries: dict[str, tuple[float, Principal]] = {}
+        self._lock = threading.Lock()
+        _caches.add(self)
+
+    def get(self, token_hash: str) -> Principal | None:
+        entry = self._entries.get(token_hash)
+        if entry is None or entry[0] < time.monotonic():
+            return None
+        return entry[1]
+
+    def put(self, token_hash: str, principal: Principal) -> None:
+        if self.ttl_s <= 0:
+            return
+        with self._lock:
+            if len(self._entries) >= self.max_size:
+                now = time.monotonic()
+                self._entries = {k: v for k, v in self._entries.items() if v[0] >= now}
+                if len(self._entries) >= self.max_size:
+                    self._entries.clear()
+            self._entries[token_hash] = (time.monotonic() + self.ttl_s, principal)
+
+    def forget(self, token_id: int) -> None:
+        with self._lock:
+            self._entries = {k: v for k, v in self._entries.items() if v[1].token_id != token_id}

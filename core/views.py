@@ -9,6 +9,7 @@ from sqlalchemy.orm import Session, selectinload
 from core.db.models import Observation
 from core.errors import NotFound
 from core.media import MediaStore
+from core.read_model import observation_data
 from core.types import Location, MediaFile, ObservationView, ProjectContext
 
 
@@ -57,47 +58,7 @@ def observation_view(obs: Observation, store: MediaStore) -> ObservationView:
 
 def observation_dict(obs: Observation, *, media_url: str | None = None) -> dict[str, Any]:
     """Everything about an observation: fields, media, enrichments, flags, grade, status."""
-    return {
-        "id": obs.id,
-        "project": obs.project,
-        "client_id": obs.client_id,
-        "contributor_id": obs.contributor_id,
-        "kind": obs.kind,
-        "observed_at": obs.observed_at.isoformat(),
-        "location": {"lat": obs.lat, "lon": obs.lon, "accuracy_m": obs.accuracy_m},
-        "fields": obs.fields,
-        "status": obs.status,
-        "grade": obs.grade,
-        "media": [
-            {
-                "id": m.id,
-                "sha256": m.sha256,
-                "content_type": m.blob.content_type,
-                "size": m.blob.size,
-                "width": m.blob.width,
-                "height": m.blob.height,
-                "filename": m.filename,
-                **({"url": media_url.format(obs_id=obs.id, media_id=m.id)} if media_url else {}),
-            }
-            for m in obs.media
-        ],
-        "enrichments": {
-            e.plugin: {
-                "status": e.status,
-                "attempts": e.attempts,
-                "result": e.result,
-                "error": e.error,
-                "finished_at": e.finished_at.isoformat() if e.finished_at else None,
-            }
-            for e in obs.enrichments
-        },
-        "flags": [
-            {"plugin": f.plugin, "code": f.code, "severity": f.severity, "message": f.message, "value": f.value}
-            for f in obs.flags
-        ],
-        "created_at": obs.created_at.isoformat(),
-        "updated_at": obs.updated_at.isoformat(),
-    }
+    return observation_data(obs, obs.media, obs.enrichments, obs.flags, media_url)
 
 
 def public_view(data: dict[str, Any], project: ProjectContext) -> dict[str, Any]:

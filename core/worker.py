@@ -20,10 +20,12 @@ from celery import Celery, signals
 
 from core.config import Settings, get_settings
 from core.engine import Engine
+from core.send_buffer import SendBuffer
 
 log = logging.getLogger(__name__)
 
 ENRICH_TASK = "observatory.enrich"
+ENRICH_BATCH_TASK = "observatory.enrich_batch"
 ASSESS_TASK = "observatory.assess"
 
 
@@ -91,6 +93,14 @@ def enrich_task(self: Any, enrichment_id: int) -> str:
     return outcome.status
 
 
+@app.task(name=ENRICH_BATCH_TASK, acks_late=True, ignore_result=True)
+def enrich_batch_task(enrichments: list[list[Any]]) -> int:
+    """Fan a batch gathered by an API process out into one task per enrichment (each with its
+    plugin's time limit). Delivered twice, it queues them twice: the leases make that harmless."""
+    send_enrichments(worker_engine(), [(int(enrichment_id), str(plugin)) for enrichment_id, plugin in enrichments])
+    return len(enrichments)
+
+
 @app.task(name=ASSESS_TASK, acks_late=True, ignore_result=True)
 def assess_task(observation_id: int) -> None:
     from core.enrichment import assess
@@ -137,19 +147,45 @@ def send_enrichments(
             )
 
 
+def send_batch(engine: Engine, enrichments: list[tuple[int, str]]) -> None:
+    """Queue enrichments as one message (a worker fans it out), or one task if there is one."""
+    if len(enrichments) == 1:
+        send_enrichments(engine, enrichments)
+    else:
+        producer_for(engine.settings).send_task(ENRICH_BATCH_TASK, args=[enrichments], queue="observatory")
+
+
 class CeleryDispatcher:
     """Queues enrichments on the broker after the commit.
 
-    Sending happens in the request's own thread: a background sender thread was measured
-    slower (the GIL delays the request thread each time it returns from database I/O).
+    With ``dispatch_linger_ms`` above 0 (the default), the request thread hands them to a
+    ``SendBuffer`` and a sender thread sends what arrives within that time as one message;
+    with 0, each is sent in the request's own thread before ``enqueue`` returns.
     """
 
+    def __init__(self) -> None:
+        self._buffers: dict[int, SendBuffer[tuple[int, str]]] = {}
+        self._lock = threading.Lock()
+
+    def _buffer(self, engine: Engine) -> SendBuffer[tuple[int, str]]:
+        buffer = self._buffers.get(id(engine))
+        if buffer is None:
+            with self._lock:
+                buffer = self._buffers.setdefault(id(engine), SendBuffer(
+                    lambda batch: send_batch(engine, batch), linger_s=engine.settings.dispatch_linger_ms / 1000,
+                    name="observatory-dispatch"))
+        return buffer
+
     def enqueue(self, engine: Engine, enrichments: list[tuple[int, str]]) -> None:
-        send_enrichments(engine, list(enrichments))
+        if engine.settings.dispatch_linger_ms <= 0:
+            send_enrichments(engine, list(enrichments))
+        else:
+            self._buffer(engine).add(enrichments)
 
     def flush(self, timeout: float = 10.0) -> bool:
-        """Nothing is held back: every message is sent before ``enqueue`` returns."""
-        return True
+        """Wait until every enrichment queued so far is on the broker."""
+        deadline = time.monotonic() + timeout
+        return all(buffer.flush(max(0.0, deadline - time.monotonic())) for buffer in list(self._buffers.values()))
 
     def assess(self, engine: Engine, observation_id: int) -> None:
         producer_for(engine.settings).send_task(ASSESS_TASK, args=[observation_id], queue="observatory")
@@ -181,6 +217,8 @@ class InlineDispatcher:
 
 def recover_once(engine: Engine, quiet_s: float = 30.0) -> int:
     """Re-queue enrichments left behind; mark failed those out of attempts. Returns how many."""
+    from sqlalchemy import update
+
     from core.db.models import Enrichment, utcnow
     from core.db.session import transaction
     from core.enrichment import assess_if_complete, stale_enrichments
@@ -189,10 +227,20 @@ def recover_once(engine: Engine, quiet_s: float = 30.0) -> int:
     for enrichment_id in stale_enrichments(engine, quiet_s):
         with transaction(engine.sessions) as session:
             row = session.get(Enrichment, enrichment_id)
-            exhausted = row is not None and row.status == "running" and row.attempts >= engine.settings.enrich_max_attempts
+            now = utcnow()
+            exhausted = (row is not None and row.status == "running" and row.lease_until is not None
+                         and row.lease_until < now and row.attempts >= engine.settings.enrich_max_attempts)
             if exhausted:
-                row.status, row.finished_at, row.lease_token, row.lease_until = "failed", utcnow(), None, None
-                row.error = (row.error or "") + f" the worker stopped during attempt {row.attempts} (killed or past its time limit)"
+                # only if nobody has claimed it since it was read: a worker may have, a moment ago
+                exhausted = session.execute(
+                    update(Enrichment)
+                    .where(Enrichment.id == enrichment_id, Enrichment.lease_token == row.lease_token,
+                           Enrichment.status == "running")
+                    .values(status="failed", finished_at=now, lease_token=None, lease_until=None, updated_at=now,
+                            error=(row.error or "") + f" the worker stopped during attempt {row.attempts} "
+                            "(killed or past its time limit)")
+                    .execution_options(synchronize_session=False)
+                ).rowcount == 1
                 obs_id = row.observation_id
         if exhausted:
             assess_if_complete(engine, obs_id)

@@ -57,6 +57,22 @@ def test_submit_then_show(run, tmp_path, photos):
     assert body["fields"] == {"note": "a fox crossing the path"} and body["status"] == "pending"
 
 
+def test_submit_queues_every_enrichment_on_the_broker_before_it_exits(run, tmp_path):
+    import base64
+
+    out = run("submit", "alpha", write(tmp_path, "d.json", draft()))
+    assert out.returncode == 0, out.stderr
+    stored = json.loads(out.stdout)
+    assert {e["status"] for e in stored["enrichments"].values()} == {"pending"}
+    queued = []
+    for message in (Path(os.environ["OBSERVATORY_DATA_DIR"]) / "broker" / "in").glob("*.msg"):
+        data = json.loads(message.read_text())
+        args = json.loads(base64.b64decode(data["body"]))[0]
+        batch = data["headers"]["task"] == "observatory.enrich_batch"
+        queued += [enrichment_id for enrichment_id, _plugin in args[0]] if batch else [args[0]]
+    assert len(queued) == len(set(queued)) == len(stored["enrichments"]) == 2, "each enrichment queued, once"
+
+
 def test_submit_now_runs_enrichments_in_process(run, tmp_path):
     out = run("submit", "alpha", write(tmp_path, "d.json", draft()), "--now")
     assert out.returncode == 0, out.stderr

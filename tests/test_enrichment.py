@@ -67,3 +67,38 @@ def test_recovery_requeues_an_enrichment_whose_worker_died(engine, monkeypatch):
     assert run_enrichment(engine, sent[0]).status == "done"
     assert run_enrichment(engine, sent[0]).status == "skipped", "a second delivery does nothing"
     assert show(engine, obs_id)["enrichments"]["recorder"]["attempts"] == 2
+
+
+def test_recovery_never_closes_an_enrichment_a_worker_has_just_claimed(make_engine, monkeypatch):
+    """The recovery lists stale rows, then handles each; a worker may claim one in between
+    (its last attempt, after a killed one). That claim must stand, and its result be stored."""
+    from datetime import timedelta
+
+    from sqlalchemy import select, update
+
+    import core.enrichment as enrichment
+    import core.worker as worker
+    from core.db.models import Enrichment, utcnow
+    from core.enrichment import run_enrichment
+
+    engine = make_engine(enrich_max_attempts=2)
+    obs_id = lifecycle.submit(engine, "alpha", draft()).observation_id
+    with transaction(engine.sessions) as s:
+        recorder_id = s.scalar(select(Enrichment.id).where(Enrichment.plugin == "recorder"))
+        # the first attempt's worker was killed: running, lease expired
+        s.execute(update(Enrichment).where(Enrichment.id == recorder_id).values(
+            status="running", attempts=1, result=None, lease_token="dead", lease_until=utcnow() - timedelta(seconds=1)))
+    listed = enrichment.stale_enrichments(engine, 0)
+    assert listed == [recorder_id]
+    claimed = enrichment._claim(engine, recorder_id)  # a worker's second attempt, after the listing
+    assert claimed is not None and claimed[3] == 2
+    monkeypatch.setattr(enrichment, "stale_enrichments", lambda eng, quiet_s: listed)
+    monkeypatch.setattr(worker, "schedule_enrichment", lambda eng, eid, *a, **k: None)
+    recover_once(engine, quiet_s=0)
+    with transaction(engine.sessions) as s:
+        row = s.get(Enrichment, recorder_id)
+        assert (row.status, row.lease_token) == ("running", claimed[0]), "the fresh claim is left alone"
+    token, _, _, attempts = claimed
+    assert enrichment._finish(engine, recorder_id, token, obs_id, attempts, {"ok": True}, None).status == "done"
+    assert show(engine, obs_id)["enrichments"]["recorder"]["result"] == {"ok": True}
+    assert run_enrichment(engine, recorder_id).status == "skipped"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import Select, and_, false, or_
 
@@ -13,7 +13,18 @@ from core.types import ProjectContext
 from core.views import public_view
 
 
-def can_read(principal: Principal, obs: Observation, project: ProjectContext) -> bool:
+class Owned(Protocol):
+    """What access depends on: a stored observation (ORM object or ``read_model`` record)."""
+
+    @property
+    def project(self) -> str: ...
+    @property
+    def contributor_id(self) -> int | None: ...
+    @property
+    def status(self) -> str: ...
+
+
+def can_read(principal: Principal, obs: Owned, project: ProjectContext) -> bool:
     if principal.is_staff_of(obs.project):
         return True
     if principal.contributor_id is not None and obs.contributor_id == principal.contributor_id:
@@ -21,14 +32,14 @@ def can_read(principal: Principal, obs: Observation, project: ProjectContext) ->
     return obs.status == "published" and project.public
 
 
-def can_edit(principal: Principal, obs: Observation) -> bool:
+def can_edit(principal: Principal, obs: Owned) -> bool:
     if principal.is_staff_of(obs.project):
         return True
     return principal.contributor_id is not None and obs.contributor_id == principal.contributor_id \
         and obs.status != "trashed"
 
 
-def sees_everything(principal: Principal, obs: Observation) -> bool:
+def sees_everything(principal: Principal, obs: Owned) -> bool:
     """Staff and the observation's own contributor see personal data and exact places."""
     return principal.is_staff_of(obs.project) or (
         principal.contributor_id is not None and obs.contributor_id == principal.contributor_id
@@ -49,7 +60,7 @@ def visible_filter(query: Select[Any], principal: Principal, project: ProjectCon
     return query.where(public)
 
 
-def render(engine: Engine, principal: Principal, obs: Observation, data: dict[str, Any]) -> dict[str, Any]:
+def render(engine: Engine, principal: Principal, obs: Owned, data: dict[str, Any]) -> dict[str, Any]:
     if sees_everything(principal, obs):
         return data
     return public_view(data, engine.registry.project(obs.project))

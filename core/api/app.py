@@ -14,6 +14,7 @@ from core.api.ratelimit import RateLimiter
 from core.api.routes import audit, exports, health, media, moderation, observations, plugins, projects
 from core.engine import Engine
 from core.lifecycle import DraftIn
+from core.tokens import PrincipalCache
 
 DESCRIPTION = """The observatory engine's API: projects, observations, media, moderation and audit.
 
@@ -61,6 +62,7 @@ def create_app(engine: Engine) -> FastAPI:
                   openapi_url="/openapi.json", docs_url="/docs")
     app.state.engine = engine
     app.state.rate_limiter = RateLimiter(engine.settings.rate_limit_per_minute)
+    app.state.principals = PrincipalCache(engine.settings.token_cache_s)
     install_error_handlers(app)
     app.add_middleware(BodySizeLimit, max_bytes=engine.settings.max_request_bytes)
     for module in (health, projects, observations, moderation, media, audit, exports, plugins):

@@ -5,11 +5,12 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import Depends, Path, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from core.api.errors import ApiError
 from core.engine import Engine
-from core.tokens import ANONYMOUS, Principal, authenticate
+from core.tokens import ANONYMOUS, Principal, PrincipalCache, authenticate, hash_token
 
 bearer = HTTPBearer(auto_error=False, description="a token from `observatory tokens create`")
 
@@ -27,10 +28,14 @@ async def get_engine(request: Request) -> Engine:
 EngineDep = Annotated[Engine, Depends(get_engine)]
 
 
-def get_principal(
+async def get_principal(
     request: Request, engine: EngineDep, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
 ) -> Principal:
-    """The caller: anonymous without a token; 401 for a wrong or revoked one; 429 past the limit."""
+    """The caller: anonymous without a token; 401 for a wrong or revoked one; 429 past the limit.
+
+    async, so that a token seen in the last seconds (``PrincipalCache``) costs no trip through
+    the thread pool; an unknown one is looked up there.
+    """
     if credentials is None:
         if request.headers.get("authorization"):
             raise ApiError(401, "unauthorized", "the Authorization header must be 'Bearer <token>'",
@@ -38,7 +43,13 @@ def get_principal(
         principal = ANONYMOUS
         key = f"ip:{request.client.host if request.client else '?'}"
     else:
-        found = authenticate(engine, credentials.credentials)
+        cache: PrincipalCache = request.app.state.principals
+        token_hash = hash_token(credentials.credentials)
+        found = cache.get(token_hash)
+        if found is None:
+            found = await run_in_threadpool(authenticate, engine, credentials.credentials)
+            if found is not None:
+                cache.put(token_hash, found)
         if found is None:
             raise ApiError(401, "invalid_token", "the token is unknown or revoked", {"WWW-Authenticate": "Bearer"})
         principal = found

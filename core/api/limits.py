@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any, Awaitable, Callable
 
+from starlette.datastructures import FormData
 from starlette.requests import Request
 
 from core.api.errors import ApiError
@@ -79,3 +80,11 @@ async def read_body(request: Request, limit: int) -> bytes:
     body = b"".join(chunks)
     request._body = body  # let request.form() parse what was already read
     return body
+
+
+async def read_form(request: Request, *, max_files: int, max_fields: int) -> FormData:
+    """The multipart form of a body already read by ``read_body``; 400 if it is malformed."""
+    try:
+        return await request.form(max_files=max_files, max_fields=max_fields)
+    except Exception as exc:  # starlette raises several kinds on a broken multipart body
+        raise ApiError(400, "bad_multipart", f"the multipart body cannot be read: {exc}") from None

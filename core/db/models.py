@@ -121,6 +121,23 @@ class ObservationMedia(Base):
     observation: Mapped[Observation] = relationship(back_populates="media")
     blob: Mapped[MediaBlob] = relationship(lazy="joined")
 
+    # the blob's facts, read the same way as on a joined row (core.read_model)
+    @property
+    def content_type(self) -> str:
+        return self.blob.content_type
+
+    @property
+    def size(self) -> int:
+        return self.blob.size
+
+    @property
+    def width(self) -> int | None:
+        return self.blob.width
+
+    @property
+    def height(self) -> int | None:
+        return self.blob.height
+
 
 class Enrichment(Base):
     """One service's work on one observation; its state lives here, not in the broker."""

@@ -12,7 +12,7 @@ from starlette.datastructures import UploadFile
 
 from core.api.deps import EngineDep, PrincipalDep, deny
 from core.api.errors import ApiError, error_body
-from core.api.limits import read_body
+from core.api.limits import read_body, read_form
 from core.api.schemas import error_responses
 from core.engine import Engine
 from core.errors import ValidationFailed
@@ -255,10 +255,7 @@ async def identify(request: Request, engine: EngineDep, principal: PrincipalDep)
     kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if kind != "multipart/form-data":
         raise ApiError(415, "unsupported_media_type", "send multipart/form-data with 1 to 5 'images' files")
-    try:
-        form = await request.form(max_files=50, max_fields=50)
-    except Exception as exc:  # malformed multipart
-        raise ApiError(400, "bad_multipart", f"the multipart body cannot be read: {exc}") from None
+    form = await read_form(request, max_files=50, max_fields=50)
     parts = form.getlist("images")
     files = [f for f in parts if isinstance(f, UploadFile)]
     if len(files) != len(parts):

@@ -148,6 +148,25 @@ def test_a_revoked_token_is_401(engine, client, auth):
     assert client.get(f"{API}/projects/beta", headers=auth(new.token)).status_code == 401
 
 
+def test_a_token_revoked_by_another_process_stops_working_within_the_cache_time(engine, app, client, auth):
+    import time
+
+    from sqlalchemy import update
+
+    from core.db.models import ApiToken, utcnow
+    from core.db.session import transaction
+    from core.tokens import create_token
+
+    app.state.principals.ttl_s = 0.5
+    new = create_token(engine, "operator")
+    assert client.get(f"{API}/projects/beta", headers=auth(new.token)).status_code == 200
+    with transaction(engine.sessions) as session:  # as `observatory tokens revoke` does from its own process
+        session.execute(update(ApiToken).where(ApiToken.id == new.id).values(revoked_at=utcnow()))
+    assert client.get(f"{API}/projects/beta", headers=auth(new.token)).status_code == 200, "trusted for ttl_s"
+    time.sleep(0.6)
+    assert client.get(f"{API}/projects/beta", headers=auth(new.token)).status_code == 401
+
+
 def test_tokens_are_stored_only_as_hashes(engine, make_token):
     from sqlalchemy import select
 

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -33,9 +32,9 @@ import sqlalchemy as sa
 from core.db.models import Observation
 from core.engine import Engine
 from core.tokens import create_token
+from tests.support.serving import HOST, ServerDidNotStart, free_port, wait_until_healthy
 
 ROOT = Path(__file__).resolve().parents[2]
-HOST = "127.0.0.1"  # loopback only
 SUBMITTERS = 50
 SECONDS = float(os.environ.get("OBSERVATORY_LOAD_SECONDS", "10"))
 MAX_REQUESTS = 500_000  # a bound on the loop whatever the machine's speed
@@ -56,12 +55,6 @@ projects:
 pytestmark = pytest.mark.slow
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((HOST, 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture
 def server(make_engine: Callable[..., Engine], tmp_path: Path) -> Iterator[tuple[str, Engine]]:
     """uvicorn serving the API on 127.0.0.1 with this test's settings; (base URL, engine)."""
@@ -77,19 +70,11 @@ def server(make_engine: Callable[..., Engine], tmp_path: Path) -> Iterator[tuple
     )
     base = f"http://{HOST}:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            if process.poll() is not None:
-                log.seek(0)
-                pytest.fail(f"the server stopped at start-up ({process.returncode}):\n{log.read()[-4000:]}")
-            try:
-                if httpx.get(f"{base}/healthz", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail("the server did not answer /healthz within 60 s")
-            time.sleep(0.1)
+        try:
+            wait_until_healthy(base, process)
+        except ServerDidNotStart as exc:
+            log.seek(0)
+            pytest.fail(f"{exc}:\n{log.read()[-4000:]}")
         yield base, engine
     finally:
         process.terminate()

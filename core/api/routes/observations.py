@@ -11,15 +11,13 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
-from sqlalchemy import select
-from sqlalchemy.orm import selectinload
 from starlette.datastructures import UploadFile
 
 from core import lifecycle
 from core.api.access import can_edit, can_read, render, visible_filter
 from core.api.deps import DbInt, EngineDep, ObsId, PrincipalDep, deny
 from core.api.errors import ApiError
-from core.api.limits import read_body
+from core.api.limits import read_body, read_form
 from core.api.schemas import ObservationOut, ObservationPage, ObservationPatch, error_responses
 from core.db.models import Observation
 from core.db.session import transaction
@@ -27,7 +25,8 @@ from core.engine import Engine
 from core.errors import ValidationFailed
 from core.tokens import Principal
 from core.types import Problem
-from core.views import load_observation, observation_dict
+from core.read_model import observation_rows, read_observation, read_observations
+from core.views import load_observation
 
 router = APIRouter(prefix="/api/v1", tags=["observations"])
 MEDIA_URL = "/api/v1/observations/{obs_id}/media/{media_id}"
@@ -55,11 +54,10 @@ CREATE_BODY = {
 def read_as(engine: Engine, principal: Principal, obs_id: int) -> dict[str, Any]:
     """The observation as ``principal`` may see it; 401/403/404 otherwise."""
     with transaction(engine.readers) as session:
-        obs = load_observation(session, obs_id)
-        project = engine.registry.project(obs.project)
-        if not can_read(principal, obs, project):
-            raise deny(principal, f"observation {obs_id} is not published")
-        return render(engine, principal, obs, observation_dict(obs, media_url=MEDIA_URL))
+        obs = read_observation(session, obs_id, media_url=MEDIA_URL)
+    if not can_read(principal, obs, engine.registry.project(obs.project)):
+        raise deny(principal, f"observation {obs_id} is not published")
+    return render(engine, principal, obs, obs.data)
 
 
 def _not_json_constant(name: str) -> Any:
@@ -85,10 +83,7 @@ async def _parse_create(request: Request, engine: Engine) -> tuple[Any, list[lif
         return _json(body, "body"), []
     if kind != "multipart/form-data":
         raise ApiError(415, "unsupported_media_type", "send application/json, or multipart/form-data with 'draft' and 'media'")
-    try:
-        form = await request.form(max_files=50, max_fields=20)
-    except Exception as exc:  # malformed multipart
-        raise ApiError(400, "bad_multipart", f"the multipart body cannot be read: {exc}") from None
+    form = await read_form(request, max_files=50, max_fields=20)
     draft = form.get("draft")
     if draft is None:
         raise ValidationFailed([Problem(("draft",), "the multipart body needs a 'draft' field with the JSON draft", "missing")])
@@ -175,7 +170,7 @@ def list_observations(
         raise deny(principal, f"project {slug!r} is not public")
     if contributor is not None and not principal.is_staff_of(slug) and contributor != principal.contributor_id:
         raise deny(principal, "filtering by another contributor")
-    query = visible_filter(select(Observation).where(Observation.project == slug), principal, project)
+    query = visible_filter(observation_rows().where(Observation.project == slug), principal, project)
     filters = {Observation.status: status, Observation.grade: grade, Observation.contributor_id: contributor,
                Observation.kind: kind}
     for column, value in filters.items():
@@ -203,14 +198,11 @@ def list_observations(
     after = _decode_cursor(cursor)
     if after is not None:
         query = query.where(Observation.id < after)
-    query = query.order_by(Observation.id.desc()).limit(limit + 1).options(
-        selectinload(Observation.media), selectinload(Observation.enrichments), selectinload(Observation.flags)
-    )
     with transaction(engine.readers) as session:
-        rows = list(session.scalars(query))
-        page = rows[:limit]
-        items = [render(engine, principal, o, observation_dict(o, media_url=MEDIA_URL)) for o in page]
-    next_cursor = base64.urlsafe_b64encode(str(page[-1].id).encode()).decode().rstrip("=") if len(rows) > limit else None
+        rows = read_observations(session, query.order_by(Observation.id.desc()).limit(limit + 1), media_url=MEDIA_URL)
+    page = rows[:limit]
+    items = [render(engine, principal, o, o.data) for o in page]
+    next_cursor = base64.urlsafe_b64encode(str(page[-1].data["id"]).encode()).decode().rstrip("=") if len(rows) > limit else None
     return {"items": items, "next_cursor": next_cursor}
 
 
