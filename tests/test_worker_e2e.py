@@ -155,6 +155,20 @@ def test_a_separate_worker_enriches_grades_and_flags(cluster):
     assert [f["code"] for f in obs["flags"]] == ["recorded"]
 
 
+def test_a_burst_of_submits_goes_out_in_batches_and_every_one_is_enriched(cluster, settings_factory):
+    engine, workers = cluster
+    engine.settings.dispatch_linger_ms = 200  # wide enough that the burst shares messages
+    workers.start()
+    ids = [lifecycle.submit(engine, "quick", draft(client_id=f"burst-{i}")).observation_id for i in range(30)]
+    assert engine.dispatcher.flush(10.0)
+    wait_for(lambda: all(show(engine, i)["enrichments"]["recorder"]["status"] == "done" for i in ids), 90, workers,
+             "every observation of the burst to be enriched")
+    for obs_id in ids:
+        assert show(engine, obs_id)["enrichments"]["recorder"]["result"] == {"seen": obs_id, "media": 0}
+    log = "".join(p.read_text() for p in workers.log_dir.glob("worker-*.log"))
+    assert "observatory.enrich_batch" in log, "the enrichments travelled in batch messages"
+
+
 def test_a_worker_killed_mid_task_is_replaced_and_the_task_completes_once(cluster, tmp_path):
     engine, workers = cluster
     first = workers.start()
@@ -183,4 +197,5 @@ def test_a_hanging_plugin_is_stopped_by_its_time_limit(cluster, monkeypatch):
     sleepy = show(engine, obs_id)["enrichments"]["sleepy"]
     assert sleepy["attempts"] == 2
     assert "timed out after 3 s" in sleepy["error"]
-    assert show(engine, obs_id)["grade"] == "needs_id", "the observation is still graded"
+    # grading follows the failure in its own transaction, a moment later
+    wait_for(lambda: show(engine, obs_id)["grade"] == "needs_id", 30, workers, "the observation to be graded anyway")
