@@ -28,7 +28,7 @@ class Settings(BaseSettings):
     enrich_retry_backoff_s: float = 2.0
     enrich_timeout_s: float = 60.0
     recovery_interval_s: float = 15.0
-    dispatch_linger_ms: float = Field(5.0, description="how long a process gathers enrichments into one broker "
+    dispatch_linger_ms: float = Field(20.0, description="how long a process gathers enrichments into one broker "
                                       "message (0: one message each, sent before submit returns)")
     lease_grace_s: float = Field(10.0, description="how long past its time limit a claimed enrichment is presumed lost")
     max_upload_bytes: int = 20 * 1024 * 1024

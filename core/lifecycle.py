@@ -27,10 +27,15 @@ from core.engine import Engine
 from core.errors import Conflict, NotFound, ValidationFailed
 from core.media import MediaError, check_media
 from core.projects import project_kinds
-from core.types import Draft, Location, MediaFile, Problem, ProjectContext
+from core.types import Draft, Location, MediaFile, ObservationType, Problem, ProjectContext
 from core.views import load_observation, observation_view
 
 GENERIC_KIND = "generic"
+
+# built once: a statement built per call costs its cache-key walk on every submit
+_INSERT_OBSERVATION = insert(Observation.__table__)
+_INSERT_ENRICHMENT = insert(Enrichment.__table__)
+_INSERT_ENRICHMENTS = _INSERT_ENRICHMENT.returning(Enrichment.__table__.c.id, Enrichment.__table__.c.plugin)
 
 
 class LocationIn(BaseModel):
@@ -114,6 +119,17 @@ def parse_draft(data: Any, project: ProjectContext) -> DraftIn:
     return draft
 
 
+_validators: dict[int, tuple[ObservationType, jsonschema.Draft202012Validator]] = {}
+
+
+def _validator_for(otype: ObservationType) -> jsonschema.Draft202012Validator:
+    """One compiled validator per observation type (building one costs more than validating)."""
+    cached = _validators.get(id(otype))
+    if cached is None:  # the type is kept with its validator, so its id cannot be reused meanwhile
+        cached = _validators[id(otype)] = (otype, jsonschema.Draft202012Validator(otype.schema))
+    return cached[1]
+
+
 def _check_kind(engine: Engine, draft: DraftIn, project: ProjectContext) -> list[Problem]:
     kind = draft.kind or GENERIC_KIND
     kinds = {t.name: t for t in project_kinds(engine, project)}
@@ -125,7 +141,7 @@ def _check_kind(engine: Engine, draft: DraftIn, project: ProjectContext) -> list
         if other is not None and other.plugin:
             message += f"; the service {other.plugin!r} that adds it is not enabled for this project"
         return [Problem(("kind",), message, "unknown_kind")]
-    validator = jsonschema.Draft202012Validator(otype.schema)
+    validator = _validator_for(otype)
     return [
         Problem(("fields", *err.path) if err.path else ("fields",), err.message, f"schema_{err.validator}")
         for err in sorted(validator.iter_errors(draft.fields), key=lambda e: list(e.path))
@@ -244,11 +260,11 @@ def _insert_enrichments(engine: Engine, session: Session | Connection, obs_id: i
     if not services:
         return []
     now = utcnow()
-    table = Enrichment.__table__
     values = [{"observation_id": obs_id, "plugin": name, "status": "pending", "attempts": 0, "updated_at": now}
               for name in services]
-    # one row as a single execute: the many-rows form with RETURNING costs more than the insert
-    rows = session.execute(insert(table).returning(table.c.id, table.c.plugin), values[0] if len(values) == 1 else values)
+    if len(values) == 1:  # the common case: the primary key as the driver reports it (SQLite: no RETURNING)
+        return [(session.execute(_INSERT_ENRICHMENT, values[0]).inserted_primary_key[0], services[0])]
+    rows = session.execute(_INSERT_ENRICHMENTS, values)
     return [(row.id, row.plugin) for row in rows]
 
 
@@ -290,13 +306,13 @@ def submit(
         # Plain Core inserts on a plain connection: the ORM session costs more than the rest of submit.
         with engine.db.begin() as conn:
             obs_id = conn.execute(
-                insert(Observation.__table__).returning(Observation.__table__.c.id),
+                _INSERT_OBSERVATION,
                 {"project": project_slug, "client_id": draft.client_id, "content_hash": digest,
                   "contributor_id": contributor_id, "kind": draft.kind, "observed_at": draft.observed_at,
                   "lat": draft.location.lat, "lon": draft.location.lon, "accuracy_m": draft.location.accuracy_m,
                   "fields": draft.fields, "status": "published" if project.auto_publish else "pending",
                   "created_at": now, "updated_at": now},
-            ).scalar_one()
+            ).inserted_primary_key[0]
             _store_media(engine, conn, obs_id, checked)
             enrichments = _insert_enrichments(engine, conn, obs_id, project)
     except IntegrityError:

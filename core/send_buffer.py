@@ -25,7 +25,7 @@ T = TypeVar("T")
 
 
 class SendBuffer(Generic[T]):
-    def __init__(self, send: Callable[[list[T]], None], *, linger_s: float = 0.005, max_batch: int = 500,
+    def __init__(self, send: Callable[[list[T]], None], *, linger_s: float = 0.02, max_batch: int = 500,
                  max_pending: int = 100_000, name: str = "send-buffer"):
         self.send, self.linger_s, self.max_batch, self.name = send, linger_s, max_batch, name
         self.max_pending = max_pending
