@@ -8,6 +8,7 @@ from fastapi import APIRouter, FastAPI
 from fastapi.openapi.utils import get_openapi
 
 from core import __version__
+from core.api.docs_page import install_docs_page
 from core.api.errors import install_error_handlers
 from core.api.limits import BodySizeLimit
 from core.api.ratelimit import RateLimiter
@@ -59,7 +60,8 @@ def _document_error_handlers(schema: dict[str, Any]) -> None:
 
 def create_app(engine: Engine) -> FastAPI:
     app = FastAPI(title="Observatory engine", version=__version__, description=DESCRIPTION,
-                  openapi_url="/openapi.json", docs_url="/docs")
+                  openapi_url="/openapi.json", docs_url=None, redoc_url=None)
+    install_docs_page(app)
     app.state.engine = engine
     app.state.rate_limiter = RateLimiter(engine.settings.rate_limit_per_minute)
     app.state.principals = PrincipalCache(engine.settings.token_cache_s)

@@ -17,8 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import subprocess
-import sys
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -32,7 +30,7 @@ import sqlalchemy as sa
 from core.db.models import Observation
 from core.engine import Engine
 from core.tokens import create_token
-from tests.support.serving import HOST, ServerDidNotStart, free_port, wait_until_healthy
+from tests.support.serving import HOST, ServerDidNotStart, api_server
 
 ROOT = Path(__file__).resolve().parents[2]
 SUBMITTERS = 50
@@ -60,34 +58,11 @@ def server(make_engine: Callable[..., Engine], tmp_path: Path) -> Iterator[tuple
     """uvicorn serving the API on 127.0.0.1 with this test's settings; (base URL, engine)."""
     # make_engine writes the OBSERVATORY_* settings to the environment the server inherits
     engine = make_engine(LOAD_REGISTRY, rate_limit_per_minute=0, plugin_modules="recorder=tests.support.recorder")
-    port = free_port()
-    log = (tmp_path / "server.log").open("w+")
-    env = {**os.environ, "OBSERVATORY_SERVE_DISPATCHER": "celery", "PYTHONPATH": str(ROOT)}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "--factory", "tests.api.serve_app:create", "--host", HOST,
-         "--port", str(port), "--log-level", "warning", "--no-access-log"],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-    )
-    base = f"http://{HOST}:{port}"
     try:
-        try:
-            wait_until_healthy(base, process)
-        except ServerDidNotStart as exc:
-            log.seek(0)
-            pytest.fail(f"{exc}:\n{log.read()[-4000:]}")
-        yield base, engine
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=15)
-        log.seek(0)
-        tail = log.read()[-4000:]
-        log.close()
-        if tail.strip():
-            print(f"server log (tail):\n{tail}")
+        with api_server(tmp_path, ROOT, {"OBSERVATORY_SERVE_DISPATCHER": "celery"}) as base:
+            yield base, engine
+    except ServerDidNotStart as exc:
+        pytest.fail(str(exc))
 
 
 @dataclass

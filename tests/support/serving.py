@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
+import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 
 import httpx
 
@@ -36,3 +41,39 @@ def wait_until_healthy(base: str, process: subprocess.Popen, timeout_s: float = 
         if time.monotonic() > deadline:
             raise ServerDidNotStart(f"the server did not answer /healthz within {timeout_s:g} s")
         time.sleep(0.1)
+
+
+@contextmanager
+def api_server(folder: Path, root: Path, env: dict[str, str] | None = None) -> Iterator[str]:
+    """uvicorn serving ``tests.api.serve_app`` on loopback; yields the base URL.
+
+    The server reads its ``OBSERVATORY_*`` settings from this process's environment plus ``env``;
+    its log goes to ``folder``/server.log and its tail is printed when it stops.
+    """
+    port = free_port()
+    log = (folder / "server.log").open("w+")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "--factory", "tests.api.serve_app:create", "--host", HOST,
+         "--port", str(port), "--log-level", "warning", "--no-access-log"],
+        cwd=root, env={**os.environ, "PYTHONPATH": str(root), **(env or {})}, stdout=log, stderr=subprocess.STDOUT,
+    )
+    base = f"http://{HOST}:{port}"
+    try:
+        try:
+            wait_until_healthy(base, process)
+        except ServerDidNotStart as exc:
+            log.seek(0)
+            raise ServerDidNotStart(f"{exc}:\n{log.read()[-4000:]}") from None
+        yield base
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=15)
+        log.seek(0)
+        tail = log.read()[-4000:]
+        log.close()
+        if tail.strip():
+            print(f"server log (tail):\n{tail}")
