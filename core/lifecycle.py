@@ -126,6 +126,8 @@ def _validator_for(otype: ObservationType) -> jsonschema.Draft202012Validator:
     """One compiled validator per observation type (building one costs more than validating)."""
     cached = _validators.get(id(otype))
     if cached is None:  # the type is kept with its validator, so its id cannot be reused meanwhile
+        if len(_validators) >= 256:  # engines started again and again (tests) leave old types behind
+            _validators.clear()
         cached = _validators[id(otype)] = (otype, jsonschema.Draft202012Validator(otype.schema))
     return cached[1]
 
