@@ -24,6 +24,7 @@ from starlette.concurrency import run_in_threadpool
 from core.api.access import can_see_project
 from core.api.deps import EngineDep, PrincipalDep, deny
 from core.api.errors import ApiError, error_body
+from core.api.limits import read_body
 from core.api.schemas import ErrorOut, error_responses
 from core.engine import Engine
 from core.tokens import Principal
@@ -158,15 +159,17 @@ def run_analysis(
 
 # --------------------------------------------------------------------------- OdourCollect
 
+FILTERS_MAX_BYTES = 64 * 1024
 
-def _filter_error(errors: dict[str, list[str]]) -> JSONResponse:
+
+def _filter_error(errors: dict[str, list[str]], status: int = 400, code: str = "invalid_filters") -> JSONResponse:
     """400 in OdourCollect's shape (``status_code``, ``data.errors``, empty ``content``) and the
     engine's (``error`` with one detail per filter), so that either kind of client reads it."""
     exc = FilterError(errors)
     details = [{"path": [name], "message": message, "code": "invalid_filter"}
                for name, messages in errors.items() for message in messages]
-    body = {**error_response(exc), **error_body("invalid_filters", f"invalid filters: {exc}", details)}
-    return JSONResponse(body, status_code=400)
+    body = {**error_response(exc), **error_body(code, f"invalid filters: {exc}", details), "status_code": status}
+    return JSONResponse(body, status_code=status)
 
 
 def _compat_projects(engine: Engine, principal: Principal, slug: Any) -> list[ProjectContext] | JSONResponse:
@@ -258,6 +261,10 @@ def compat_list_get(
                                                       "maxIntensity": None, "minAnnoy": None, "maxAnnoy": None,
                                                       "date_init": "2024-03-01", "date_end": "2024-03-31"}}}}}})
 async def compat_list_post(request: Request, engine: EngineDep, principal: PrincipalDep) -> JSONResponse:
+    try:  # a few filters: a body past FILTERS_MAX_BYTES is not a client of this endpoint
+        await read_body(request, FILTERS_MAX_BYTES)
+    except ApiError as too_large:
+        return _filter_error({"body": [too_large.message]}, status=413, code=too_large.code)
     kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if kind in ("application/x-www-form-urlencoded", "multipart/form-data"):
         try:

@@ -317,6 +317,17 @@ def test_compat_list_refuses_a_body_that_is_not_a_json_object(client):
     assert client.post("/api/odor/list", data={"type": "5"}).status_code == 200, "a form body, as Laravel took"
 
 
+def test_compat_list_refuses_a_huge_body_with_413_in_both_shapes(client):
+    huge = json.dumps({"type": 5, "description": "x" * 100_000}).encode()
+    response = client.post("/api/odor/list", content=huge, headers={"content-type": "application/json"})
+    assert response.status_code == 413
+    body = response.json()
+    assert body["status_code"] == 413 and body["content"] == [] and "body" in body["data"]["errors"]
+    assert body["error"]["code"] == "request_too_large"
+    assert "65536" in body["error"]["message"]
+    assert client.post("/api/odor/list", json=pyodcollect_body()).status_code == 200, "a normal body still reads"
+
+
 def test_the_pseudonym_key_file_is_made_on_first_use(client, engine, submitted):
     path = Path(engine.settings.data_dir) / service.KEY_FILE
     service._KEYS.clear()
