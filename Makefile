@@ -29,6 +29,7 @@ bench: install
 	$(BIN)/python bench/ingest.py
 	$(BIN)/python bench/api.py
 	$(BIN)/python bench/species_id.py
+	$(BIN)/python bench/duplicates.py
 	$(BIN)/python bench/odour.py
 
 clean:

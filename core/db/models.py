@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, DateTime, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, DateTime, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
 
@@ -146,6 +146,10 @@ class Enrichment(Base):
     __table_args__ = (
         UniqueConstraint("observation_id", "plugin", name="uq_enrichment_plugin"),
         Index("ix_enrichment_status", "status", "lease_until"),
+        # what ended since a moment (species_id's photo-hash index reads it); partial, so that
+        # storing a pending enrichment at submit costs no entry here
+        Index("ix_enrichment_finished", "plugin", "finished_at", sqlite_where=text("finished_at IS NOT NULL"),
+              postgresql_where=text("finished_at IS NOT NULL")),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)

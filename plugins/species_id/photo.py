@@ -62,15 +62,18 @@ def hamming(a: str, b: str) -> int:
     return (int(a, 16) ^ int(b, 16)).bit_count()
 
 
+def popcount(values: np.ndarray) -> np.ndarray:
+    """The number of bits set in each of an array of uint64."""
+    if hasattr(np, "bitwise_count"):
+        return np.bitwise_count(values).astype(np.int64)
+    return np.unpackbits(values.view(np.uint8).reshape(-1, 8), axis=1).sum(axis=1)  # numpy < 2.0
+
+
 def nearest(target: str, candidates: Iterable[str]) -> tuple[int, int]:
     """(index, distance) of the candidate hash nearest to ``target``; (-1, 65) when there is none."""
     values = np.array([int(c, 16) for c in candidates], dtype=np.uint64)
     if not len(values):
         return -1, 65
-    xor = values ^ np.uint64(int(target, 16))
-    if hasattr(np, "bitwise_count"):
-        distances = np.bitwise_count(xor).astype(np.int64)
-    else:  # numpy < 2.0
-        distances = np.unpackbits(xor.view(np.uint8).reshape(-1, 8), axis=1).sum(axis=1)
+    distances = popcount(values ^ np.uint64(int(target, 16)))
     best = int(np.argmin(distances))
     return best, int(distances[best])

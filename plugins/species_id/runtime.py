@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.config import Settings
@@ -93,30 +92,3 @@ def current() -> Runtime:
     if engine is None:
         raise RuntimeError("species_id: the engine has not started (the startup hook was not called)")
     return Runtime.of(engine)
-
-
-def project_hashes(sessions: sessionmaker[Session], project: str, before_id: int) -> list[tuple[int, int, str]]:
-    """(observation id, photo position, dHash) of the photos species_id hashed in ``project``,
-    in observations stored before ``before_id`` and not trashed."""
-    from core.db.models import Enrichment, Observation
-    from core.db.session import transaction
-
-    query = (
-        select(Enrichment.observation_id, Enrichment.result["dhashes"])
-        .join(Observation, Observation.id == Enrichment.observation_id)
-        .where(Observation.project == project, Observation.id < before_id, Observation.status != "trashed",
-               Enrichment.plugin == SERVICE, Enrichment.status == "done")
-    )
-    with transaction(sessions) as session:
-        rows = session.execute(query).all()
-    out = []
-    for obs_id, hashes in rows:
-        if isinstance(hashes, str):  # some drivers hand back JSON text
-            try:
-                hashes = json.loads(hashes)
-            except ValueError:
-                continue
-        for position, value in enumerate(hashes or []):
-            if isinstance(value, str) and len(value) == 16:
-                out.append((obs_id, position, value))
-    return out

@@ -22,7 +22,8 @@ from plugins.species_id.inference import (
     load_model,
     rank,
 )
-from plugins.species_id.runtime import Runtime, project_hashes
+from plugins.species_id.hash_index import project_index
+from plugins.species_id.runtime import Runtime
 
 COMBINATION = "mean"
 DEFAULTS: dict[str, Any] = {
@@ -227,15 +228,13 @@ def duplicate_flags(runtime: Runtime, observation: ObservationView, result: dict
     mine = [(i, h) for i, h in enumerate(result.get("dhashes") or []) if isinstance(h, str)]
     if not mine:
         return []
-    others = project_hashes(runtime.sessions, observation.project, observation.id)
-    if not others:
-        return []
+    index = project_index(runtime.sessions, observation.project)
     limit = int(setting(settings, "duplicate_distance"))
     flags = []
     for position, value in mine:
-        index, distance = photo.nearest(value, (h for _, _, h in others))
-        if index >= 0 and distance <= limit:
-            other_obs, other_pos, _ = others[index]
+        match = index.nearest(value, observation.id, limit)
+        if match is not None:
+            other_obs, other_pos, distance = match.observation_id, match.position, match.distance
             name = observation.media[position].filename if position < len(observation.media) else None
             where = f"photo {position + 1}" + (f" ({name})" if name else "")
             flags.append(Flag("photo_duplicate", f"{where} is a near-duplicate of photo {other_pos + 1} of "
