@@ -116,8 +116,8 @@ class ProjectHashes:
                     pos.append(position)
                     val.append(int(value, 16))
             self._rows[obs_id] = (stamp, indices)
-            if self._newest is None or stamp > self._newest:
-                self._newest = stamp
+            if stamp is not None and (self._newest is None or stamp > self._newest):
+                self._newest = stamp  # (a done row without an end time is read by full reads only)
         if obs:
             self._obs = np.concatenate([self._obs, np.array(obs, np.int64)])
             self._pos = np.concatenate([self._pos, np.array(pos, np.int32)])

@@ -147,6 +147,15 @@ def test_a_photo_changed_since_the_last_read_is_checked_against_its_current_hash
     assert index.nearest(near(0), new, 5) == Match(other, 0, 3)
 
 
+def test_a_done_row_without_an_end_time_is_still_read(engine, photos):
+    photos.add(near(30))
+    legacy = photos.add(near(1))
+    with engine.db.begin() as conn:
+        conn.execute(sa.update(Enrichment.__table__).where(Enrichment.observation_id == legacy).values(finished_at=None))
+    new = photos.add(near(0))
+    assert project_index(engine.sessions, "alpha").nearest(near(0), new, 5) == Match(legacy, 0, 1)
+
+
 def test_an_empty_project_has_no_match(engine):
     index = ProjectHashes(engine.sessions, "alpha")
     assert index.refresh() == 0 and len(index) == 0
