@@ -69,7 +69,7 @@ class Settings(BaseSettings):
         for path in (self.data_dir, self.media_dir):
             path.mkdir(parents=True, exist_ok=True)
         if self.broker_url.startswith("filesystem"):
-            for sub in ("in", "processed"):
+            for sub in ("in", "processed", "control"):
                 (self.broker_folder / sub).mkdir(parents=True, exist_ok=True)
 
 

@@ -47,6 +47,8 @@ def celery_config(settings: Settings) -> dict[str, Any]:
             "data_folder_out": str(folder / "in"),
             "processed_folder": str(folder / "processed"),
             "store_processed": False,
+            # kombu writes its broadcast exchange table here ("control" in the working folder otherwise)
+            "control_folder": str(folder / "control"),
         }
         config["worker_enable_remote_control"] = False
     elif settings.broker_url.startswith("redis"):

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import math
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
@@ -17,7 +18,15 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA busy_timeout=30000")
     cursor.execute("PRAGMA synchronous=NORMAL")
+    try:  # SQLite built without its math functions: core.privacy snaps places with floor()
+        cursor.execute("SELECT floor(0.5)")
+    except Exception:
+        dbapi_connection.create_function("floor", 1, _floor, deterministic=True)
     cursor.close()
+
+
+def _floor(value: float | None) -> float | None:
+    return None if value is None else float(math.floor(value))
 
 
 def _begin(conn: Any) -> None:
