@@ -47,9 +47,9 @@ class Principal:
         return self.role == "operator" or (self.role in PROJECT_ROLES and self.project == project)
 
     def may_submit_to(self, project: str) -> bool:
-        if self.anonymous:
-            return False
-        return self.project is None or self.project == project or self.role == "operator"
+        """Operators submit anywhere; every other token only to the project it was made for
+        (a token without a project, from before tokens were bound, submits nowhere)."""
+        return self.role == "operator" or (not self.anonymous and self.project == project)
 
 
 ANONYMOUS = Principal("anonymous")
@@ -68,8 +68,8 @@ def create_token(engine: Engine, role: str, project: str | None = None, name: st
     """Make a token; the clear text is returned here once and never stored."""
     if role not in ROLES:
         raise EngineError(f"unknown role {role!r}; one of {', '.join(ROLES)}", code="unknown_role")
-    if role in PROJECT_ROLES and not project:
-        raise EngineError(f"a {role} token needs --project", code="project_required")
+    if role != "operator" and not project:
+        raise EngineError(f"a {role} token is for one project: name it with --project", code="project_required")
     if project is not None and project not in engine.registry.contexts():
         raise NotFound(f"unknown project {project!r}", code="unknown_project")
     if role == "operator" and project:

@@ -129,7 +129,9 @@ def test_tokens_are_printed_once_and_stored_hashed(run):
     listed = run("tokens", "list").stdout
     assert token not in listed and "Ana" in listed
     bad = run("tokens", "create", "--role", "moderator")
-    assert bad.returncode == 2 and "needs --project" in bad.stderr
+    assert bad.returncode == 2 and "name it with --project" in bad.stderr
+    unbound = run("tokens", "create", "--role", "contributor")
+    assert unbound.returncode == 2 and "a contributor token is for one project" in unbound.stderr
 
 
 def test_moderate_from_the_command_line(run, tmp_path):
