@@ -1,12 +1,15 @@
 """Export a project's observations as CSV or GeoJSON, with plugins' extra columns.
 
-Public exports hold published observations only, with no contributor identity and
-coordinates coarsened as the project asks, like the API shows them to anonymous callers.
+Public exports hold published observations only, as the API shows them to anonymous callers
+(``core.views.public_view``): no contributor identity, no media file names, places on the
+project's public grid (``core.privacy``). Plugins' columns are computed on that same public view,
+so no column can say more about a place or a person than the base columns do.
 """
 
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import json
 from typing import Any, Iterator
@@ -18,7 +21,8 @@ from core.db.models import Observation
 from core.db.session import transaction
 from core.engine import Engine
 from core.errors import EngineError
-from core.types import ExportColumn, ProjectContext
+from core.privacy import public_location
+from core.types import ExportColumn, ObservationView, ProjectContext
 from core.views import observation_dict, observation_view, public_view
 
 BASE_COLUMNS = ("id", "kind", "observed_at", "lat", "lon", "accuracy_m", "status", "grade", "contributor_id",
@@ -56,6 +60,8 @@ def _rows(engine: Engine, project: ProjectContext, public: bool, batch: int = 50
                 if public:
                     data = public_view(data, project)
                 view = observation_view(obs, engine.media)
+                if public:
+                    view = _public_observation_view(view, project)
                 row = {
                     "id": data["id"], "kind": data["kind"], "observed_at": data["observed_at"],
                     "lat": data["location"]["lat"], "lon": data["location"]["lon"],
@@ -69,6 +75,13 @@ def _rows(engine: Engine, project: ProjectContext, public: bool, batch: int = 50
         if len(chunk) < batch:
             return
         last = chunk[-1].id
+
+
+def _public_observation_view(view: ObservationView, project: ProjectContext) -> ObservationView:
+    """What plugins' columns of a public export are computed on: the public's view of ``view``."""
+    return dataclasses.replace(
+        view, location=public_location(view.location, project), contributor_id=None,
+        media=tuple(dataclasses.replace(m, filename=None) for m in view.media))
 
 
 def _cell(value: Any) -> Any:

@@ -6,6 +6,7 @@ touch the database models directly, so the storage can change under them.
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import datetime
 from typing import Any, Iterator
 
@@ -15,6 +16,8 @@ from sqlalchemy.orm import selectinload
 from core.db.models import Enrichment, Observation
 from core.db.session import transaction
 from core.engine import Engine
+from core.place_filter import BBox, bbox_where, visible_place
+from core.privacy import public_location
 from core.types import ObservationView
 from core.views import observation_view
 
@@ -28,13 +31,18 @@ def observations(
     until: datetime | None = None,
     statuses: tuple[str, ...] | None = None,
     contributor_id: int | None = None,
-    bbox: tuple[float, float, float, float] | None = None,
+    bbox: BBox | None = None,
     exclude_id: int | None = None,
     limit: int | None = None,
+    public_places: bool = False,
 ) -> list[ObservationView]:
     """Observations of ``project`` matching every filter given, oldest first.
 
-    ``bbox`` is (west, south, east, north) in degrees; ``until`` is exclusive.
+    ``bbox`` is (west, south, east, north) in degrees, across the antimeridian when west > east;
+    ``until`` is exclusive. Places are exact (plugins are trusted); with ``public_places`` both
+    the ``bbox`` test and the places returned are on the project's public grid
+    (``core.privacy``), as anyone may see them: use it for anything shown to callers who may
+    not see exact places, or bisecting ``bbox`` would give the exact places back.
     """
     query = select(Observation).where(Observation.project == project)
     if kind is not None:
@@ -49,15 +57,20 @@ def observations(
         query = query.where(Observation.contributor_id == contributor_id)
     if exclude_id is not None:
         query = query.where(Observation.id != exclude_id)
+    context = engine.registry.project(project) if public_places else None
     if bbox is not None:
-        west, south, east, north = bbox
-        query = query.where(Observation.lat.between(south, north), Observation.lon.between(west, east))
+        lat, lon = (visible_place(context, staff=False) if context is not None
+                    else (Observation.lat, Observation.lon))
+        query = query.where(bbox_where(bbox, lat, lon))
     query = query.order_by(Observation.observed_at, Observation.id).options(
         selectinload(Observation.media), selectinload(Observation.enrichments))
     if limit is not None:
         query = query.limit(limit)
     with transaction(engine.readers) as session:
-        return [observation_view(o, engine.media) for o in session.scalars(query)]
+        views = [observation_view(o, engine.media) for o in session.scalars(query)]
+    if context is None:
+        return views
+    return [dataclasses.replace(v, location=public_location(v.location, context)) for v in views]
 
 
 def enrichment_results(

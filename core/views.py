@@ -9,8 +9,15 @@ from sqlalchemy.orm import Session, selectinload
 from core.db.models import Observation
 from core.errors import NotFound
 from core.media import MediaStore
+from core.privacy import public_location_dict
 from core.read_model import observation_data
 from core.types import Location, MediaFile, ObservationView, ProjectContext
+
+
+def observation_not_found(obs_id: int) -> NotFound:
+    """The answer for an id that does not exist, and for one the caller may not see: the same
+    words (those of ``read_model.read_observation``), so that no answer tells them apart."""
+    return NotFound(f"no observation {obs_id}", code="observation_not_found")
 
 
 def load_observation(session: Session, obs_id: int) -> Observation:
@@ -20,7 +27,7 @@ def load_observation(session: Session, obs_id: int) -> Observation:
         options=[selectinload(Observation.media), selectinload(Observation.enrichments), selectinload(Observation.flags)],
     )
     if obs is None:
-        raise NotFound(f"no observation {obs_id}", code="observation_not_found")
+        raise observation_not_found(obs_id)
     return obs
 
 
@@ -62,17 +69,14 @@ def observation_dict(obs: Observation, *, media_url: str | None = None) -> dict[
 
 
 def public_view(data: dict[str, Any], project: ProjectContext) -> dict[str, Any]:
-    """An observation as the public sees it: no contributor identity, coarsened place."""
+    """An observation as the public sees it: no contributor identity, the place on the project's
+    public grid (``core.privacy``), media without the names they were sent with, no error texts."""
     out = dict(data)
     out["contributor_id"] = None
     out["client_id"] = None
-    digits = project.location_precision
-    if digits is not None:
-        loc = dict(out["location"])
-        loc["lat"], loc["lon"] = round(loc["lat"], digits), round(loc["lon"], digits)
-        # the precision kept, in metres, is what the place is now known to
-        loc["accuracy_m"] = max(loc.get("accuracy_m") or 0, 111_000 / 10**digits)
-        out["location"] = loc
+    out["location"] = public_location_dict(data["location"], project)
+    # a file name as sent can name a person, a device or a place ("IMG_home_garden.jpg")
+    out["media"] = [{**m, "filename": None} for m in data.get("media", [])]
     # error texts can carry paths and internals; the public sees only that it failed
     out["enrichments"] = {
         name: {**e, "error": "failed" if e.get("error") else None} for name, e in data.get("enrichments", {}).items()

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, FastAPI
+from fastapi import APIRouter, Depends, FastAPI
 from fastapi.openapi.utils import get_openapi
 
 from core import __version__
+from core.api.contract import document_security, reject_unknown_query
 from core.api.docs_page import install_docs_page
 from core.api.errors import install_error_handlers
 from core.api.limits import BodySizeLimit
@@ -60,7 +61,8 @@ def _document_error_handlers(schema: dict[str, Any]) -> None:
 
 def create_app(engine: Engine) -> FastAPI:
     app = FastAPI(title="Observatory engine", version=__version__, description=DESCRIPTION,
-                  openapi_url="/openapi.json", docs_url=None, redoc_url=None)
+                  openapi_url="/openapi.json", docs_url=None, redoc_url=None,
+                  dependencies=[Depends(reject_unknown_query)])
     install_docs_page(app)
     app.state.engine = engine
     app.state.rate_limiter = RateLimiter(engine.settings.rate_limit_per_minute)
@@ -79,6 +81,7 @@ def create_app(engine: Engine) -> FastAPI:
             components.update(draft.pop("$defs", {}))
             components["DraftIn"] = draft
             _document_error_handlers(schema)
+            document_security(schema)
             app.openapi_schema = schema
         return app.openapi_schema
 

@@ -65,7 +65,11 @@ PrincipalDep = Annotated[Principal, Depends(get_principal)]
 
 
 def deny(principal: Principal, message: str) -> ApiError:
-    """401 for an anonymous caller (a token may help), 403 for a token with too little right."""
+    """401 for an anonymous caller (a token may help), 403 for a token with too little right.
+
+    Only for what the caller may know exists (a project, a route, an observation it may read):
+    an observation it may not read is answered with ``core.views.observation_not_found``, word for
+    word the 404 of a missing id, so that no answer tells what exists."""
     if principal.anonymous:
         return ApiError(401, "unauthorized", f"{message}: a token is needed", {"WWW-Authenticate": "Bearer"})
     return ApiError(403, "forbidden", f"{message}: this token's role ({principal.role}) does not allow it")

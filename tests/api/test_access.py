@@ -11,7 +11,9 @@ from tests.conftest import draft
 API = "/api/v1"
 ROLES = ("anonymous", "operator", "admin_a", "mod_a", "mod_b", "owner_a", "other_a", "contrib_b")
 
-# route -> expected status per role (the owner is the contributor who submitted the observation)
+# route -> expected status per role (the owner is the contributor who submitted the observation).
+# An observation the caller may not read answers 404, as an id that does not exist (no oracle for
+# what exists); 401/403 only where the caller may read it but not do the thing asked.
 MATRIX: dict[str, dict[str, int]] = {
     "GET /projects": dict.fromkeys(ROLES, 200),
     "GET /plugins": dict.fromkeys(ROLES, 200),
@@ -25,23 +27,29 @@ MATRIX: dict[str, dict[str, int]] = {
                                           "mod_b": 403, "owner_a": 201, "other_a": 201, "contrib_b": 403},
     "POST /projects/beta/observations": {"anonymous": 401, "operator": 201, "admin_a": 403, "mod_a": 403,
                                          "mod_b": 201, "owner_a": 403, "other_a": 403, "contrib_b": 201},
-    "GET /observations/{a_pending}": {"anonymous": 401, "operator": 200, "admin_a": 200, "mod_a": 200,
-                                      "mod_b": 403, "owner_a": 200, "other_a": 403, "contrib_b": 403},
+    "GET /observations/{a_pending}": {"anonymous": 404, "operator": 200, "admin_a": 200, "mod_a": 200,
+                                      "mod_b": 404, "owner_a": 200, "other_a": 404, "contrib_b": 404},
     "GET /observations/{a_published}": dict.fromkeys(ROLES, 200),
-    "GET /observations/{b_published}": {"anonymous": 401, "operator": 200, "admin_a": 403, "mod_a": 403,
-                                        "mod_b": 200, "owner_a": 403, "other_a": 403, "contrib_b": 200},
-    "GET /observations/{a_pending}/media/{a_media}": {"anonymous": 401, "operator": 200, "admin_a": 200,
-                                                      "mod_a": 200, "mod_b": 403, "owner_a": 200, "other_a": 403,
-                                                      "contrib_b": 403},
+    "GET /observations/{b_published}": {"anonymous": 404, "operator": 200, "admin_a": 404, "mod_a": 404,
+                                        "mod_b": 200, "owner_a": 404, "other_a": 404, "contrib_b": 200},
+    "GET /observations/{a_pending}/media/{a_media}": {"anonymous": 404, "operator": 200, "admin_a": 200,
+                                                      "mod_a": 200, "mod_b": 404, "owner_a": 200, "other_a": 404,
+                                                      "contrib_b": 404},
     "GET /observations/{a_published}/media/{a_pub_media}": dict.fromkeys(ROLES, 200),
-    "PATCH /observations/{a_pending}": {"anonymous": 401, "operator": 200, "admin_a": 200, "mod_a": 200,
-                                        "mod_b": 403, "owner_a": 200, "other_a": 403, "contrib_b": 403},
-    "PATCH /observations/{b_pending}": {"anonymous": 401, "operator": 200, "admin_a": 403, "mod_a": 403,
-                                        "mod_b": 200, "owner_a": 403, "other_a": 403, "contrib_b": 200},
-    "POST /observations/{a_pending}/moderation": {"anonymous": 401, "operator": 200, "admin_a": 200, "mod_a": 200,
-                                                  "mod_b": 403, "owner_a": 403, "other_a": 403, "contrib_b": 403},
-    "POST /observations/{b_pending}/moderation": {"anonymous": 401, "operator": 200, "admin_a": 403, "mod_a": 403,
-                                                  "mod_b": 200, "owner_a": 403, "other_a": 403, "contrib_b": 403},
+    "PATCH /observations/{a_pending}": {"anonymous": 404, "operator": 200, "admin_a": 200, "mod_a": 200,
+                                        "mod_b": 404, "owner_a": 200, "other_a": 404, "contrib_b": 404},
+    "PATCH /observations/{a_published}": {"anonymous": 401, "operator": 200, "admin_a": 200, "mod_a": 200,
+                                          "mod_b": 403, "owner_a": 200, "other_a": 403, "contrib_b": 403},
+    "PATCH /observations/{b_pending}": {"anonymous": 404, "operator": 200, "admin_a": 404, "mod_a": 404,
+                                        "mod_b": 200, "owner_a": 404, "other_a": 404, "contrib_b": 200},
+    "POST /observations/{a_pending}/moderation": {"anonymous": 404, "operator": 200, "admin_a": 200, "mod_a": 200,
+                                                  "mod_b": 404, "owner_a": 403, "other_a": 404, "contrib_b": 404},
+    # published already, so staff get 409 for "publish"; who may read it but not moderate gets 401/403
+    "POST /observations/{a_published}/moderation": {"anonymous": 401, "operator": 409, "admin_a": 409,
+                                                    "mod_a": 409, "mod_b": 403, "owner_a": 403, "other_a": 403,
+                                                    "contrib_b": 403},
+    "POST /observations/{b_pending}/moderation": {"anonymous": 404, "operator": 200, "admin_a": 404, "mod_a": 404,
+                                                  "mod_b": 200, "owner_a": 404, "other_a": 404, "contrib_b": 403},
     "GET /projects/alpha/audit": {"anonymous": 401, "operator": 200, "admin_a": 200, "mod_a": 200, "mod_b": 403,
                                   "owner_a": 403, "other_a": 403, "contrib_b": 403},
     "GET /projects/beta/audit": {"anonymous": 401, "operator": 200, "admin_a": 403, "mod_a": 403, "mod_b": 200,
@@ -99,6 +107,13 @@ def test_access_matrix(route, world, client, auth):
             client.post(path, json={"action": "restore"}, headers=auth(world["tokens"]["operator"]))
         if response.status_code >= 400:
             assert response.json()["error"]["code"], response.text
+        if response.status_code == 404:  # word for word what an id that does not exist answers
+            obs_id = path.split("/observations/")[1].split("/")[0]
+            gone = client.request(method, path.replace(f"/observations/{obs_id}", "/observations/999999"),
+                                  json=_body(method, template), headers=auth(world["tokens"][role]))
+            assert gone.status_code == 404
+            assert response.json() == {"error": {**gone.json()["error"],
+                                                 "message": gone.json()["error"]["message"].replace("999999", obs_id)}}
     assert not failures, "\n".join(failures)
 
 
@@ -130,6 +145,21 @@ def test_the_public_sees_no_personal_data(make_token, make_observation, client, 
     listed = client.get(f"{API}/projects/gamma/observations").json()["items"]
     assert listed and all(o["contributor_id"] is None and o["location"]["lat"] == 41.39 for o in listed)
     assert client.get(f"{API}/projects/gamma/observations", params={"contributor": obs["contributor_id"]}).status_code == 401
+
+
+def test_the_public_sees_no_media_file_names(make_token, make_observation, client, auth, small_png):
+    owner = make_token("contributor", "gamma")
+    obs = make_observation("gamma", token=owner, files=[("maria-home-garden.png", small_png, "image/png")])
+    assert obs["media"][0]["filename"] == "maria-home-garden.png", "the owner sees the name it sent"
+    for token in (None, make_token("contributor", "gamma")):
+        one = client.get(f"{API}/observations/{obs['id']}", headers=auth(token)).json()
+        listed = client.get(f"{API}/projects/gamma/observations", headers=auth(token)).json()["items"]
+        for shown in (one, *listed):
+            assert shown["media"] and all(m["filename"] is None and m["url"] for m in shown["media"])
+        assert "maria" not in client.get(f"{API}/projects/gamma/export", params={"format": "geojson"},
+                                         headers=auth(token)).text
+    staff = client.get(f"{API}/observations/{obs['id']}", headers=auth(make_token("moderator", "gamma"))).json()
+    assert staff["media"][0]["filename"] == "maria-home-garden.png"
 
 
 @pytest.mark.parametrize("header", ["Bearer obs_wrong", "Bearer ", "Basic dXNlcjpwYXNz", "token"])

@@ -45,8 +45,12 @@ hypothesis.settings.register_profile(
 )
 PROFILE = hypothesis.settings.get_profile("observatory-api")
 
+# every check schemathesis has, but the response time (a shared CI machine) and the
+# two-user object-level check (tests/api/test_access.py walks every route and role instead)
 CHECKS_NAMES = ("not_a_server_error", "status_code_conformance", "content_type_conformance",
-                "response_schema_conformance")
+                "response_schema_conformance", "response_headers_conformance", "negative_data_rejection",
+                "positive_data_acceptance", "missing_required_header", "unsupported_method",
+                "allow_header_conformance", "use_after_free", "ensure_resource_availability", "ignored_auth")
 
 
 def _checks() -> list[Any]:
@@ -98,8 +102,14 @@ def api_schema(app: FastAPI, client: TestClient, seeded: dict[str, list[Any]]) -
 
     @schema.hook
     def flatmap_path_parameters(context: Any, params: dict[str, Any] | None) -> st.SearchStrategy:
-        """Keep the generated path parameters, or swap in seeded ids and slugs (half the time)."""
-        swaps = {k: st.sampled_from(seeded[k]) for k in (params or {}) if seeded.get(k)}
+        """Keep the generated path parameters, or swap in seeded ids and slugs (half the time).
+
+        Only values that are valid are swapped: an invalid one belongs to a negative case, and
+        swapping it for a real id would make a valid request that is expected to be refused."""
+        declared = {p.name: p.definition.get("schema", {}) for p in context.operation.path_parameters} \
+            if context is not None and context.operation is not None else {}
+        swaps = {k: st.sampled_from(seeded[k]) for k in (params or {})
+                 if seeded.get(k) and _valid(params[k], declared.get(k))}
         if not swaps or not isinstance(params, dict):
             return st.just(params)
         real = st.fixed_dictionaries({k: swaps.get(k, st.just(v)) for k, v in params.items()})
@@ -139,10 +149,25 @@ def answers(request: pytest.FixtureRequest, app: FastAPI) -> Iterator[Counter[tu
         assert not never, f"operations that never succeeded with an operator's token: {never}"
 
 
+def _valid(value: Any, schema: dict[str, Any] | None) -> bool:
+    import jsonschema
+
+    return schema is not None and jsonschema.Draft202012Validator(schema).is_valid(value)
+
+
+def _token_headers(case: schemathesis.Case, token: str) -> dict[str, str]:
+    """The operator's token, unless the case's headers are the invalid part (then send them as made)."""
+    from schemathesis.core.parameters import ParameterLocation
+
+    if case.meta is not None and case.meta.is_negative_at(ParameterLocation.HEADER):
+        return {}
+    return {"Authorization": f"Bearer {token}"}
+
+
 @schema.parametrize()
 @hypothesis.settings(PROFILE)
 def test_api_as_operator(case: schemathesis.Case, operator_token: str, answers: Counter[tuple[str, int]]) -> None:
-    response = case.call_and_validate(headers={"Authorization": f"Bearer {operator_token}"}, checks=_checks())
+    response = case.call_and_validate(headers=_token_headers(case, operator_token), checks=_checks())
     answers[(case.operation.label, response.status_code)] += 1
 
 

@@ -6,12 +6,12 @@ from fastapi import APIRouter
 from fastapi.responses import Response
 
 from core.api.access import can_read, sees_everything
-from core.api.deps import DbInt, EngineDep, ObsId, PrincipalDep, deny
+from core.api.deps import DbInt, EngineDep, ObsId, PrincipalDep
 from core.api.schemas import error_responses
 from core.db.session import transaction
 from core.errors import NotFound
 from core.metadata import strip_metadata
-from core.views import load_observation
+from core.views import load_observation, observation_not_found
 
 router = APIRouter(prefix="/api/v1", tags=["media"])
 
@@ -24,7 +24,7 @@ def get_media(obs_id: ObsId, media_id: DbInt, engine: EngineDep, principal: Prin
     with transaction(engine.readers) as session:
         obs = load_observation(session, obs_id)
         if not can_read(principal, obs, engine.registry.project(obs.project)):
-            raise deny(principal, f"observation {obs_id} is not published")
+            raise observation_not_found(obs_id)  # as for a missing id: no oracle for what exists
         item = next((m for m in obs.media if m.id == media_id), None)
         if item is None:
             raise NotFound(f"observation {obs_id} has no media {media_id}", code="media_not_found")

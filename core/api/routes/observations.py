@@ -23,10 +23,11 @@ from core.db.models import Observation
 from core.db.session import transaction
 from core.engine import Engine
 from core.errors import ValidationFailed
+from core.place_filter import bbox_where, parse_bbox, visible_place
 from core.tokens import Principal
 from core.types import Problem
 from core.read_model import observation_rows, read_observation, read_observations
-from core.views import load_observation
+from core.views import load_observation, observation_not_found
 
 router = APIRouter(prefix="/api/v1", tags=["observations"])
 MEDIA_URL = "/api/v1/observations/{obs_id}/media/{media_id}"
@@ -52,11 +53,12 @@ CREATE_BODY = {
 
 
 def read_as(engine: Engine, principal: Principal, obs_id: int) -> dict[str, Any]:
-    """The observation as ``principal`` may see it; 401/403/404 otherwise."""
+    """The observation as ``principal`` may see it; 404 otherwise, the same 404 as for an id that
+    does not exist (a 401 or 403 would tell that it does)."""
     with transaction(engine.readers) as session:
         obs = read_observation(session, obs_id, media_url=MEDIA_URL)
     if not can_read(principal, obs, engine.registry.project(obs.project)):
-        raise deny(principal, f"observation {obs_id} is not published")
+        raise observation_not_found(obs_id)
     return render(engine, principal, obs, obs.data)
 
 
@@ -135,18 +137,6 @@ def _decode_cursor(cursor: str | None) -> int | None:
     return value
 
 
-def _bbox(text: str | None) -> tuple[float, float, float, float] | None:
-    if text is None:
-        return None
-    try:
-        west, south, east, north = (float(v) for v in text.split(","))
-    except ValueError:
-        raise ApiError(422, "invalid_bbox", "bbox must be 'west,south,east,north' in degrees") from None
-    if not (-180 <= west <= 180 and -180 <= east <= 180 and -90 <= south <= north <= 90):
-        raise ApiError(422, "invalid_bbox", "bbox must be 'west,south,east,north' with -180..180 and -90..90, south <= north")
-    return west, south, east, north
-
-
 @router.get("/projects/{slug}/observations", response_model=ObservationPage, summary="List observations",
             description="Newest first, with cursor pagination. Anonymous callers see published observations of "
             "public projects only; contributors see those and their own; staff see all.",
@@ -161,7 +151,10 @@ def list_observations(
     kind: str | None = None,
     since: Annotated[datetime | None, Query(description="observed at or after (ISO 8601)")] = None,
     until: Annotated[datetime | None, Query(description="observed before (ISO 8601)")] = None,
-    bbox: Annotated[str | None, Query(description="west,south,east,north", examples=["2.0,41.3,2.3,41.5"])] = None,
+    bbox: Annotated[str | None, Query(
+        description="west,south,east,north in degrees (west > east crosses the antimeridian); it tests each "
+        "place as you see it, on the project's public grid unless you are staff or the observation is yours",
+        examples=["2.0,41.3,2.3,41.5"])] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     cursor: str | None = None,
 ) -> dict[str, Any]:
@@ -190,11 +183,11 @@ def list_observations(
         query = query.where(Observation.observed_at >= since)
     if until is not None:
         query = query.where(Observation.observed_at < until)
-    box = _bbox(bbox)
-    if box:
-        west, south, east, north = box
-        lon = Observation.lon.between(west, east) if west <= east else (Observation.lon >= west) | (Observation.lon <= east)
-        query = query.where(Observation.lat.between(south, north), lon)
+    box = parse_bbox(bbox)
+    if box is not None:
+        # on the place as this caller sees it: on exact places, bisecting the box would give them back
+        lat, lon = visible_place(project, staff=principal.is_staff_of(slug), contributor_id=principal.contributor_id)
+        query = query.where(bbox_where(box, lat, lon))
     after = _decode_cursor(cursor)
     if after is not None:
         query = query.where(Observation.id < after)
@@ -207,7 +200,8 @@ def list_observations(
 
 
 @router.get("/observations/{obs_id}", response_model=ObservationOut, summary="One observation",
-            responses=error_responses(401, 403, 404, 429))
+            description="404 both for an id that does not exist and for an observation you may not see.",
+            responses=error_responses(401, 404, 429))
 def get_observation(obs_id: ObsId, engine: EngineDep, principal: PrincipalDep) -> dict[str, Any]:
     return read_as(engine, principal, obs_id)
 
@@ -218,6 +212,8 @@ def get_observation(obs_id: ObsId, engine: EngineDep, principal: PrincipalDep) -
 def patch_observation(obs_id: ObsId, patch: ObservationPatch, engine: EngineDep, principal: PrincipalDep) -> dict[str, Any]:
     with transaction(engine.readers) as session:
         obs = load_observation(session, obs_id)
+        if not can_read(principal, obs, engine.registry.project(obs.project)):
+            raise observation_not_found(obs_id)
         if not can_edit(principal, obs):
             raise deny(principal, f"editing observation {obs_id}")
     lifecycle.update_fields(engine, obs_id, patch.fields, actor=principal.actor)

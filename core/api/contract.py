@@ -1,0 +1,85 @@
+"""The API keeps to its OpenAPI document: who needs a token, which query parameters exist,
+which methods a path has.
+
+FastAPI declares the bearer scheme as required on every route that reads the caller, although
+most routes also answer anonymous callers (published data of public projects). A client
+generated from the document would then refuse to call them without a token, and a tester
+would expect a 401 that never comes. Here the document says, per operation, whether a token
+is optional; ``tests/api/test_schemathesis.py`` holds the API to it (an operation listed as
+needing a token must answer 401 without one, every other one must work without one).
+
+Unknown query parameters are refused (422 ``unknown_parameter``) instead of being ignored: a
+misspelt filter (``?stauts=pending``) would otherwise return the unfiltered list as if it had
+applied.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.dependencies.models import Dependant
+from fastapi.routing import APIRoute
+from starlette.routing import Match
+
+from core.api.errors import ApiError
+
+TOKEN_REQUIRED = {
+    ("post", "/api/v1/projects/{slug}/observations"),
+    ("patch", "/api/v1/observations/{obs_id}"),
+    ("post", "/api/v1/observations/{obs_id}/moderation"),
+    ("get", "/api/v1/projects/{slug}/audit"),
+    ("post", "/api/v1/identify"),
+}
+"""Operations that answer 401 without a token; every other one also serves anonymous callers."""
+
+
+def document_security(schema: dict[str, Any]) -> None:
+    """Mark the bearer token optional (``[{...}, {}]``) where anonymous callers are served."""
+    for path, operations in schema.get("paths", {}).items():
+        for method, operation in operations.items():
+            security = operation.get("security")
+            if not security or (method, path) in TOKEN_REQUIRED:
+                continue
+            if {} not in security:
+                operation["security"] = [*security, {}]
+
+
+_query_names: dict[int, frozenset[str]] = {}
+
+
+def _declared_query(route: APIRoute) -> frozenset[str]:
+    names = _query_names.get(id(route))
+    if names is None:
+        names = _query_names[id(route)] = frozenset(_query_aliases(route.dependant))
+    return names
+
+
+def _query_aliases(dependant: Dependant) -> set[str]:
+    names = {p.alias for p in dependant.query_params}
+    for sub in dependant.dependencies:
+        names |= _query_aliases(sub)
+    return names
+
+
+async def reject_unknown_query(request: Request) -> None:
+    """A dependency of every route: a query parameter the operation does not declare is a 422."""
+    route = request.scope.get("route")
+    if not isinstance(route, APIRoute) or not request.query_params:
+        return
+    unknown = sorted(set(request.query_params.keys()) - _declared_query(route))
+    if unknown:
+        known = ", ".join(sorted(_declared_query(route))) or "none"
+        raise ApiError(422, "unknown_parameter",
+                       f"unknown query parameter(s) {', '.join(map(repr, unknown))}; this operation takes: {known}")
+
+
+def allowed_methods(app: FastAPI, scope: dict[str, Any]) -> list[str]:
+    """Every method some route serves at the path of ``scope`` (for a 405's ``Allow`` header)."""
+    methods: set[str] = set()
+    for route in app.router.routes:
+        route_methods = getattr(route, "methods", None)
+        # PARTIAL: the path matches and only the method does not
+        if route_methods and route.matches({**scope, "type": "http"})[0] != Match.NONE:
+            methods |= set(route_methods)
+    return sorted(methods)
