@@ -22,8 +22,9 @@ install: $(STAMP)
 run: install
 	$(BIN)/observatory serve
 
+# PYTEST_ARGS narrows a run, e.g. PYTEST_ARGS='-m "not slow"' (CI runs the slow tests once)
 test: install
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 bench: install
 	$(BIN)/python bench/ingest.py
