@@ -235,6 +235,11 @@ class ServiceConfig(BaseModel):
     spinning: bool = Field(False, description="let onnxruntime's threads spin between runs (an idle, dedicated "
                            "machine only: where workers share the cores, spinning steals their time)")
     timeout_s: float | None = Field(None, gt=0, description="the engine's time limit of one enrichment")
+    max_request_pixels: int = Field(100_000_000, ge=1, description="pixels decoded for one identify request or "
+                                    "one observation, all photos together (a sequential JPEG counts at the "
+                                    "scale it is decoded at); a request over it is refused with 413")
+    decode_pixels: int = Field(100_000_000, ge=1, description="pixels one process decodes at once, whatever "
+                               "the number of requests (memory: about 3.2 bytes a pixel)")
 
 
 @dataclass(frozen=True)

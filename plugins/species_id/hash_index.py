@@ -21,7 +21,7 @@ import json
 import threading
 import time
 import weakref
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -44,6 +44,7 @@ class Match:
     observation_id: int
     position: int  # the photo's place in its observation
     distance: int  # bits of 64 that differ
+    status: str = field(default="", compare=False)  # the observation's status when the match was read
 
 
 def _hashes_of(value: Any) -> list[str]:
@@ -139,22 +140,22 @@ class ProjectHashes:
                      for i in near[:200]]
         current = self._current_hashes({match.observation_id for match, _ in found})
         for match, value in found:
-            hashes = current.get(match.observation_id, [])
+            status, hashes = current.get(match.observation_id, ("", []))
             if match.position < len(hashes) and hashes[match.position] and int(hashes[match.position], 16) == value:
-                return match
+                return replace(match, status=status)
         return None
 
-    def _current_hashes(self, ids: set[int]) -> dict[int, list[str]]:
-        """The photo hashes, now, of those of ``ids`` that are not trashed and whose species_id
-        enrichment is done (what the arrays hold may have changed since they were read)."""
+    def _current_hashes(self, ids: set[int]) -> dict[int, tuple[str, list[str]]]:
+        """The status and photo hashes, now, of those of ``ids`` that are not trashed and whose
+        species_id enrichment is done (what the arrays hold may have changed since they were read)."""
         query = (
-            select(Observation.id, Enrichment.result["dhashes"])
+            select(Observation.id, Observation.status, Enrichment.result["dhashes"])
             .join(Enrichment, Enrichment.observation_id == Observation.id)
             .where(Observation.id.in_(ids), Observation.status != "trashed", Enrichment.plugin == SERVICE,
                    Enrichment.status == "done")
         )
         with transaction(self.sessions) as session:
-            return {obs_id: _hashes_of(hashes) for obs_id, hashes in session.execute(query)}
+            return {obs_id: (status, _hashes_of(hashes)) for obs_id, status, hashes in session.execute(query)}
 
 
 _lock = threading.Lock()

@@ -2,8 +2,11 @@
 
 * Decoding is OpenCV's ``cv2.imdecode``, whose ``IMREAD_COLOR`` (and ``IMREAD_REDUCED_COLOR_*``)
   modes apply the EXIF orientation, so a phone photo taken sideways is seen upright. Large
-  JPEGs are decoded at 1/2, 1/4 or 1/8 scale by libjpeg when that still leaves more pixels than
-  the model and the photo checks need (much faster, and the same picture for the model).
+  photos are decoded at 1/2, 1/4 or 1/8 scale when that still leaves more pixels than the model
+  and the photo checks need: libjpeg does it while decoding a sequential JPEG (much faster, far
+  less memory, and the same picture for the model); other formats are decoded whole, then
+  reduced. ``decode_cost`` says how many pixels a decoding holds, which the callers budget
+  (per request or observation) and ``DECODE_GATE`` bounds (per process).
 * One ``onnxruntime.InferenceSession`` per model and per process, loaded on first use and kept
   (``load_model``; keyed by name, version and file). Images go through it in batches.
 * Scores are softmax probabilities over the model's classes. Classes that stand for the same
@@ -19,9 +22,10 @@ from __future__ import annotations
 import os
 import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 import numpy as np
 
@@ -51,22 +55,70 @@ class ImageError(ValueError):
 # --------------------------------------------------------------------------------------------
 
 
+def reduction(width: int | None, height: int | None, min_side: int) -> int:
+    """The scale (1, 2, 4 or 8) a photo of this size is decoded at: the largest that keeps its
+    shorter side >= ``min_side`` and its longer side >= QUALITY_SIDE (what the model and the
+    photo checks look at)."""
+    if not width or not height:
+        return 1
+    for factor in (8, 4, 2):
+        if min(width, height) // factor >= min_side and max(width, height) // factor >= QUALITY_SIDE:
+            return factor
+    return 1
+
+
+_REDUCED = {1: "IMREAD_COLOR", 2: "IMREAD_REDUCED_COLOR_2", 4: "IMREAD_REDUCED_COLOR_4", 8: "IMREAD_REDUCED_COLOR_8"}
+_SOF = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}
+_PROGRESSIVE = {0xC2, 0xC6, 0xCA, 0xCE}
+
+
+def jpeg_sequential(data: bytes) -> bool:
+    """Whether a JPEG is sequential (baseline): libjpeg then decodes it reduced in reduced memory.
+    A progressive JPEG keeps every coefficient of the full image while it decodes (about 2 bytes
+    a pixel, whatever the scale), so it costs what a PNG of its size costs."""
+    if data[:2] != b"\xff\xd8":
+        return False
+    i, n = 2, len(data)
+    while i + 4 <= n:
+        if data[i] != 0xFF:
+            return False
+        marker = data[i + 1]
+        if marker == 0xFF:  # fill byte
+            i += 1
+            continue
+        if marker in _SOF:
+            return marker not in _PROGRESSIVE
+        if marker in (0xD8, 0x01) or 0xD0 <= marker <= 0xD7:  # markers without a length
+            i += 2
+            continue
+        if marker in (0xD9, 0xDA):  # end of image, or the scan began before any frame header
+            return False
+        i += 2 + int.from_bytes(data[i + 2: i + 4], "big")
+    return False
+
+
+def decode_cost(data: bytes, width: int, height: int, min_side: int) -> int:
+    """The pixels the decoder holds at once for this photo: a sequential JPEG is decoded at its
+    reduced scale by libjpeg; PNG, WebP, GIF and progressive JPEG are decoded whole (a reduced
+    mode then only resizes after the decoding)."""
+    factor = reduction(width, height, min_side)
+    if factor > 1 and jpeg_sequential(data):
+        return -(-width // factor) * -(-height // factor)
+    return width * height
+
+
 def decode(data: bytes, width: int | None = None, height: int | None = None, *, min_side: int = 256,
            name: str = "image") -> np.ndarray:
     """BGR uint8 pixels, upright (EXIF orientation applied); raise ImageError.
 
-    ``width``/``height`` (from the header) let a large JPEG be decoded at a reduced scale that
-    keeps its shorter side >= ``min_side`` and its longer side >= QUALITY_SIDE.
+    ``width``/``height`` (from the header) let a large photo be decoded at a reduced scale that
+    keeps its shorter side >= ``min_side`` and its longer side >= QUALITY_SIDE: libjpeg decodes
+    a sequential JPEG reduced; other formats are decoded whole and reduced at once, so only the
+    reduced copy is kept.
     """
     import cv2
 
-    flag = cv2.IMREAD_COLOR
-    if width and height and data[:3] == b"\xff\xd8\xff":
-        for factor, reduced in ((8, cv2.IMREAD_REDUCED_COLOR_8), (4, cv2.IMREAD_REDUCED_COLOR_4),
-                                (2, cv2.IMREAD_REDUCED_COLOR_2)):
-            if min(width, height) // factor >= min_side and max(width, height) // factor >= QUALITY_SIDE:
-                flag = reduced
-                break
+    flag = getattr(cv2, _REDUCED[reduction(width, height, min_side)])
     try:
         image = cv2.imdecode(np.frombuffer(data, np.uint8), flag)
     except cv2.error as exc:
@@ -76,6 +128,36 @@ def decode(data: bytes, width: int | None = None, height: int | None = None, *, 
     if image.ndim == 2:
         image = cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
     return image
+
+
+class GateTimeout(RuntimeError):
+    """The decoding gate stayed full for longer than the caller would wait."""
+
+
+class PixelGate:
+    """Bounds the pixels this process decodes at once (a decode waits while others hold the
+    gate), so that memory does not grow with the number of requests or photos in flight."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self.in_flight = 0
+
+    @contextmanager
+    def hold(self, pixels: int, capacity: int, timeout_s: float) -> Iterator[None]:
+        pixels = max(0, min(pixels, capacity))  # one photo larger than the gate goes alone
+        with self._cond:
+            if not self._cond.wait_for(lambda: self.in_flight + pixels <= capacity, timeout_s):
+                raise GateTimeout(f"{self.in_flight} pixels were being decoded for over {timeout_s:g} s")
+            self.in_flight += pixels
+        try:
+            yield
+        finally:
+            with self._cond:
+                self.in_flight -= pixels
+                self._cond.notify_all()
+
+
+DECODE_GATE = PixelGate()
 
 
 def _interpolation(pre: Preprocessing, factor: float) -> int:

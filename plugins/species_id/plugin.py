@@ -44,7 +44,7 @@ def quality_check(observation: ObservationView, project: ProjectContext) -> list
 
     if SERVICE not in observation.enrichments:
         return []
-    return service.quality(runtime.current(), observation, project.settings(SERVICE))
+    return service.quality(runtime.current(), observation, project.settings(SERVICE), project.public)
 
 
 @hookimpl

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Sequence
 
 import numpy as np
@@ -13,12 +13,15 @@ from core.types import Flag, ObservationView
 from plugins.species_id import photo
 from plugins.species_id.catalogue import SERVICE, Catalogue
 from plugins.species_id.inference import (
+    DECODE_GATE,
     NO_ORGANISM,
+    GateTimeout,
     ImageError,
     LoadedModel,
     classify,
     combine,
     decode,
+    decode_cost,
     load_model,
     rank,
 )
@@ -56,6 +59,10 @@ class Decoded:
     width: int | None = None
     height: int | None = None
     error: tuple[str, str] | None = None
+    cost: int = 0  # pixels its decoding holds (inference.decode_cost)
+
+
+DECODE_WAIT_S = 30.0  # how long a decoding waits for the process's gate before giving up
 
 
 def model_for(catalogue: Catalogue, name: str | None, threads: int | None = None) -> LoadedModel:
@@ -64,18 +71,58 @@ def model_for(catalogue: Catalogue, name: str | None, threads: int | None = None
                       catalogue.config.spinning)
 
 
-def decode_photo(item: Photo, *, max_bytes: int, max_pixels: int, min_side: int) -> Decoded:
-    """Check (the engine's media rules: empty, too large, not an image, bomb) and decode; never raise."""
+def check_photo(item: Photo, *, max_bytes: int, max_pixels: int, min_side: int) -> Decoded:
+    """The engine's media rules (empty, too large, not an image, bomb) and what decoding will
+    cost, from the header alone; never raise."""
     try:
         sniffed = check_media(item.data, item.name, item.content_type, max_bytes=max_bytes, max_pixels=max_pixels)
         if not sniffed.content_type.startswith("image/"):
             raise ImageError("not_an_image", f"{item.name}: {sniffed.content_type} is not a photo")
-        pixels = decode(item.data, sniffed.width, sniffed.height, min_side=min_side, name=item.name)
-        return Decoded(item, pixels, sniffed.width, sniffed.height)
+        width, height = int(sniffed.width or 0), int(sniffed.height or 0)
+        return Decoded(item, None, width, height, cost=decode_cost(item.data, width, height, min_side))
     except (MediaError, ImageError) as exc:
         return Decoded(item, error=(exc.code, str(exc)))
+
+
+def decode_checked(checked: Decoded, *, min_side: int, gate_pixels: int | None = None) -> Decoded:
+    """Decode a checked photo (reduced, see ``inference.decode``), within the process's decoding
+    gate when ``gate_pixels`` is given; a photo that cannot be decoded gets its error; raise
+    GateTimeout only. The result does not keep the file's bytes."""
+    item = checked.photo
+    kept = replace(item, data=b"")
+    if checked.error:
+        return replace(checked, photo=kept)
+    try:
+        if gate_pixels is None:
+            pixels = decode(item.data, checked.width, checked.height, min_side=min_side, name=item.name)
+        else:
+            with DECODE_GATE.hold(checked.cost, gate_pixels, DECODE_WAIT_S):
+                pixels = decode(item.data, checked.width, checked.height, min_side=min_side, name=item.name)
+        return replace(checked, photo=kept, pixels=pixels)
+    except ImageError as exc:
+        return replace(checked, photo=kept, error=(exc.code, str(exc)))
+    except GateTimeout:
+        raise
     except Exception as exc:  # OpenCV can raise on data it half-understands; never crash the caller
-        return Decoded(item, error=("media_corrupt", f"{item.name}: cannot be decoded: {type(exc).__name__}: {exc}"))
+        return replace(checked, photo=kept,
+                       error=("media_corrupt", f"{item.name}: cannot be decoded: {type(exc).__name__}: {exc}"))
+
+
+def decode_photo(item: Photo, *, max_bytes: int, max_pixels: int, min_side: int,
+                 gate_pixels: int | None = None) -> Decoded:
+    """Check (the engine's media rules: empty, too large, not an image, bomb) and decode; never
+    raise (but GateTimeout)."""
+    checked = check_photo(item, max_bytes=max_bytes, max_pixels=max_pixels, min_side=min_side)
+    return decode_checked(checked, min_side=min_side, gate_pixels=gate_pixels)
+
+
+def over_budget(checked: Sequence[Decoded], budget: int) -> str | None:
+    """Why these photos are too costly to decode together, or None."""
+    total = sum(d.cost for d in checked if not d.error)
+    if total <= budget:
+        return None
+    return (f"the photos need {total:,} pixels decoded in all, over the limit of {budget:,} "
+            "(max_request_pixels); send fewer or smaller photos (a JPEG counts at the scale it is decoded at)")
 
 
 def identify(model: LoadedModel, decoded: Sequence[Decoded], *, top_k: int, no_reject: bool,
@@ -103,7 +150,7 @@ def identify(model: LoadedModel, decoded: Sequence[Decoded], *, top_k: int, no_r
     images = []
     row = 0
     for item in decoded:
-        entry: dict[str, Any] = {"media": item.photo.position, "filename": item.photo.filename}
+        entry: dict[str, Any] = {"media": item.photo.position}
         if item.photo.sha256:
             entry["sha256"] = item.photo.sha256
         if item.pixels is None:
@@ -130,25 +177,41 @@ def identify(model: LoadedModel, decoded: Sequence[Decoded], *, top_k: int, no_r
 
 
 def enrich(runtime: Runtime, observation: ObservationView, settings: dict[str, Any]) -> dict[str, Any]:
-    """Identify every photo of the observation; a bad photo is recorded, never fatal."""
+    """Identify every photo of the observation; a bad photo is recorded, never fatal.
+
+    Photos are read, checked and decoded one at a time (only the reduced pixels are kept), within
+    the process's decoding gate; once the observation's photos have used ``max_request_pixels``,
+    the others are recorded as not identified. Photos are named by position ("photo 2"), never by
+    the file name they were sent with (the result is public with the observation)."""
     started = time.perf_counter()
     catalogue = runtime.catalogue()
+    config = catalogue.config
     model = model_for(catalogue, settings.get("model"))
     limits = runtime.settings
+    min_side = model.spec.preprocessing.resize
     decoded = []
+    spent = 0
     for position, media in enumerate(observation.media):
         if not media.content_type.startswith("image/"):
             continue
-        name = media.filename or f"photo {position + 1}"
+        name = f"photo {position + 1}"
         try:
             data = media.read_bytes()
         except OSError as exc:
-            decoded.append(Decoded(Photo(b"", name, position=position, sha256=media.sha256, filename=media.filename),
+            decoded.append(Decoded(Photo(b"", name, position=position, sha256=media.sha256),
                                    error=("media_missing", f"{name}: cannot read the stored file: {exc.strerror}")))
             continue
-        item = Photo(data, name, media.content_type, position, media.sha256, media.filename)
-        decoded.append(decode_photo(item, max_bytes=limits.max_upload_bytes, max_pixels=limits.max_image_pixels,
-                                    min_side=model.spec.preprocessing.resize))
+        item = Photo(data, name, media.content_type, position, media.sha256)
+        checked = check_photo(item, max_bytes=limits.max_upload_bytes, max_pixels=limits.max_image_pixels,
+                              min_side=min_side)
+        del data, item
+        if not checked.error and spent + checked.cost > config.max_request_pixels:
+            decoded.append(replace(checked, photo=replace(checked.photo, data=b""), error=(
+                "pixel_budget", f"{name}: not identified: the observation's photos need more than "
+                f"{config.max_request_pixels:,} pixels decoded in all (max_request_pixels)")))
+            continue
+        spent += checked.cost
+        decoded.append(decode_checked(checked, min_side=min_side, gate_pixels=config.decode_pixels))
     result = identify(model, decoded, top_k=int(setting(settings, "top_k")),
                       no_reject=bool(setting(settings, "no_reject")), batch_size=catalogue.config.batch_size,
                       measure=True)
@@ -167,7 +230,16 @@ def enrich(runtime: Runtime, observation: ObservationView, settings: dict[str, A
 
 
 def _which(entry: dict[str, Any]) -> str:
-    return f"photo {entry['media'] + 1}" + (f" ({entry['filename']})" if entry.get("filename") else "")
+    """A photo as flags name it: by its position, never by the file name it was sent with."""
+    return f"photo {entry['media'] + 1}"
+
+
+def _error_text(entry: dict[str, Any], where: str) -> str:
+    message = str(entry["error"].get("message") or entry["error"].get("code") or "cannot be read")
+    filename = entry.get("filename")  # results stored before photos were named by position
+    if filename:
+        message = message.replace(str(filename), where)
+    return message if message.startswith(where) else f"{where}: {message}"
 
 
 def photo_flags(result: dict[str, Any], settings: dict[str, Any]) -> list[Flag]:
@@ -176,7 +248,7 @@ def photo_flags(result: dict[str, Any], settings: dict[str, Any]) -> list[Flag]:
     for entry in result.get("images", []):
         where = _which(entry)
         if "error" in entry:
-            flags.append(Flag("photo_unreadable", f"{where}: {entry['error']['message']}", "warning",
+            flags.append(Flag("photo_unreadable", _error_text(entry, where), "warning",
                               {"media": entry["media"], "value": entry["error"]["code"]}))
             continue
         q = entry.get("quality")
@@ -222,7 +294,13 @@ def identification_flags(result: dict[str, Any], settings: dict[str, Any]) -> li
 
 
 def duplicate_flags(runtime: Runtime, observation: ObservationView, result: dict[str, Any],
-                    settings: dict[str, Any]) -> list[Flag]:
+                    settings: dict[str, Any], public_project: bool = False) -> list[Flag]:
+    """``photo_duplicate`` for each photo near one of an earlier observation of the project.
+
+    Flags are shown to whoever may see this observation: its contributor, and the public once it
+    is published. So the other observation is named only when anyone may see it (published, in a
+    public project); otherwise the flag says only that an earlier photo of the project is near,
+    and names nothing about it (not its id, status or contributor)."""
     if not setting(settings, "check_duplicates") or runtime.sessions is None:
         return []
     mine = [(i, h) for i, h in enumerate(result.get("dhashes") or []) if isinstance(h, str)]
@@ -233,22 +311,26 @@ def duplicate_flags(runtime: Runtime, observation: ObservationView, result: dict
     flags = []
     for position, value in mine:
         match = index.nearest(value, observation.id, limit)
-        if match is not None:
-            other_obs, other_pos, distance = match.observation_id, match.position, match.distance
-            name = observation.media[position].filename if position < len(observation.media) else None
-            where = f"photo {position + 1}" + (f" ({name})" if name else "")
-            flags.append(Flag("photo_duplicate", f"{where} is a near-duplicate of photo {other_pos + 1} of "
-                              f"observation {other_obs} ({distance} of 64 bits differ)", "warning",
-                              {"media": position, "value": distance, "threshold": limit,
-                               "observation_id": other_obs, "other_media": other_pos}))
+        if match is None:
+            continue
+        where = f"photo {position + 1}"
+        measured = {"media": position, "value": match.distance, "threshold": limit}
+        if public_project and match.status == "published":
+            flags.append(Flag("photo_duplicate", f"{where} is a near-duplicate of photo {match.position + 1} of "
+                              f"observation {match.observation_id} ({match.distance} of 64 bits differ)", "warning",
+                              {**measured, "observation_id": match.observation_id, "other_media": match.position}))
+        else:
+            flags.append(Flag("photo_duplicate", f"{where} is a near-duplicate of a photo of an earlier observation "
+                              f"in this project ({match.distance} of 64 bits differ)", "warning", measured))
     return flags
 
 
-def quality(runtime: Runtime | None, observation: ObservationView, settings: dict[str, Any]) -> list[Flag]:
+def quality(runtime: Runtime | None, observation: ObservationView, settings: dict[str, Any],
+            public_project: bool = False) -> list[Flag]:
     result = observation.enrichments.get(SERVICE)
     if not result:
         return []
     flags = photo_flags(result, settings) + identification_flags(result, settings)
     if runtime is not None:
-        flags += duplicate_flags(runtime, observation, result, settings)
+        flags += duplicate_flags(runtime, observation, result, settings, public_project)
     return flags
