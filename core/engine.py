@@ -5,6 +5,7 @@ Built once per process (``Engine.start``); every entry point (API, CLI, worker) 
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -17,6 +18,8 @@ from core.media import MediaStore
 from core.plugins import PluginHost, build_host
 from core.registry import Registry, load_registry
 
+log = logging.getLogger(__name__)
+
 
 class Dispatcher(Protocol):
     """Runs enrichment work after a commit: queued to Celery, or inline."""
@@ -24,7 +27,9 @@ class Dispatcher(Protocol):
     def enqueue(self, engine: "Engine", enrichments: list[tuple[int, str]]) -> None:
         """Run or queue these enrichments, given as (id, plugin name)."""
 
-    def assess(self, engine: "Engine", observation_id: int) -> None: ...
+    def assess(self, engine: "Engine", observation_id: int, *, due_only: bool = False) -> None:
+        """Run or queue quality checks and grading of one observation. ``due_only``: only if it is
+        still owed (``Observation.assess_due_at`` set), so a late or repeated message does nothing."""
 
     def flush(self, timeout: float = 10.0) -> bool:
         """Wait until everything queued so far has left this process."""
@@ -71,6 +76,24 @@ class Engine:
             except Exception as exc:
                 raise PluginError(f"plugin {impl.plugin_name!r}: startup failed: {type(exc).__name__}: {exc}") from exc
         return engine
+
+    def after_commit(self, observation_id: int, enrichments: list[tuple[int, str]]) -> None:
+        """Hand what follows a committed submit or edit to the dispatcher: the enrichments, or the
+        assessment when there are none.
+
+        Never raises: the work is already committed, and what it still owes is recorded in the
+        database (pending enrichments, ``assess_due_at``), which the workers' recovery loop reads
+        (``core.worker.recover_once``). A broker that is down costs a delay, not the request.
+        """
+        try:
+            if enrichments:
+                self.dispatcher.enqueue(self, enrichments)
+            else:
+                self.dispatcher.assess(self, observation_id, due_only=True)
+        except Exception as exc:  # noqa: BLE001 (the request has committed; recovery does the rest)
+            log.warning("observation %s is stored, but its %s could not be queued (%s: %s); the workers' recovery "
+                        "loop will do it", observation_id, "enrichments" if enrichments else "assessment",
+                        type(exc).__name__, exc)
 
     def close(self) -> None:
         self.dispatcher.flush(5.0)  # what is still gathered for the broker leaves first

@@ -150,7 +150,8 @@ def _finish(
 
 
 def assess_if_complete(engine: Engine, obs_id: int) -> bool:
-    """Run quality checks and grading once every enrichment of the observation has ended."""
+    """Run quality checks and grading once every enrichment of the observation has ended
+    (whether or not ``assess_due_at`` is set: rows stored before it existed are graded too)."""
     with transaction(engine.readers) as session:
         states = session.scalars(select(Enrichment.status).where(Enrichment.observation_id == obs_id)).all()
     if all(s in TERMINAL for s in states):
@@ -186,18 +187,51 @@ def grade(engine: Engine, obs_id: int, flags: list[Flag]) -> str:
     raise RuntimeError("no plugin graded the observation; the engine's own rule should have")
 
 
-def assess(engine: Engine, obs_id: int) -> None:
-    """Quality flags and grade, stored together; safe to run more than once."""
+def assess(engine: Engine, obs_id: int, *, due_only: bool = False) -> bool:
+    """Quality flags and grade, stored together; returns whether this call stored them.
+
+    Safe to run more than once, at the same time in several workers, and late: the grading
+    transaction first updates the observation's row on the condition that ``assess_due_at`` is
+    still what was read before the checks ran, which also locks the row; a call that loses that
+    race (another worker graded this version, or an edit made a newer one) stores nothing, so
+    flags are never written twice. The grade that completes the observation's enrichments
+    clears ``assess_due_at``; one that comes earlier (a plugin re-assessing a neighbour) leaves
+    it for the grading after them.
+
+    ``due_only``: do nothing unless the observation still owes an assessment and every
+    enrichment has ended (the messages sent after a commit, by the recovery loop, and at the
+    end of the last enrichment).
+    """
+    with transaction(engine.readers) as session:
+        due = session.execute(select(Observation.assess_due_at).where(Observation.id == obs_id)).first()
+        if due is None:
+            return False  # deleted meanwhile
+        due_at = due[0]
+        states = session.scalars(select(Enrichment.status).where(Enrichment.observation_id == obs_id)).all()
+    complete = all(s in TERMINAL for s in states)
+    if due_only and (due_at is None or not complete):
+        return False
     flags = quality_flags(engine, obs_id)
     decided = grade(engine, obs_id, flags)
+    values: dict[str, Any] = {"grade": decided}
+    if complete and due_at is not None:
+        values["assess_due_at"] = None
+    unchanged = Observation.assess_due_at.is_(None) if due_at is None else Observation.assess_due_at == due_at
     with transaction(engine.sessions) as session:
+        won = session.execute(
+            update(Observation).where(Observation.id == obs_id, unchanged).values(**values)
+            .execution_options(synchronize_session=False)
+        ).rowcount == 1
+        if not won:
+            log.info("observation %s: assessed by another worker, or changed since; nothing stored", obs_id)
+            return False
         session.execute(delete(QualityFlag).where(QualityFlag.observation_id == obs_id))
         session.add_all(
             QualityFlag(observation_id=obs_id, plugin=f.plugin or "core", code=f.code, severity=f.severity,
                         message=f.message, value=_json_value(f.value))
             for f in flags
         )
-        session.execute(update(Observation).where(Observation.id == obs_id).values(grade=decided))
+    return True
 
 
 def _json_value(value: Any) -> Any:
@@ -222,5 +256,26 @@ def stale_enrichments(engine: Engine, older_than_s: float = 30.0) -> list[int]:
                         and_(Enrichment.status == "running", Enrichment.lease_until < now),
                     )
                 )
+            ).all()
+        )
+
+
+def due_assessments(engine: Engine, older_than_s: float = 30.0, limit: int = 500) -> list[int]:
+    """Observations that still owe quality checks and grading although every enrichment has
+    ended (or they have none), and have for a while: the message that asked for it was lost
+    (broker down, worker killed). Oldest first, at most ``limit``."""
+    quiet = utcnow() - timedelta(seconds=older_than_s)
+    unfinished = (
+        select(Enrichment.id)
+        .where(Enrichment.observation_id == Observation.id, Enrichment.status.not_in(TERMINAL))
+        .exists()
+    )
+    with transaction(engine.readers) as session:
+        return list(
+            session.scalars(
+                select(Observation.id)
+                .where(Observation.assess_due_at.is_not(None), Observation.assess_due_at < quiet, ~unfinished)
+                .order_by(Observation.assess_due_at)
+                .limit(limit)
             ).all()
         )

@@ -313,7 +313,7 @@ def submit(
                   "contributor_id": contributor_id, "kind": draft.kind, "observed_at": draft.observed_at,
                   "lat": draft.location.lat, "lon": draft.location.lon, "accuracy_m": draft.location.accuracy_m,
                   "fields": draft.fields, "status": "published" if project.auto_publish else "pending",
-                  "created_at": now, "updated_at": now},
+                  "created_at": now, "updated_at": now, "assess_due_at": now},
             ).inserted_primary_key[0]
             _store_media(engine, conn, obs_id, checked)
             enrichments = _insert_enrichments(engine, conn, obs_id, project)
@@ -354,10 +354,9 @@ def _lookup_retry(
 
 
 def _after_commit(engine: Engine, observation_id: int, enrichments: list[tuple[int, str]]) -> None:
-    if enrichments:
-        engine.dispatcher.enqueue(engine, enrichments)
-    else:
-        engine.dispatcher.assess(engine, observation_id)
+    # never raises: the work is committed, and assess_due_at / the pending enrichments tell the
+    # workers' recovery loop what is still owed if the broker cannot take it now
+    engine.after_commit(observation_id, enrichments)
 
 
 def _apply_edit(
@@ -372,6 +371,7 @@ def _apply_edit(
         obs.observed_at = draft.observed_at
         obs.lat, obs.lon, obs.accuracy_m = draft.location.lat, draft.location.lon, draft.location.accuracy_m
         obs.kind, obs.fields, obs.content_hash = draft.kind, draft.fields, digest
+        obs.assess_due_at = utcnow()  # owed again: cleared by the grading of this version
         obs.media.clear()
         session.flush()
         _store_media(engine, session, obs.id, checked)
@@ -406,6 +406,7 @@ def update_fields(engine: Engine, obs_id: int, fields: dict[str, Any], actor: st
         before = snapshot(obs)
         obs.fields = merged
         obs.content_hash = content_hash(parsed, [m.sha256 for m in view.media])
+        obs.assess_due_at = utcnow()  # owed again: cleared by the grading of this version
         ids = _requeue_enrichments(session, obs)
         audit(session, obs.project, obs.id, actor, "edit", before, snapshot(obs))
     _after_commit(engine, obs_id, ids)

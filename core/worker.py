@@ -104,10 +104,12 @@ def enrich_batch_task(enrichments: list[list[Any]]) -> int:
 
 
 @app.task(name=ASSESS_TASK, acks_late=True, ignore_result=True)
-def assess_task(observation_id: int) -> None:
+def assess_task(observation_id: int, due_only: bool = False) -> None:
+    """Quality checks and grading. ``due_only`` (after a commit, and from the recovery loop): only
+    if still owed, so a message delivered late or twice does nothing."""
     from core.enrichment import assess
 
-    assess(worker_engine(), observation_id)
+    assess(worker_engine(), observation_id, due_only=due_only)
 
 
 _producers: dict[str, Celery] = {}
@@ -149,6 +151,15 @@ def send_enrichments(
             )
 
 
+def send_assessments(engine: Engine, observations: list[tuple[int, bool]]) -> None:
+    """Queue assessments, given as (observation id, due_only), on one broker connection."""
+    producer_app = producer_for(engine.settings)
+    with producer_app.producer_or_acquire() as producer:
+        for observation_id, due_only in observations:
+            producer_app.send_task(ASSESS_TASK, args=[observation_id], kwargs={"due_only": due_only},
+                                   queue="observatory", producer=producer)
+
+
 def send_batch(engine: Engine, enrichments: list[tuple[int, str]]) -> None:
     """Queue enrichments as one message (a worker fans it out), or one task if there is one."""
     if len(enrichments) == 1:
@@ -162,15 +173,18 @@ def send_batch(engine: Engine, enrichments: list[tuple[int, str]]) -> None:
 
 
 class CeleryDispatcher:
-    """Queues enrichments on the broker after the commit.
+    """Queues enrichments and assessments on the broker after the commit.
 
     With ``dispatch_linger_ms`` above 0 (the default), the request thread hands them to a
-    ``SendBuffer`` and a sender thread sends what arrives within that time as one message;
-    with 0, each is sent in the request's own thread before ``enqueue`` returns.
+    ``SendBuffer`` and a sender thread sends what arrives within that time as one message
+    (assessments: on one connection); with 0, each is sent in the request's own thread before
+    ``enqueue`` or ``assess`` returns. Either way a broker that is down is the recovery loop's
+    business: the buffer logs and drops, ``Engine.after_commit`` logs what a direct send raised.
     """
 
     def __init__(self) -> None:
         self._buffers: dict[int, SendBuffer[tuple[int, str]]] = {}
+        self._assessments: dict[int, SendBuffer[tuple[int, bool]]] = {}
         self._lock = threading.Lock()
 
     def _buffer(self, engine: Engine) -> SendBuffer[tuple[int, str]]:
@@ -182,6 +196,15 @@ class CeleryDispatcher:
                     name="observatory-dispatch"))
         return buffer
 
+    def _assess_buffer(self, engine: Engine) -> SendBuffer[tuple[int, bool]]:
+        buffer = self._assessments.get(id(engine))
+        if buffer is None:
+            with self._lock:
+                buffer = self._assessments.setdefault(id(engine), SendBuffer(
+                    lambda batch: send_assessments(engine, batch), linger_s=engine.settings.dispatch_linger_ms / 1000,
+                    name="observatory-assess"))
+        return buffer
+
     def enqueue(self, engine: Engine, enrichments: list[tuple[int, str]]) -> None:
         if engine.settings.dispatch_linger_ms <= 0:
             send_enrichments(engine, list(enrichments))
@@ -191,10 +214,14 @@ class CeleryDispatcher:
     def flush(self, timeout: float = 10.0) -> bool:
         """Wait until every enrichment queued so far is on the broker."""
         deadline = time.monotonic() + timeout
-        return all(buffer.flush(max(0.0, deadline - time.monotonic())) for buffer in list(self._buffers.values()))
+        buffers: list[SendBuffer[Any]] = [*self._buffers.values(), *self._assessments.values()]
+        return all(buffer.flush(max(0.0, deadline - time.monotonic())) for buffer in buffers)
 
-    def assess(self, engine: Engine, observation_id: int) -> None:
-        producer_for(engine.settings).send_task(ASSESS_TASK, args=[observation_id], queue="observatory")
+    def assess(self, engine: Engine, observation_id: int, *, due_only: bool = False) -> None:
+        if engine.settings.dispatch_linger_ms <= 0:
+            send_assessments(engine, [(observation_id, due_only)])
+        else:
+            self._assess_buffer(engine).add([(observation_id, due_only)])
 
 
 class InlineDispatcher:
@@ -212,17 +239,18 @@ class InlineDispatcher:
                 time.sleep(min(outcome.retry_in or 0.0, self.backoff_cap_s))
                 outcome = run_enrichment(engine, enrichment_id)
 
-    def assess(self, engine: Engine, observation_id: int) -> None:
+    def assess(self, engine: Engine, observation_id: int, *, due_only: bool = False) -> None:
         from core.enrichment import assess
 
-        assess(engine, observation_id)
+        assess(engine, observation_id, due_only=due_only)
 
     def flush(self, timeout: float = 10.0) -> bool:
         return True
 
 
 def recover_once(engine: Engine, quiet_s: float = 30.0) -> int:
-    """Re-queue enrichments left behind; mark failed those out of attempts. Returns how many."""
+    """Re-queue enrichments left behind, mark failed those out of attempts, and queue the
+    assessments still owed (``recover_assessments``). Returns how many."""
     from sqlalchemy import update
 
     from core.db.models import Enrichment, utcnow
@@ -255,7 +283,43 @@ def recover_once(engine: Engine, quiet_s: float = 30.0) -> int:
         count += 1
     if count:
         log.info("recovery: re-queued or closed %d enrichment(s)", count)
-    return count
+    return count + recover_assessments(engine, quiet_s)
+
+
+# observation id -> when this process last queued its assessment (see recover_assessments)
+_assess_requeued: dict[int, float] = {}
+_assess_requeued_lock = threading.Lock()
+
+
+def recover_assessments(engine: Engine, quiet_s: float = 30.0, limit: int = 500) -> int:
+    """Queue the assessment of observations that still owe one although their enrichments have
+    ended (``core.enrichment.due_assessments``): the message after the commit, or the grading
+    after the last enrichment, was lost to a broker outage, a database restart or a killed
+    worker. Each is queued with ``due_only``, so several workers' loops and the original
+    message, arriving late, grade it once in effect. This process queues one observation again
+    only after ``3 * quiet_s`` (a backlog on the broker is not a lost message). Returns how
+    many were queued; raises if the broker cannot take them (the loop tries again later)."""
+    from core.enrichment import due_assessments
+
+    if not isinstance(engine.dispatcher, CeleryDispatcher):  # work run in-process (tests, one-off CLI runs)
+        due = due_assessments(engine, quiet_s, limit)
+        for obs_id in due:
+            engine.dispatcher.assess(engine, obs_id, due_only=True)
+        return len(due)
+    now = time.monotonic()
+    again_after = max(3 * quiet_s, 1.0)
+    with _assess_requeued_lock:
+        for obs_id, at in list(_assess_requeued.items()):
+            if now - at > again_after:
+                del _assess_requeued[obs_id]
+        due = [i for i in due_assessments(engine, quiet_s, limit) if i not in _assess_requeued]
+    if not due:
+        return 0
+    send_assessments(engine, [(obs_id, True) for obs_id in due])  # straight to the broker: a failure shows here
+    with _assess_requeued_lock:
+        _assess_requeued.update((obs_id, now) for obs_id in due)
+    log.info("recovery: queued the assessment of %d observation(s) still owed one", len(due))
+    return len(due)
 
 
 def _recovery_loop(interval_s: float) -> None:
@@ -267,10 +331,16 @@ def _recovery_loop(interval_s: float) -> None:
         time.sleep(interval_s)
 
 
+_recovery_started = threading.Event()
+
+
 @signals.worker_ready.connect
 def _start_recovery(**_: Any) -> None:
+    # worker_ready comes again when the consumer reconnects to a broker that was down: one loop
+    # per process is enough
     interval = get_settings().recovery_interval_s
-    if interval > 0:
+    if interval > 0 and not _recovery_started.is_set():
+        _recovery_started.set()
         threading.Thread(target=_recovery_loop, args=(interval,), name="observatory-recovery", daemon=True).start()
 
 

@@ -7,6 +7,8 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from core.errors import EngineError, ValidationFailed
@@ -14,7 +16,10 @@ from core.media import MediaError
 
 HTTP_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed",
               409: "conflict", 413: "too_large", 415: "unsupported_media_type", 422: "validation_failed",
-              429: "rate_limited"}
+              429: "rate_limited", 503: "unavailable"}
+
+DATABASE_UNAVAILABLE = ("the database could not be reached, or lost the connection, while handling this request; "
+                        "the change was not confirmed: send it again (a submit with the same client_id is stored once)")
 
 
 class ApiError(Exception):
@@ -55,6 +60,19 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _engine(_: Request, exc: EngineError) -> JSONResponse:
         return JSONResponse(error_body(exc.code, exc.message), exc.http_status)
 
+    @app.exception_handler(DBAPIError)
+    async def _database(_: Request, exc: DBAPIError) -> JSONResponse:
+        # a restarted database, a connection killed mid-request (the pool replaces it: the next
+        # request succeeds), or SQLite still locked after its busy timeout; any other database
+        # error is a bug and stays a 500
+        if not (exc.connection_invalidated or isinstance(exc, (OperationalError, InterfaceError))):
+            raise exc
+        return database_unavailable()
+
+    @app.exception_handler(PoolTimeout)
+    async def _pool(_: Request, exc: PoolTimeout) -> JSONResponse:
+        return database_unavailable()
+
     @app.exception_handler(RequestValidationError)
     async def _request(_: Request, exc: RequestValidationError) -> JSONResponse:
         details = [
@@ -68,3 +86,7 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
         code = HTTP_CODES.get(exc.status_code, "error")
         return JSONResponse(error_body(code, str(exc.detail)), exc.status_code, headers=getattr(exc, "headers", None))
+
+def database_unavailable() -> JSONResponse:
+    """503 with a short Retry-After: the database is away for now, not the request at fault."""
+    return JSONResponse(error_body("database_unavailable", DATABASE_UNAVAILABLE), 503, headers={"Retry-After": "1"})

@@ -80,6 +80,10 @@ class Observation(Base):
         UniqueConstraint("project", "client_id", name="uq_observation_client_id"),
         Index("ix_observation_project_status", "project", "status"),
         Index("ix_observation_project_time", "project", "observed_at"),
+        # what the workers' recovery loop scans: observations not yet assessed since their last
+        # change; partial, so that an assessed observation (nearly all of them) has no entry
+        Index("ix_observation_assess_due", "assess_due_at", sqlite_where=text("assess_due_at IS NOT NULL"),
+              postgresql_where=text("assess_due_at IS NOT NULL")),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -97,6 +101,10 @@ class Observation(Base):
     grade: Mapped[str | None] = mapped_column(String(16), nullable=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    assess_due_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    """Set, in the same transaction, by a submit or an edit; cleared by the grading transaction
+    that assessed that very version (``core.enrichment.assess``). Non-null: quality checks and
+    grading are still owed, whatever became of the broker message that asked for them."""
 
     media: Mapped[list[ObservationMedia]] = relationship(
         back_populates="observation", order_by="ObservationMedia.position", cascade="all, delete-orphan"
