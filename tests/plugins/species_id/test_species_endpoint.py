@@ -150,3 +150,65 @@ def test_documented_in_openapi(client: TestClient) -> None:
     schema = operation["requestBody"]["content"]["multipart/form-data"]["schema"]
     assert schema["required"] == ["images"] and schema["properties"]["images"]["maxItems"] == 5
     assert {"200", "401", "413", "422", "503"} <= set(operation["responses"])
+
+
+@pytest.mark.parametrize("value", ["maybe", "2", "1", "0", "yes", "on", "True", "FALSE", "", " true"])
+def test_no_reject_is_a_strict_boolean(client: TestClient, headers: dict[str, str], shots: dict[str, bytes],
+                                       value: str) -> None:
+    response = post(client, headers, ("cat.jpg", shots["cat"]), no_reject=value)
+    assert response.status_code == 422, response.text
+    (detail,) = response.json()["error"]["details"]
+    assert detail["path"] == ["no_reject"] and detail["code"] == "invalid_boolean"
+
+
+@pytest.mark.parametrize(("value", "expected"), [("true", True), ("false", False)])
+def test_no_reject_true_and_false(client: TestClient, headers: dict[str, str], shots: dict[str, bytes],
+                                  value: str, expected: bool) -> None:
+    response = post(client, headers, ("cat.jpg", shots["cat"]), no_reject=value)
+    assert response.status_code == 200 and response.json()["query"]["no_reject"] is expected
+
+
+@pytest.mark.parametrize("value", ["5_0", " 5", "+5", "5.0", "", "1" * 30])
+def test_top_k_is_a_strict_integer(client: TestClient, headers: dict[str, str], shots: dict[str, bytes],
+                                   value: str) -> None:
+    response = post(client, headers, ("cat.jpg", shots["cat"]), top_k=value)
+    assert response.status_code == 422 and response.json()["error"]["details"][0]["path"] == ["top_k"]
+
+
+def test_organs_as_the_schema_says(client: TestClient, headers: dict[str, str], shots: dict[str, bytes]) -> None:
+    schema = client.get("/openapi.json").json()["paths"][URL]["post"]["requestBody"]["content"][
+        "multipart/form-data"]["schema"]["properties"]
+    assert schema["organs"]["maxItems"] == schema["images"]["maxItems"] == 5
+    assert schema["no_reject"]["type"] == "boolean" and "true" in schema["no_reject"]["description"]
+    photos = [("cat.jpg", shots["cat"])] * 5
+    assert post(client, headers, *photos, organs=["leaf"] * 5).status_code == 200
+    for count in (1, 4, 6):  # none, or exactly one per image
+        response = post(client, headers, *photos, organs=["leaf"] * count)
+        assert response.status_code == 422, count
+        assert response.json()["error"]["details"][0]["code"] == "organs_mismatch"
+    as_file = client.post(URL, files=[("images", ("cat.jpg", shots["cat"], "image/jpeg")),
+                                      ("organs", ("leaf.txt", b"leaf", "text/plain"))], headers=headers)
+    assert as_file.status_code == 422 and as_file.json()["error"]["details"][0]["code"] == "not_a_field"
+
+
+@pytest.mark.parametrize("body", [
+    b"no boundary here",
+    b"--XyZ\r\nContent-Disposition: form-data; name=\"images\"; filename=\"a.jpg\"\r\n\r\nabc",  # no closing line
+    b"--XyZ\r\nContent-Disposition: form-data\r\n\r\nabc\r\n--XyZ--\r\n",  # no name
+    b"--XyZ\r\nnot a header\r\n\r\nabc\r\n--XyZ--\r\n",
+], ids=["no-boundary", "unclosed", "no-name", "bad-header"])
+def test_malformed_multipart_is_400(client: TestClient, headers: dict[str, str], body: bytes) -> None:
+    response = client.post(URL, content=body, headers={**headers, "Content-Type": "multipart/form-data; boundary=XyZ"})
+    assert response.status_code == 400 and response.json()["error"]["code"] == "bad_multipart"
+
+
+def test_multipart_with_a_preamble_and_quoted_names(client: TestClient, headers: dict[str, str],
+                                                    shots: dict[str, bytes]) -> None:
+    body = (b"a preamble\r\n--XyZ\r\nContent-Disposition: form-data; name=\"images\"; filename=\"my \\\"cat\\\".jpg\"\r\n"
+            b"Content-Type: image/jpeg\r\n\r\n" + shots["cat"] + b"\r\n--XyZ\r\n"
+            b"Content-Disposition: form-data; name=\"top_k\"\r\n\r\n2\r\n--XyZ--\r\nan epilogue")
+    response = client.post(URL, content=body, headers={**headers, "Content-Type": "multipart/form-data; boundary=XyZ"})
+    assert response.status_code == 200, response.text
+    answer = response.json()
+    assert answer["query"]["images"] == ['my "cat".jpg'] and answer["query"]["top_k"] == 2
+    assert answer["bestMatch"] == "Felis catus"
