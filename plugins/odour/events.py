@@ -167,6 +167,35 @@ def _check_distance(distance_m: float) -> float:
 # --------------------------------------------------------------------------- fast path
 
 
+def _codes(values: Any) -> np.ndarray:
+    """Small non-negative integer codes for ``values`` (equal values, equal codes).
+
+    Non-negative integers below 2**31 are their own codes; anything else is numbered through
+    one sort. (``np.unique`` is avoided: its hash path, and its ``return_inverse``, grow faster
+    than linearly with the input on numpy 2.x, which made the detection superlinear.)"""
+    array = np.asarray(values)
+    if array.dtype.kind in "iu" and len(array) and array.min() >= 0 and array.max() < 2**31:
+        return array.astype(np.int64, copy=False)
+    if len(array) == 0:
+        return np.empty(0, dtype=np.int64)
+    order = np.argsort(array, kind="stable")
+    ordered = array[order]
+    new = np.r_[True, ordered[1:] != ordered[:-1]]
+    codes = np.empty(len(array), dtype=np.int64)
+    codes[order] = np.cumsum(new) - 1
+    return codes
+
+
+def _distinct_per_group(group: np.ndarray, code: np.ndarray, n_groups: int) -> np.ndarray:
+    """How many distinct ``code`` values each group holds (one sort of a combined key)."""
+    if len(group) == 0:
+        return np.zeros(n_groups, dtype=np.int64)
+    width = int(code.max()) + 1
+    key = np.sort(group.astype(np.int64) * width + code)
+    first = np.r_[True, key[1:] != key[:-1]]
+    return np.bincount(key[first] // width, minlength=n_groups)
+
+
 def _haversine_np(lat1: np.ndarray, lon1: np.ndarray, lat2: np.ndarray, lon2: np.ndarray) -> np.ndarray:
     """Great-circle distance in metres; arguments in radians."""
     h = np.sin((lat2 - lat1) * 0.5) ** 2 + np.cos(lat1) * np.cos(lat2) * np.sin((lon2 - lon1) * 0.5) ** 2
@@ -235,8 +264,7 @@ def link_components(
     for name, column in (("t", t), ("lat", lat_r), ("lon", lon_r)):
         if not np.isfinite(column).all():
             raise ValueError(f"column {name} holds {int((~np.isfinite(column)).sum())} missing or infinite values")
-    _, cat = np.unique(np.asarray(category), return_inverse=True)
-    cat = cat.astype(np.int64).ravel()
+    cat = _codes(category).ravel()
 
     margin = 1 + 1e-9
     theta = distance_m / EARTH_RADIUS_M
@@ -259,7 +287,7 @@ def link_components(
         raise ValueError("too many cells for this window and distance over this data's extent")
     key = ((cat * n_t + (tc + 1)) * n_y + (yc + 1)) * n_lon + xc
 
-    order = np.argsort(key, kind="stable")
+    order = np.argsort(key)  # any order within a cell will do: the components do not depend on it
     skey = key[order]
     s_t, s_lat, s_lon = t[order], lat_r[order], lon_r[order]
     first = np.flatnonzero(np.r_[True, skey[1:] != skey[:-1]])
@@ -274,17 +302,19 @@ def link_components(
     c_t = rest % n_t
     c_cat = rest // n_t
 
-    parent = np.arange(n, dtype=np.int64)
     offsets = [(dt, dy, dx) for dt in (-1, 0, 1) for dy in (-1, 0, 1) for dx in (-1, 0, 1)]
     forward = [o for o in offsets if o > (0, 0, 0) and (n_lon > 1 or o[2] == 0)]
 
+    links_i: list[np.ndarray] = []
+    links_j: list[np.ndarray] = []
+
     def check(i: np.ndarray, j: np.ndarray) -> None:
-        nonlocal parent
         ok = np.abs(s_t[i] - s_t[j]) <= window_s
         i, j = i[ok], j[ok]
         ok = _haversine_np(s_lat[i], s_lon[i], s_lat[j], s_lon[j]) <= distance_m
         if ok.any():
-            parent = _union(parent, i[ok], j[ok])
+            links_i.append(i[ok])
+            links_j.append(j[ok])
 
     # pairs inside one cell
     multi = cell_count > 1
@@ -303,6 +333,11 @@ def link_components(
         for i, j in _pairs(first[a], cell_count[a], first[b], cell_count[b]):
             check(i, j)
 
+    # one union of every link at the end: a union per neighbour direction made as many passes
+    # of pointer jumping over all n reports, whose random reads grew slower per report with n
+    parent = np.arange(n, dtype=np.int64)
+    if links_i:
+        parent = _union(parent, np.concatenate(links_i), np.concatenate(links_j))
     labels = np.empty(n, dtype=np.int64)
     labels[order] = order[parent]
     # make the label the smallest original index of the component
@@ -333,12 +368,15 @@ def _cluster(
     n = len(comp)
     if n == 0:
         return comp, np.zeros(0, dtype=bool), np.zeros(0, dtype=np.int64)
-    _, contrib = np.unique(np.asarray(arrays.contributor), return_inverse=True)
-    contrib = contrib.astype(np.int64).ravel()
-    width = int(contrib.max()) + 1
-    pair = np.unique(comp * width + contrib)
-    distinct = np.bincount(pair // width, minlength=n)
+    contrib = _codes(arrays.contributor).ravel()
+    distinct = _distinct_per_group(comp, contrib, n)
     return comp, distinct[comp] >= int(min_contributors), contrib
+
+
+def _utc_datetimes(seconds: np.ndarray) -> list[datetime]:
+    """Aware UTC datetimes of epoch seconds, to the microsecond, converted in one numpy call."""
+    micro = np.round(np.asarray(seconds, dtype=np.float64) * 1e6).astype(np.int64).astype("datetime64[us]")
+    return [moment.replace(tzinfo=UTC) for moment in micro.tolist()]
 
 
 def detect_events_arrays(
@@ -361,7 +399,11 @@ def detect_events_arrays(
         return EventDetection([], possible)
 
     # group event members by component, each group in time order
-    order = members[np.lexsort((members, t[members], comp[members]))]
+    # one argsort of a combined key (component, rank in time with ties by index): lexsort on
+    # three keys grew faster than linearly
+    time_rank = np.empty(n, dtype=np.int64)
+    time_rank[np.argsort(t, kind="stable")] = np.arange(n, dtype=np.int64)
+    order = members[np.argsort(comp[members] * n + time_rank[members])]
     gcomp = comp[order]
     starts = np.flatnonzero(np.r_[True, gcomp[1:] != gcomp[:-1]])
     ends = np.r_[starts[1:], len(order)]
@@ -382,37 +424,42 @@ def detect_events_arrays(
     cz = gsum(np.sin(lat_r))
     c_lat = np.degrees(np.arctan2(cz, np.hypot(cx, cy)))
     c_lon = np.degrees(np.arctan2(cy, cx))
-    width = int(contrib.max()) + 1
-    pairs = np.unique(group_of.astype(np.int64) * width + contrib[order])
-    n_contrib = np.bincount(pairs // width, minlength=len(starts))
+    n_contrib = _distinct_per_group(group_of, contrib[order], len(starts))
 
     first_idx, last_idx = order[starts], order[ends - 1]
     category = np.asarray(arrays.category)
     ranking = np.lexsort((first_idx, category[first_idx], t[first_idx]))
     observed = arrays.observed_at
 
-    def moment(index: int) -> datetime:
-        if observed is not None:
-            return observed[index]
-        return datetime.fromtimestamp(float(t[index]), UTC)
+    if observed is not None:
+        starts_at = [observed[i] for i in first_idx.tolist()]
+        ends_at = [observed[i] for i in last_idx.tolist()]
+    else:
+        starts_at, ends_at = _utc_datetimes(t[first_idx]), _utc_datetimes(t[last_idx])
 
+    # plain lists: indexing numpy arrays one element at a time costs more than the rest
     ids_sorted = ids[order].tolist()
+    starts_l, ends_l = starts.tolist(), ends.tolist()
+    cat_l = category[first_idx].tolist()
+    c_lat_l, c_lon_l, annoy_l = c_lat.tolist(), c_lon.tolist(), annoy.tolist()
+    mean_i_l, mean_h_l, n_contrib_l = mean_i.tolist(), mean_h.tolist(), n_contrib.tolist()
     events = []
     for rank, g in enumerate(ranking.tolist(), start=1):
+        lo, hi = starts_l[g], ends_l[g]
         events.append(
             Event(
                 id=rank,
-                category=int(category[first_idx[g]]),
-                start=moment(int(first_idx[g])),
-                end=moment(int(last_idx[g])),
-                centroid_lat=float(c_lat[g]),
-                centroid_lon=float(c_lon[g]),
-                report_ids=tuple(ids_sorted[starts[g] : ends[g]]),
-                n_reports=int(ends[g] - starts[g]),
-                n_contributors=int(n_contrib[g]),
-                annoyance=float(annoy[g]),
-                mean_intensity=float(mean_i[g]),
-                mean_hedonic_tone=float(mean_h[g]),
+                category=int(cat_l[g]),
+                start=starts_at[g],
+                end=ends_at[g],
+                centroid_lat=c_lat_l[g],
+                centroid_lon=c_lon_l[g],
+                report_ids=tuple(ids_sorted[lo:hi]),
+                n_reports=hi - lo,
+                n_contributors=n_contrib_l[g],
+                annoyance=annoy_l[g],
+                mean_intensity=mean_i_l[g],
+                mean_hedonic_tone=mean_h_l[g],
             )
         )
     return EventDetection(events, possible)
