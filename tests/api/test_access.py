@@ -12,6 +12,7 @@ API = "/api/v1"
 ROLES = ("anonymous", "operator", "admin_a", "mod_a", "mod_b", "owner_a", "other_a", "contrib_b")
 
 # route -> expected status per role (the owner is the contributor who submitted the observation).
+# Anonymous callers may never edit or moderate: 401 before any look-up, the same for every id.
 # An observation the caller may not read answers 404, as an id that does not exist (no oracle for
 # what exists); 401/403 only where the caller may read it but not do the thing asked.
 MATRIX: dict[str, dict[str, int]] = {
@@ -36,19 +37,19 @@ MATRIX: dict[str, dict[str, int]] = {
                                                       "mod_a": 200, "mod_b": 404, "owner_a": 200, "other_a": 404,
                                                       "contrib_b": 404},
     "GET /observations/{a_published}/media/{a_pub_media}": dict.fromkeys(ROLES, 200),
-    "PATCH /observations/{a_pending}": {"anonymous": 404, "operator": 200, "admin_a": 200, "mod_a": 200,
+    "PATCH /observations/{a_pending}": {"anonymous": 401, "operator": 200, "admin_a": 200, "mod_a": 200,
                                         "mod_b": 404, "owner_a": 200, "other_a": 404, "contrib_b": 404},
     "PATCH /observations/{a_published}": {"anonymous": 401, "operator": 200, "admin_a": 200, "mod_a": 200,
                                           "mod_b": 403, "owner_a": 200, "other_a": 403, "contrib_b": 403},
-    "PATCH /observations/{b_pending}": {"anonymous": 404, "operator": 200, "admin_a": 404, "mod_a": 404,
+    "PATCH /observations/{b_pending}": {"anonymous": 401, "operator": 200, "admin_a": 404, "mod_a": 404,
                                         "mod_b": 200, "owner_a": 404, "other_a": 404, "contrib_b": 200},
-    "POST /observations/{a_pending}/moderation": {"anonymous": 404, "operator": 200, "admin_a": 200, "mod_a": 200,
+    "POST /observations/{a_pending}/moderation": {"anonymous": 401, "operator": 200, "admin_a": 200, "mod_a": 200,
                                                   "mod_b": 404, "owner_a": 403, "other_a": 404, "contrib_b": 404},
     # published already, so staff get 409 for "publish"; who may read it but not moderate gets 401/403
     "POST /observations/{a_published}/moderation": {"anonymous": 401, "operator": 409, "admin_a": 409,
                                                     "mod_a": 409, "mod_b": 403, "owner_a": 403, "other_a": 403,
                                                     "contrib_b": 403},
-    "POST /observations/{b_pending}/moderation": {"anonymous": 404, "operator": 200, "admin_a": 404, "mod_a": 404,
+    "POST /observations/{b_pending}/moderation": {"anonymous": 401, "operator": 200, "admin_a": 404, "mod_a": 404,
                                                   "mod_b": 200, "owner_a": 404, "other_a": 404, "contrib_b": 403},
     "GET /projects/alpha/audit": {"anonymous": 401, "operator": 200, "admin_a": 200, "mod_a": 200, "mod_b": 403,
                                   "owner_a": 403, "other_a": 403, "contrib_b": 403},

@@ -145,7 +145,13 @@ def test_filters_and_cursor_pagination(client, auth, make_token, engine):
     assert ids(grade="needs_id") == sorted(made, reverse=True)
     assert ids(kind="generic") == sorted(made, reverse=True)
     bad = client.get(f"{API}/projects/alpha/observations", params={"bbox": "1,2,3"}, headers=auth(mod))
-    assert bad.status_code == 422 and bad.json()["error"]["code"] == "invalid_bbox"
+    assert bad.status_code == 422 and "bbox" in bad.json()["error"]["message"]  # shape: the schema's pattern
+    bad = client.get(f"{API}/projects/alpha/observations", params={"bbox": "1,50,3,40"}, headers=auth(mod))
+    assert bad.status_code == 422 and bad.json()["error"]["code"] == "invalid_bbox"  # south > north
+    bad = client.get(f"{API}/projects/alpha/observations", params={"until": "0.5"}, headers=auth(mod))
+    assert bad.status_code == 422 and "ISO 8601" in bad.json()["error"]["message"]  # not read as a Unix time
+    bad = client.get(f"{API}/projects/alpha/observations", params={"stauts": "pending"}, headers=auth(mod))
+    assert bad.status_code == 422 and bad.json()["error"]["code"] == "unknown_parameter"  # a misspelt filter
     bad = client.get(f"{API}/projects/alpha/observations", params={"cursor": "!!"}, headers=auth(mod))
     assert bad.status_code == 422
 

@@ -53,10 +53,35 @@ CHECKS_NAMES = ("not_a_server_error", "status_code_conformance", "content_type_c
                 "allow_header_conformance", "use_after_free", "ensure_resource_availability", "ignored_auth")
 
 
-def _checks() -> list[Any]:
+# Refusals no OpenAPI schema can express, so a schema-valid request may still get them: a time
+# past "now + max_future_skew_s", a cursor this API never gave out (opaque, only valid as given),
+# a bounding box whose numbers are shaped right but out of range or with south > north.
+# The kinds a draft may have depend on the project's services, and /identify wants as many organs
+# as images (or none), a rule between two fields.
+SCHEMA_CANNOT_SAY = {"time_in_future", "invalid_cursor", "invalid_bbox", "unknown_kind", "organs_mismatch"}
+
+
+def _checks(response: Any = None) -> list[Any]:
     from schemathesis import checks
 
-    return [getattr(checks, name) for name in CHECKS_NAMES]
+    names = CHECKS_NAMES
+    if response is not None and response.status_code == 422 and _error_code(response) in SCHEMA_CANNOT_SAY:
+        names = tuple(n for n in names if n != "positive_data_acceptance")
+    return [getattr(checks, name) for name in names]
+
+
+def _error_code(response: Any) -> str | None:
+    try:
+        return response.json()["error"]["code"]
+    except (ValueError, KeyError, TypeError):
+        return None
+
+
+def call_and_check(case: schemathesis.Case, headers: dict[str, str] | None = None) -> Any:
+    """Call the operation and run every check (but positive-data acceptance on refusals the schema cannot say)."""
+    response = case.call(headers=headers)
+    case.validate_response(response, checks=_checks(response), headers=headers)
+    return response
 
 
 @pytest.fixture
@@ -167,7 +192,7 @@ def _token_headers(case: schemathesis.Case, token: str) -> dict[str, str]:
 @schema.parametrize()
 @hypothesis.settings(PROFILE)
 def test_api_as_operator(case: schemathesis.Case, operator_token: str, answers: Counter[tuple[str, int]]) -> None:
-    response = case.call_and_validate(headers=_token_headers(case, operator_token), checks=_checks())
+    response = call_and_check(case, _token_headers(case, operator_token))
     answers[(case.operation.label, response.status_code)] += 1
 
 
@@ -175,7 +200,7 @@ def test_api_as_operator(case: schemathesis.Case, operator_token: str, answers: 
 @hypothesis.settings(PROFILE)
 def test_api_anonymous(case: schemathesis.Case, answers: Counter[tuple[str, int]]) -> None:
     case.headers = {k: v for k, v in (case.headers or {}).items() if k.lower() != "authorization"}
-    response = case.call_and_validate(checks=_checks())
+    response = call_and_check(case)
     answers[(case.operation.label, response.status_code)] += 1
 
 
@@ -198,7 +223,7 @@ BAD_INPUTS = [
     pytest.param("PATCH", "/observations/{obs}", '{"fields": {"x": [1, {"y": Infinity}]}}', 422, id="patch-nested-inf"),
     pytest.param("PATCH", "/observations/{obs}", '{"fields": {"x": ' + "1" * 5000 + "}}", 400, id="patch-5000-digit-int"),
     pytest.param("PATCH", "/observations/{obs}", '{"fields": ' + DEEP + "}", 400, id="patch-deep-nesting"),
-    pytest.param("PATCH", "/observations/{obs}", '{"fields": {"x": "a\\u0000b"}}', 200, id="patch-nul-in-a-field"),
+    pytest.param("PATCH", "/observations/{obs}", '{"fields": {"x": "a\\u0000b"}}', 422, id="patch-nul-in-a-field"),
     pytest.param("GET", "/projects/alpha/observations?kind=a%00b", None, 422, id="list-nul-in-kind"),
     pytest.param("GET", "/projects/alpha/observations?since=0001-01-01T00:00:00%2B01:00", None, 422,
                  id="list-since-before-year-1-in-utc"),

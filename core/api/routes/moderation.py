@@ -20,6 +20,8 @@ router = APIRouter(prefix="/api/v1", tags=["moderation"])
              "you may not read answers 404, as an id that does not exist does.",
              responses=error_responses(401, 403, 404, 409, 422, 429))
 def moderate_observation(obs_id: ObsId, body: ModerationIn, engine: EngineDep, principal: PrincipalDep) -> dict:
+    if principal.anonymous:  # before any look-up: the same 401 for every id, existing or not
+        raise deny(principal, "moderating observations")
     with transaction(engine.sessions) as session:
         obs = load_observation(session, obs_id)
         project = obs.project

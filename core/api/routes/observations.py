@@ -17,6 +17,7 @@ from core import lifecycle
 from core.api.access import can_edit, can_read, render, visible_filter
 from core.api.deps import DbInt, EngineDep, ObsId, PrincipalDep, deny
 from core.api.errors import ApiError
+from core.api.params import IsoDateTime
 from core.api.limits import read_body, read_form
 from core.api.schemas import ObservationOut, ObservationPage, ObservationPatch, error_responses
 from core.db.models import Observation
@@ -30,6 +31,9 @@ from core.read_model import observation_rows, read_observation, read_observation
 from core.views import load_observation, observation_not_found
 
 router = APIRouter(prefix="/api/v1", tags=["observations"])
+KIND_PATTERN = r"^[A-Za-z0-9_.:-]+$"
+_NUMBER = r"-?[0-9]+(\.[0-9]+)?"
+BBOX_PATTERN = rf"^{_NUMBER},{_NUMBER},{_NUMBER},{_NUMBER}$"
 MEDIA_URL = "/api/v1/observations/{obs_id}/media/{media_id}"
 
 CREATE_BODY = {
@@ -42,10 +46,12 @@ CREATE_BODY = {
                     "type": "object",
                     "required": ["draft"],
                     "properties": {
-                        "draft": {"type": "string", "description": "the draft as a JSON string (DraftIn)"},
+                        "draft": {"$ref": "#/components/schemas/DraftIn",
+                                  "description": "the draft, as a JSON part (DraftIn)"},
                         "media": {"type": "array", "items": {"type": "string", "format": "binary"}},
                     },
-                }
+                },
+                "encoding": {"draft": {"contentType": "application/json"}},
             },
         },
     }
@@ -148,15 +154,16 @@ def list_observations(
     status: Literal["pending", "published", "unpublished", "trashed"] | None = None,
     grade: Literal["casual", "needs_id", "research"] | None = None,
     contributor: Annotated[DbInt | None, Query(description="a contributor id (staff, or your own)")] = None,
-    kind: str | None = None,
-    since: Annotated[datetime | None, Query(description="observed at or after (ISO 8601)")] = None,
-    until: Annotated[datetime | None, Query(description="observed before (ISO 8601)")] = None,
-    bbox: Annotated[str | None, Query(
+    kind: Annotated[str | None, Query(max_length=64, pattern=KIND_PATTERN, description="an observation kind")] = None,
+    since: Annotated[IsoDateTime | None, Query(description="observed at or after (ISO 8601 with offset)")] = None,
+    until: Annotated[IsoDateTime | None, Query(description="observed before (ISO 8601 with offset)")] = None,
+    bbox: Annotated[str | None, Query(pattern=BBOX_PATTERN,
         description="west,south,east,north in degrees (west > east crosses the antimeridian); it tests each "
         "place as you see it, on the project's public grid unless you are staff or the observation is yours",
         examples=["2.0,41.3,2.3,41.5"])] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    cursor: str | None = None,
+    cursor: Annotated[str | None, Query(min_length=1, max_length=16, pattern=r"^[A-Za-z0-9_-]+$",
+                                        description="next_cursor of the previous page, as given")] = None,
 ) -> dict[str, Any]:
     project = lifecycle.get_project(engine, slug)
     if not project.public and not principal.is_staff_of(slug) and principal.project != slug:
@@ -210,6 +217,8 @@ def get_observation(obs_id: ObsId, engine: EngineDep, principal: PrincipalDep) -
               description="Fields are validated again, enrichments run again, and the change is audited.",
               responses=error_responses(401, 403, 404, 422, 429))
 def patch_observation(obs_id: ObsId, patch: ObservationPatch, engine: EngineDep, principal: PrincipalDep) -> dict[str, Any]:
+    if principal.anonymous:  # before any look-up: the same 401 for every id, existing or not
+        raise deny(principal, "editing observations")
     with transaction(engine.readers) as session:
         obs = load_observation(session, obs_id)
         if not can_read(principal, obs, engine.registry.project(obs.project)):

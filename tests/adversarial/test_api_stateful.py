@@ -1,0 +1,52 @@
+"""Stateful property test of the API (schemathesis state machine).
+
+Schemathesis links the operations of ``/openapi.json`` (an observation created by POST is read,
+edited, moderated and its media fetched by id) and walks random sequences of calls in-process,
+checking every answer with every check but the response time: no 5xx, status codes, content
+types, headers and bodies as documented, and nothing that was created turning unavailable while
+it should exist (``use_after_free``, ``ensure_resource_availability``).
+
+Bounded: ``OBSERVATORY_STATEFUL_EXAMPLES`` scenarios (default 25, CI more), at most 12 steps each.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import hypothesis
+import schemathesis
+from hypothesis import HealthCheck
+
+from core.api.ratelimit import RateLimiter
+from tests.api.test_schemathesis import _checks
+
+EXAMPLES = int(os.environ.get("OBSERVATORY_STATEFUL_EXAMPLES", "25"))
+
+
+def test_api_stateful_as_operator(app: Any, client: Any, operator_token: str, make_observation: Any,
+                                  small_png: bytes) -> None:
+    app.state.rate_limiter = RateLimiter(0)
+    make_observation("alpha", status="published", files=[("seed.png", small_png, "image/png")])
+    document = client.get("/openapi.json").json()
+    schema = schemathesis.openapi.from_dict(document)
+    schema.app = app
+    seen: dict[str, int] = {}
+
+    class Machine(schema.as_state_machine()):  # type: ignore[misc]
+        def get_call_kwargs(self, case: schemathesis.Case) -> dict[str, Any]:
+            return {"headers": {"Authorization": f"Bearer {operator_token}"}}
+
+        def validate_response(self, response: Any, case: schemathesis.Case, additional_checks: Any = None,
+                              **kwargs: Any) -> None:
+            seen[case.operation.label] = seen.get(case.operation.label, 0) + 1
+            case.validate_response(response, checks=_checks(response), transport_kwargs=kwargs)
+
+    Machine.run(settings=hypothesis.settings(
+        max_examples=EXAMPLES, stateful_step_count=12, deadline=None, database=None,
+        derandomize=not os.environ.get("OBSERVATORY_SCHEMATHESIS_RANDOM"),
+        suppress_health_check=list(HealthCheck)))
+    # the walk must have gone from a created observation to the operations that use it
+    assert seen.get("POST /api/v1/projects/{slug}/observations", 0) > 0, seen
+    assert any(label.startswith(("GET /api/v1/observations/{obs_id}", "PATCH", "POST /api/v1/observations/"))
+               for label in seen), seen
