@@ -83,9 +83,15 @@ def install_error_handlers(app: FastAPI) -> None:
         return JSONResponse(error_body("invalid_request", f"the request is invalid: {summary}", details), 422)
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         code = HTTP_CODES.get(exc.status_code, "error")
-        return JSONResponse(error_body(code, str(exc.detail)), exc.status_code, headers=getattr(exc, "headers", None))
+        headers = dict(getattr(exc, "headers", None) or {})
+        if exc.status_code == 405:  # every method of the path, not only those of the first route found
+            from core.api.contract import allowed_methods  # contract imports this module
+
+            headers["Allow"] = ", ".join(allowed_methods(request.app, request.scope))
+        return JSONResponse(error_body(code, str(exc.detail)), exc.status_code, headers=headers or None)
+
 
 def database_unavailable() -> JSONResponse:
     """503 with a short Retry-After: the database is away for now, not the request at fault."""
