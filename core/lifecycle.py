@@ -25,7 +25,7 @@ from core.db.models import Enrichment, MediaBlob, Observation, ObservationMedia,
 from core.db.session import transaction
 from core.engine import Engine
 from core.errors import Conflict, NotFound, ValidationFailed
-from core.media import MediaError, check_media
+from core.media import MediaError, check_media, safe_filename
 from core.projects import project_kinds
 from core.types import Draft, Location, MediaFile, ObservationType, Problem, ProjectContext
 from core.views import load_observation, observation_view
@@ -164,7 +164,7 @@ def _check_uploads(engine: Engine, uploads: list[Upload]) -> tuple[list[tuple[Up
         except MediaError as exc:
             problems.append(Problem(("media", i), str(exc), exc.code))
             continue
-        checked.append((upload, sniffed))
+        checked.append((Upload(upload.data, safe_filename(upload.filename), upload.content_type), sniffed))
     return checked, problems
 
 

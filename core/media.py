@@ -2,7 +2,11 @@
 
 Bytes are stored once, under their sha256, in a local folder (``OBSERVATORY_MEDIA_DIR``).
 The media type is sniffed from the bytes, never trusted from a header or a file name, and an
-image's size is read from its header before anything decodes it (decompression bombs).
+image's size is read from its header before anything decodes it (decompression bombs). File
+names are kept only as a base name, without control characters, at most 255 characters.
+
+Callers who may not see the exact place get a copy without location or personal metadata
+(``core.metadata``), cleaned once per file and kept under ``root/public/v<version>/``.
 """
 
 from __future__ import annotations
@@ -10,14 +14,21 @@ from __future__ import annotations
 import hashlib
 import mimetypes
 import os
+import re
 import struct
 import tempfile
+import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
+
+from core.metadata import STRIP_VERSION, NotStrippable, strip_metadata
 
 GENERIC_TYPES = {"", "application/octet-stream", "binary/octet-stream"}
 HEIF_BRANDS = {b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis", b"mif1", b"msf1", b"avif", b"avis"}
 UNSUPPORTED_IMAGES = {"image/heic", "image/avif"}
+#: every type ``check_media`` lets in (what the media route can answer)
+ACCEPTED_TYPES = ("image/jpeg", "image/png", "image/gif", "image/webp", "video/mp4", "video/quicktime",
+                  "video/x-msvideo", "video/webm", "video/x-matroska", "audio/wav", "audio/ogg")
 
 
 class MediaError(ValueError):
@@ -171,6 +182,50 @@ def check_media(data: bytes, filename: str | None, header: str | None, *, max_by
     return sniffed
 
 
+MAX_FILENAME = 255  # the column's width (characters)
+_SEPARATORS = re.compile(r"[/\\]")
+_DROPPED_CATEGORIES = {"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"}  # controls, bidi overrides, lone surrogates
+
+
+def safe_filename(name: str | None) -> str | None:
+    """The name to keep for an uploaded file: its base name (after the last ``/`` or ``\\``),
+    without control or format characters, trimmed, at most ``MAX_FILENAME`` characters with its
+    extension kept; None when nothing is left (``..``, only controls)."""
+    if name is None:
+        return None
+    base = _SEPARATORS.split(unicodedata.normalize("NFC", name))[-1]
+    base = "".join(c for c in base if unicodedata.category(c) not in _DROPPED_CATEGORIES).strip()
+    if base.strip(".") == "":
+        return None
+    if len(base) > MAX_FILENAME:
+        stem, dot, ext = base.rpartition(".")
+        if dot and stem and 0 < len(ext) <= 16:
+            base = stem[:MAX_FILENAME - len(ext) - 1].rstrip() + "." + ext
+        else:
+            base = base[:MAX_FILENAME]
+    return base
+
+
+class MediaNotPublic(Exception):
+    """The file is not served to callers who may not see the exact place; ``reason`` says why."""
+
+    def __init__(self, reason: str):
+        super().__init__(reason)
+        self.reason = reason
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
 class MediaStore:
     """Files kept once by content under ``root/ab/cd/<sha256>``."""
 
@@ -184,18 +239,32 @@ class MediaStore:
         """Store ``data`` (once) and return its sha256."""
         digest = hashlib.sha256(data).hexdigest()
         path = self.path_for(digest)
-        if path.exists():
-            return digest
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(data)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        if not path.exists():
+            _write_atomic(path, data)
         return digest
 
     def open(self, sha256: str) -> bytes:
         return self.path_for(sha256).read_bytes()
+
+    def public_path_for(self, sha256: str) -> Path:
+        """Where the cleaned copy of a file is kept (a new cleaner version, a new folder)."""
+        return self.root / "public" / f"v{STRIP_VERSION}" / sha256[:2] / sha256[2:4] / sha256
+
+    def open_public(self, sha256: str, content_type: str) -> bytes:
+        """The file without location or personal metadata, cleaned on first use and kept;
+        raise MediaNotPublic when it cannot be cleaned with certainty (the decision is kept too)."""
+        path = self.public_path_for(sha256)
+        try:
+            return path.read_bytes()
+        except FileNotFoundError:
+            pass
+        refused = path.with_name(sha256 + ".refused")
+        if refused.exists():
+            raise MediaNotPublic(refused.read_text(encoding="utf-8"))
+        try:
+            clean = strip_metadata(self.open(sha256), content_type)
+        except NotStrippable as exc:
+            _write_atomic(refused, str(exc).encode("utf-8"))
+            raise MediaNotPublic(str(exc)) from None
+        _write_atomic(path, clean)
+        return clean
