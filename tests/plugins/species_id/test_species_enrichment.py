@@ -171,3 +171,33 @@ def test_a_broken_model_fails_only_this_enrichment(species_engine: Callable[...,
     assert obs["enrichments"]["recorder"]["status"] == "done" and obs["grade"] == "needs_id"
     unknown = submit(engine, "other", ("cat.jpg", shots["cat"]))["enrichments"]["species_id"]
     assert unknown["status"] == "failed" and "unknown model 'missing'" in unknown["error"]
+
+
+def test_the_observations_pixel_budget_bounds_the_enrichment(species_engine: Callable[..., Engine],
+                                                             shots: dict[str, bytes]) -> None:
+    from tests.plugins.species_id.conftest import DEFAULT as MODEL
+
+    config = {"models": [{"name": MODEL, "builtin": "efficientnet_lite0"}], "max_request_pixels": 200_000}
+    engine = species_engine(species_registry({"wildlife": {}}, config))
+    obs = submit(engine, "wildlife", ("cat.jpg", shots["cat"]), ("coffee.jpg", shots["coffee"]))  # 135,300 pixels each
+    result = obs["enrichments"]["species_id"]["result"]
+    first, second = result["images"]
+    assert first["results"][0]["scientific_name"] == "Felis catus"
+    assert second["error"]["code"] == "pixel_budget" and "200,000 pixels" in second["error"]["message"]
+    assert flags(obs)["photo_unreadable"]["value"] == {"media": 1, "value": "pixel_budget"}
+
+
+def test_decoding_costs() -> None:
+    import cv2
+    import numpy as np
+
+    from plugins.species_id.inference import decode_cost, jpeg_sequential
+
+    image = np.full((1200, 1800, 3), 128, np.uint8)
+    baseline = cv2.imencode(".jpg", image)[1].tobytes()
+    progressive = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_PROGRESSIVE, 1])[1].tobytes()
+    png = cv2.imencode(".png", image)[1].tobytes()
+    assert jpeg_sequential(baseline) and not jpeg_sequential(progressive) and not jpeg_sequential(png)
+    assert jpeg_sequential(baseline[:2] + b"\xff" + baseline[2:])  # a fill byte before a marker
+    assert decode_cost(baseline, 1800, 1200, 256) == 900 * 600  # libjpeg decodes it at 1/2
+    assert decode_cost(progressive, 1800, 1200, 256) == decode_cost(png, 1800, 1200, 256) == 1800 * 1200
