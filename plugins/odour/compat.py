@@ -36,6 +36,7 @@ from datetime import date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from core.privacy import snap
 from plugins.odour.catalogue import (
     CATEGORIES,
     HEDONIC_MAX,
@@ -216,7 +217,7 @@ def render_report(
     """One report as an OdourCollect list row. ``precision``: decimal places kept of the
     coordinates (the project's ``location_precision``), None for all."""
     r = to_report(report)
-    lat, lon = (r.lat, r.lon) if precision is None else (round(r.lat, precision), round(r.lon, precision))
+    lat, lon = snap(r.lat, precision), snap(r.lon, precision)  # the one rule (core.privacy)
     return {
         "id": r.id,
         "id_odor_type": r.subtype,

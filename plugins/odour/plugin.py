@@ -18,6 +18,7 @@ observations of kind ``odour``.
 from __future__ import annotations
 
 import contextvars
+import dataclasses
 import logging
 import math
 from collections.abc import Callable
@@ -25,12 +26,13 @@ from datetime import timedelta
 from typing import Any
 
 from core import hookimpl, queries
+from core.privacy import precision_m, public_location
 from core.types import ExportColumn, Flag, ObservationView, ProjectContext
 from plugins.odour.catalogue import CATEGORIES, SUBTYPES
 from plugins.odour.enrichment import enrich_odour, local_time
 from plugins.odour.quality import burst_window, quality_flags
 from plugins.odour.schema import odour_type
-from plugins.odour.service import KIND, PLUGIN, detect, precision_m, reports_of, settings_of
+from plugins.odour.service import KIND, PLUGIN, detect, reports_of, settings_of
 from plugins.odour.validation import validate_odour
 
 log = logging.getLogger(__name__)
@@ -68,30 +70,21 @@ def validate_observation(draft: Any, project: ProjectContext) -> list[Any] | Non
     return validate_odour(draft.fields)
 
 
-def _step(value: float, step: float) -> float:
-    return round(value / step) * step
-
-
 @hookimpl
 def enrich_observation(observation: ObservationView, project: ProjectContext) -> dict[str, Any] | None:
     if observation.kind != KIND:
         return None
     settings = settings_of(project)
+    # The public sees enrichments beside the public place: distances, bearings and zones are
+    # computed from that place (core.privacy), so they tell nothing it does not already tell.
+    # (Rounding figures computed from the exact place still gave parts of it back.)
+    place = public_location(observation.location, project)
     result = enrich_odour(
-        observation.observed_at, observation.location.lat, observation.location.lon,
+        observation.observed_at, place.lat, place.lon,
         timezone=project.timezone, pois=settings["points_of_interest"] or (), zones=settings["zones"] or (),
     )
-    coarse = precision_m(project)
-    if coarse is not None and coarse > 1:
-        # The public sees enrichments beside the coarsened place: an exact distance and bearing
-        # from a known point would give the exact place back. Keep them as coarse as the place.
-        distance_step = 10 ** math.floor(math.log10(coarse))
-        bearing_step = 45.0 if coarse >= 1000 else 10.0 if coarse >= 100 else 1.0
-        for poi in result["points_of_interest"]:
-            poi["distance_m"] = int(_step(poi["distance_m"], distance_step))
-            poi["bearing_deg"] = _step(poi["bearing_deg"], bearing_step) % 360
-            poi["bearing_from_poi_deg"] = _step(poi["bearing_from_poi_deg"], bearing_step) % 360
-        result["rounded_to"] = {"distance_m": distance_step, "bearing_deg": bearing_step}
+    if project.location_precision is not None:
+        result["from_public_place"] = {"precision_m": precision_m(project)}
     return result
 
 
@@ -115,18 +108,19 @@ def _corroboration(observation: ObservationView, project: ProjectContext) -> Fla
     settings = settings_of(project)
     window = timedelta(hours=float(settings["window_h"]))
     reach_m = CORROBORATION_SPAN * float(settings["distance_m"])
-    lat, lon = observation.location.lat, observation.location.lon
-    d_lat = math.degrees(reach_m / 6_371_008.8)
-    d_lon = d_lat / max(math.cos(math.radians(lat)), 1e-6)
-    bbox = (max(lon - d_lon, -180.0), max(lat - d_lat, -90.0), min(lon + d_lon, 180.0), min(lat + d_lat, 90.0))
+    # The flag is public: it is decided on the places as the public sees them (core.privacy), as
+    # the public's events are, or a contributor could move reports of their own around another
+    # person's and read from the flag when the exact distance crosses distance_m.
+    place = public_location(observation.location, project)
     nearby = queries.observations(
-        _engine, project.slug, kind=KIND, statuses=CORROBORATION_STATUSES, exclude_id=observation.id, bbox=bbox,
+        _engine, project.slug, kind=KIND, statuses=CORROBORATION_STATUSES, exclude_id=observation.id,
+        bbox=_reach_bbox(place.lat, place.lon, reach_m + (precision_m(project) or 0.0)), public_places=True,
         since=observation.observed_at - CORROBORATION_SPAN * window,
         until=observation.observed_at + CORROBORATION_SPAN * window + timedelta(seconds=1),
     )
     category = observation.fields.get("category")
     others = reports_of(o for o in nearby if o.fields.get("category") == category)
-    mine = reports_of([observation])
+    mine = reports_of([dataclasses.replace(observation, location=place)])
     if not mine or not others:
         return None
     detection = detect(project, mine + others)
@@ -150,6 +144,18 @@ def _corroboration(observation: ObservationView, project: ProjectContext) -> Fla
     )
 
 
+def _reach_bbox(lat: float, lon: float, reach_m: float) -> tuple[float, float, float, float]:
+    """(west, south, east, north) around a place; across the antimeridian when west > east."""
+    d_lat = math.degrees(reach_m / 6_371_008.8)
+    south, north = max(lat - d_lat, -90.0), min(lat + d_lat, 90.0)
+    cos_lat = min(math.cos(math.radians(south)), math.cos(math.radians(north)))
+    d_lon = d_lat / cos_lat if cos_lat > 1e-9 else 360.0
+    if d_lon >= 180.0:
+        return (-180.0, south, 180.0, north)
+    wrap = lambda v: (v + 180.0) % 360.0 - 180.0  # noqa: E731
+    return (wrap(lon - d_lon), south, wrap(lon + d_lon), north)
+
+
 def _reassess(observation_id: int) -> None:
     token = _reassessing.set(True)
     try:
@@ -166,18 +172,12 @@ def quality_check(observation: ObservationView, project: ProjectContext) -> list
         return None
     settings = settings_of(project)
     minutes = float(settings["burst_minutes"])
+    place = public_location(observation.location, project)  # flags are public: see enrich_observation
     flags = quality_flags(
-        observation.fields, lat=observation.location.lat, lon=observation.location.lon,
+        observation.fields, lat=place.lat, lon=place.lon,
         observed_at=observation.observed_at, contributor_times=_contributor_times(observation, minutes),
         zones=settings["zones"] or None, burst_reports=int(settings["burst_reports"]), burst_minutes=minutes,
     )
-    coarse = precision_m(project)
-    if coarse is not None and coarse > 1:
-        # the distance to the nearest zone is public too: as coarse as the place
-        step = 10 ** math.floor(math.log10(coarse))
-        flags = [Flag(f.code, f.message.rsplit(", ", 1)[0] + f", about {_step(f.value, step):,.0f} m from the nearest",
-                      f.severity, int(_step(f.value, step)), f.plugin)
-                 if f.code == "odour.outside_zones" else f for f in flags]
     corroborated = _corroboration(observation, project)
     if corroborated is not None:
         flags.append(corroborated)

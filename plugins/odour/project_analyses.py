@@ -14,13 +14,14 @@ from typing import Any
 
 import numpy as np
 
+from core.privacy import precision_m
 from core.types import Analysis, ProjectContext
 from plugins.odour import analyses, plots
 from plugins.odour.catalogue import CATEGORIES
 from plugins.odour.enrichment import WEEKDAYS
 from plugins.odour.events import report_annoyance
 from plugins.odour.reports import Report
-from plugins.odour.service import KIND, precision_m, reports_of, settings_of
+from plugins.odour.service import KIND, reports_of, settings_of
 
 
 def _reports(observations: Iterable[Any]) -> list[Report]:
@@ -78,7 +79,9 @@ def intensity(observations: Iterable[Any], project: ProjectContext, public: bool
 
 def heatmap(observations: Iterable[Any], project: ProjectContext, public: bool = False) -> dict[str, Any]:
     """Reports counted on a grid over the project's zones (or the reports' extent). For the
-    public the cells are never finer than the project's ``location_precision``."""
+    public the cells are never finer than the project's ``location_precision``, and the
+    reports come with their public places (``service.observations``), so that neither the grid's
+    edges nor its origin (the extent, which reports can move) cut a public cell in parts."""
     settings = settings_of(project)
     reports = _reports(observations)
     cell_m = float(settings["heatmap_cell_m"])

@@ -29,16 +29,21 @@ from core.api.schemas import ErrorOut, error_responses
 from core.engine import Engine
 from core.tokens import Principal
 from core.types import ProjectContext
-from plugins.odour import service
+from plugins.odour import event_store, service
 from plugins.odour.compat import FilterError, error_response
 
 router = APIRouter(prefix="/api/v1", tags=["odour"])
 compat_router = APIRouter(tags=["odour (OdourCollect-compatible)"])
 
-SINCE = Query(None, description="ISO 8601 date or date-time; without an offset, in the project's time zone",
-              examples=["2024-03-01"])
-UNTIL = Query(None, description="exclusive for a date-time; a bare date includes that whole day",
-              examples=["2024-03-31"])
+SINCE = Query(None, description="a date (2024-03-01) or date-time (2024-03-01T08:00:00+01:00); without an offset, "
+              "in the project's time zone. Anything else answers 422 `invalid_datetime`",
+              examples=["2024-03-01"], json_schema_extra=service.MOMENT_SCHEMA)
+UNTIL = Query(None, description="as `since`; exclusive for a date-time, a bare date includes that whole day",
+              examples=["2024-03-31"], json_schema_extra=service.MOMENT_SCHEMA)
+LIMIT = Query(event_store.PAGE_DEFAULT, ge=1, le=event_store.PAGE_MAX,
+              description=f"events per page (at most {event_store.PAGE_MAX})")
+CURSOR = Query(None, min_length=1, max_length=200,
+               description="`next_cursor` of the previous page; absent for the first page")
 CATEGORY = Query(None, ge=1, le=9, description="odour category id (1 waste .. 8 other, 9 no odour)")
 SCOPE = Query(None, description="staff only: `all` (default for staff) or `public` to see what the public sees")
 TYPES = {"json": "application/json", "csv": "text/csv; charset=utf-8", "geojson": "application/geo+json",
@@ -64,9 +69,13 @@ def _public(principal: Principal, project: ProjectContext, scope: str | None) ->
     summary="Odour events of a project (JSON, CSV or GeoJSON)",
     description="Reports of one odour category linked in time and space and made by at least `min_contributors` "
     "people (docs/odour.md). The public gets published reports only, with contributor counts; staff get every "
-    "report but the trash, with contributor ids.",
+    "report but the trash, with contributor ids. The public's events are found on the public places "
+    "(the project's `location_precision`). Events that overlap [since, until), in start order, a page at a time "
+    "(`limit`, `next_cursor`); `possible` lists the possible reports of the time the page covers. Kept in memory "
+    "and brought up to date as reports arrive (docs/odour.md).",
     responses={200: {"content": {"application/json": {}, "text/csv": {}, "application/geo+json": {}}},
-               400: {"model": ErrorOut, "description": "a bad time"}, **error_responses(401, 403, 404, 422, 429)},
+               503: {"model": ErrorOut, "description": "more reports than the events kept in memory allow"},
+               **error_responses(401, 403, 404, 422, 429)},
 )
 def list_events(
     slug: str,
@@ -77,6 +86,8 @@ def list_events(
     category: int | None = CATEGORY,
     format: Literal["json", "csv", "geojson"] = "json",
     scope: Literal["public", "all"] | None = SCOPE,
+    limit: int = LIMIT,
+    cursor: str | None = CURSOR,
 ) -> Response:
     project = _visible_project(engine, principal, slug)
     public = _public(principal, project, scope)
@@ -84,13 +95,15 @@ def list_events(
         engine, project, public=public, category=category,
         since=service.parse_moment(since, project, "since"),
         until=service.parse_moment(until, project, "until", end=True),
+        limit=limit, cursor=cursor, possible_max=event_store.POSSIBLE_MAX,
     )
+    headers = {"X-Next-Cursor": payload["next_cursor"]} if payload["next_cursor"] else {}
     if format == "csv":
         return Response(service.events_csv(payload), media_type=TYPES["csv"],
-                        headers={"Content-Disposition": f'attachment; filename="{slug}-odour-events.csv"'})
+                        headers={"Content-Disposition": f'attachment; filename="{slug}-odour-events.csv"', **headers})
     if format == "geojson":
-        return JSONResponse(service.events_geojson(payload), media_type=TYPES["geojson"])
-    return JSONResponse(payload)
+        return JSONResponse(service.events_geojson(payload), media_type=TYPES["geojson"], headers=headers)
+    return JSONResponse(payload, headers=headers)
 
 
 @router.get("/projects/{slug}/odour/analyses", summary="The odour analyses on offer",
@@ -122,7 +135,7 @@ def _split_format(name: str, format: str | None) -> tuple[str, str]:
     "staff's use every report but the trash.",
     responses={200: {"content": {"application/json": {}, "text/csv": {}, "image/png": {},
                                  "application/geo+json": {}}},
-               400: {"model": ErrorOut, "description": "a bad time"}, **error_responses(401, 403, 404, 422, 429)},
+               **error_responses(401, 403, 404, 422, 429)},
 )
 def run_analysis(
     slug: str,
@@ -232,7 +245,13 @@ COMPAT_RESPONSES: dict[int | str, dict[str, Any]] = {
     400: {"model": ErrorOut, "description": "invalid filters (also in OdourCollect's shape: status_code, data.errors)"},
     **error_responses(401, 429),
 }
-FILTER = Query(None, description="see the operation's description")
+
+
+def _filter(description: str) -> Any:
+    """One Query per parameter: a shared Query object gave every parameter the first one's alias,
+    so the document (and the check of unknown parameters) knew only ``type``."""
+    return Query(None, description=description)
+
 
 
 @compat_router.get("/api/odor/list", summary="OdourCollect-compatible list of reports (query parameters)",
@@ -241,15 +260,15 @@ def compat_list_get(
     request: Request,
     engine: EngineDep,
     principal: PrincipalDep,
-    type: str | None = FILTER,
-    subtype: str | None = FILTER,
-    minIntensity: str | None = FILTER,  # OdourCollect's names
-    maxIntensity: str | None = FILTER,
-    minAnnoy: str | None = FILTER,
-    maxAnnoy: str | None = FILTER,
-    date_init: str | None = FILTER,
-    date_end: str | None = FILTER,
-    project: str | None = FILTER,
+    type: str | None = _filter("odour category 1..9, 0 or absent for all"),
+    subtype: str | None = _filter("odour subtype 1..89, 0 or absent for all; must belong to `type`"),
+    minIntensity: str | None = _filter("intensity 0..6"),  # OdourCollect's names
+    maxIntensity: str | None = _filter("intensity 0..6"),
+    minAnnoy: str | None = _filter("hedonic tone -4..4"),
+    maxAnnoy: str | None = _filter("hedonic tone -4..4"),
+    date_init: str | None = _filter("yyyy-mm-dd, inclusive, in each project's time zone"),
+    date_end: str | None = _filter("yyyy-mm-dd, inclusive, in each project's time zone"),
+    project: str | None = _filter("a project slug (this engine's addition)"),
 ) -> JSONResponse:
     return _answer(engine, principal, dict(request.query_params))
 

@@ -2,13 +2,15 @@
 
 The plugin's hooks, its HTTP routes (:mod:`.routes`) and its CLI commands (:mod:`.commands`)
 share these functions, so that the API and the CLI answer the same thing. Reports are read
-through ``core.queries`` only; the domain modules (:mod:`.events`, :mod:`.analyses`,
-:mod:`.compat`) do the work.
+through ``core.queries`` (events through the in-memory :mod:`.event_store`, which reads the few
+columns it needs itself); the domain modules (:mod:`.events`, :mod:`.analyses`, :mod:`.compat`)
+do the work.
 
 Who sees what:
 
 * the public (``public=True``): published reports only, no contributor identity (events carry
-  contributor *counts*), places coarsened to the project's ``location_precision``;
+  contributor *counts*), places on the project's public grid (``core.privacy``) in everything
+  computed for them, filters, events, maps and lists alike;
 * staff (``public=False``): every report but those in the trash, with contributor ids.
 """
 
@@ -18,10 +20,11 @@ import csv
 import io
 import logging
 import os
+import re
 import secrets
 import time as time_module
 from collections.abc import Iterable, Sequence
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -31,6 +34,7 @@ from core.engine import Engine
 from core.errors import EngineError, NotFound
 from core.lifecycle import get_project
 from core.types import ObservationView, ProjectContext
+from plugins.odour import event_store
 from plugins.odour.catalogue import CATEGORIES
 from plugins.odour.events import EventDetection, detect_events
 from plugins.odour.reports import Report, as_utc, to_report
@@ -80,35 +84,62 @@ def odour_projects(engine: Engine) -> list[ProjectContext]:
     return [p for p in engine.registry.contexts().values() if p.enables(PLUGIN)]
 
 
-def precision_m(project: ProjectContext) -> float | None:
-    """How coarse the public's view of a place is, in metres (None: exact)."""
-    digits = project.location_precision
-    return None if digits is None else 111_000 / 10**digits
-
-
 # --------------------------------------------------------------------------- times
 
 
+_DATE = r"\d{4}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])"
+_CLOCK = r"T([01]\d|2[0-3]):[0-5]\d"
+_LOCAL = _DATE + _CLOCK + r"(:[0-5]\d(\.\d{1,6})?)?"
+_ZONED = _DATE + _CLOCK + r":[0-5]\d(\.\d{1,6})?(Z|[+-]([01]\d|2[0-3]):[0-5]\d)"
+MOMENT_SCHEMA: dict[str, Any] = {
+    "anyOf": [
+        {"type": "string", "format": "date"},
+        {"type": "string", "format": "date-time", "pattern": f"^{_ZONED}$"},
+        {"type": "string", "pattern": f"^{_LOCAL}$", "description": "a date-time without an offset"},
+    ],
+}
+"""What ``since`` and ``until`` accept, for the OpenAPI document: exactly what
+:func:`parse_moment` accepts (a date, an RFC 3339 date-time, or one without an offset)."""
+_MOMENT = re.compile(f"(?:{_DATE}|{_LOCAL}|{_ZONED})", re.ASCII)
+
+
+class InvalidMoment(EngineError):
+    """A time filter that is not a date or date-time the engine can place on its time line."""
+
+    code = "invalid_datetime"
+    http_status = 422
+
+
 def parse_moment(text: str | None, project: ProjectContext, name: str, *, end: bool = False) -> datetime | None:
-    """An ISO 8601 date or date-time from a request. Without an offset it is read in the
-    project's time zone. A bare date is the start of that day; with ``end``, the start of the
-    next day, so that ``until=2024-03-31`` includes the 31st."""
+    """A date or date-time from a request (:data:`MOMENT_SCHEMA`). Without an offset it is read
+    in the project's time zone. A bare date is the start of that day; with ``end``, the start of
+    the next day, so that ``until=2024-03-31`` includes the 31st (and ``until=9999-12-31``,
+    whose next day is past the calendar, bounds nothing). Raises :class:`InvalidMoment` (422)."""
     if text is None or text == "":
         return None
-    raw = text.strip()
+    raw = text
+    example = "2024-03-31, 2024-03-31T18:00:00 or 2024-03-31T18:00:00+02:00"
+    if not _MOMENT.fullmatch(raw):
+        raise InvalidMoment(f"{name} {text[:64]!r} is not a date or date-time as ISO 8601 / RFC 3339 writes them "
+                            f"({example})")
     tz = ZoneInfo(project.timezone)
     try:
         if len(raw) == 10:
             day = date.fromisoformat(raw)
+            if end and day == date.max:
+                return None
             moment = datetime.combine(day + timedelta(days=1) if end else day, time(0), tz)
         else:
-            moment = datetime.fromisoformat(raw.replace("Z", "+00:00") if raw.endswith("Z") else raw)
+            moment = datetime.fromisoformat(raw[:-1] + "+00:00" if raw.endswith("Z") else raw)
         if moment.tzinfo is None:
             moment = moment.replace(tzinfo=tz)
+    except ValueError:
+        raise InvalidMoment(f"{name} {text[:64]!r} is not a real date or time ({example})") from None
+    try:
         return as_utc(moment)
-    except (ValueError, OverflowError):
-        raise OdourError(f"{name} {text!r} is not an ISO 8601 date (2024-03-31) or date-time "
-                         "(2024-03-31T18:00:00+02:00)", code="invalid_time") from None
+    except OverflowError:  # 0001-01-01T00:00+05:00, 9999-12-31T23:00-05:00: before or after every report
+        edge = datetime.min if moment.year == 1 else datetime.max
+        return edge.replace(tzinfo=UTC)
 
 
 def check_category(category: int | None) -> int | None:
@@ -131,10 +162,12 @@ def observations(
     category: int | None = None,
     bbox: tuple[float, float, float, float] | None = None,
 ) -> list[ObservationView]:
-    """The project's odour observations that the caller may see, oldest first."""
+    """The project's odour observations that the caller may see, oldest first. For the public,
+    places are on the project's public grid (core.privacy), in ``bbox`` and in what comes back,
+    so that nothing computed from them (analyses, maps, the OdourCollect list) says more."""
     views = queries.observations(
         engine, project.slug, kind=KIND, since=since, until=until,
-        statuses=PUBLIC_STATUSES if public else STAFF_STATUSES, bbox=bbox,
+        statuses=PUBLIC_STATUSES if public else STAFF_STATUSES, bbox=bbox, public_places=public,
     )
     if category is not None:
         views = [v for v in views if v.fields.get("category") == category]
@@ -162,9 +195,15 @@ def detect(project: ProjectContext, reports: Sequence[Report]) -> EventDetection
 # --------------------------------------------------------------------------- events
 
 
-def _coarse(value: float, project: ProjectContext, public: bool) -> float:
-    digits = project.location_precision
-    return round(value, digits) if public and digits is not None else value
+def event_rule(project: ProjectContext, public: bool) -> event_store.Rule:
+    """The linkage rule of ``project`` and what the scope sees (public: published reports on the
+    public grid of places, core.privacy; staff: every report but the trash, exact places)."""
+    s = settings_of(project)
+    return event_store.Rule(
+        window_s=float(s["window_h"]) * 3600.0, distance_m=float(s["distance_m"]),
+        min_contributors=int(s["min_contributors"]), statuses=PUBLIC_STATUSES if public else STAFF_STATUSES,
+        digits=project.location_precision if public else None,
+    )
 
 
 def events(
@@ -175,32 +214,37 @@ def events(
     since: datetime | None = None,
     until: datetime | None = None,
     category: int | None = None,
+    limit: int | None = None,
+    cursor: str | None = None,
+    possible_max: int | None = None,
 ) -> dict[str, Any]:
-    """The events of a project as JSON-able data: the detection settings, the events (newest
-    rule: see :mod:`plugins.odour.events`) and the ids of the *possible* reports.
+    """A page of the events of a project as JSON-able data: the detection settings, the events
+    that overlap [since, until) in start order (rule: see :mod:`plugins.odour.events`), the ids
+    of the *possible* reports of the time the page covers, and ``next_cursor``.
 
-    The public gets contributor counts only and centroids coarsened like the project's places;
-    staff also get each event's contributor ids.
+    Events are detected over all the reports the scope may see, kept in memory and brought up
+    to date incrementally (:mod:`plugins.odour.event_store`); ``since``, ``until`` and
+    ``category`` select among them. ``limit`` None lists them all (the CLI).
+
+    The public's events are detected on the public places (published reports, places on the
+    project's grid): membership, centroids and counts tell nothing the public places do not.
+    Staff's use the exact places and also get each event's contributor ids.
     """
     check_category(category)
-    views = observations(engine, project, public=public, since=since, until=until, category=category)
-    reports = reports_of(views)
-    detection = detect(project, reports)
-    by_id = {r.id: r for r in reports}
-    s = settings_of(project)
+    key = event_store.decode_cursor(cursor) if cursor else None
+    index = event_store.index_for(engine, project.slug, event_rule(project, public))
+    with index.lock:
+        index.refresh(engine, project.slug, KIND)
+        page = index.page(since=since.timestamp() if since else None, until=until.timestamp() if until else None,
+                          category=category, cursor=key, limit=limit, possible_max=possible_max)
     rows = []
-    for event in detection.events:
-        row = event.to_dict()
-        row["category_name"] = CATEGORIES[event.category].name
-        row["colour"] = CATEGORIES[event.category].colour
-        row["duration_min"] = round((as_utc(event.end) - as_utc(event.start)).total_seconds() / 60, 1)
-        row["centroid"] = {"lat": _coarse(event.centroid_lat, project, public),
-                           "lon": _coarse(event.centroid_lon, project, public)}
-        row["max_intensity"] = max(by_id[i].intensity for i in event.report_ids)
+    for event in page["events"]:
+        people = event.pop("_people")
+        event.pop("_key")
         if not public:
-            row["contributors"] = sorted({by_id[i].contributor for i in event.report_ids if by_id[i].contributor
-                                          is not None})
-        rows.append(row)
+            event["contributors"] = sorted(p for p in people if p is not None)
+        rows.append(event)
+    s = settings_of(project)
     return {
         "project": project.slug,
         "scope": "public" if public else "all",
@@ -208,9 +252,11 @@ def events(
         "until": until.isoformat() if until else None,
         "category": category,
         "rule": {"window_h": s["window_h"], "distance_m": s["distance_m"], "min_contributors": s["min_contributors"]},
-        "n_reports": len(reports),
+        "n_reports": page["n_reports"],
         "events": rows,
-        "possible": list(detection.possible),
+        "possible": page["possible"],
+        "possible_truncated": page["possible_truncated"],
+        "next_cursor": event_store.encode_cursor(page["next"]) if page["next"] else None,
     }
 
 

@@ -310,9 +310,15 @@ def test_implausible_combinations_are_flagged(engine):
 
 
 def test_distances_are_as_coarse_as_the_public_place(engine):
-    coarse = show(engine, submit_fields(engine, {"category": 5, "subtype": 53, "intensity": 3, "hedonic_tone": -2}))
-    poi = coarse["enrichments"]["odour"]["result"]["points_of_interest"][0]
-    assert poi["distance_m"] % 100 == 0 and poi["bearing_deg"] % 10 == 0
+    # 41.4014, 2.2014 shows as 41.401, 2.201: the distance and bearing must be those of that
+    # place, or moving the report by a few metres would move them and tell where in the cell it is
+    fields = {"category": 5, "subtype": 53, "intensity": 3, "hedonic_tone": -2}
+    results = [show(engine, submit_fields(engine, fields, location={"lat": lat, "lon": lon}))
+               ["enrichments"]["odour"]["result"] for lat, lon in ((41.4014, 2.2014), (41.4006, 2.2006))]
+    assert results[0] == results[1]
+    poi = results[0]["points_of_interest"][0]
+    assert poi["distance_m"] == round(haversine_m(41.401, 2.201, *FACTORY))
+    assert results[0]["from_public_place"] == {"precision_m": 111.0}
     exact = show(engine, submit_fields(engine, {"category": 5, "subtype": 53, "intensity": 3, "hedonic_tone": -2},
                                        project="exact"))
     result = exact["enrichments"]["odour"]["result"]

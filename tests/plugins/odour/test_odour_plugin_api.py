@@ -139,9 +139,18 @@ def test_events_endpoint_recovers_the_planted_episodes(client, submitted, sim, o
 
 
 def test_events_access_and_errors(client, engine, submitted):
-    assert client.get(f"{API}/projects/smells/odour/events?since=yesterday").status_code == 400
-    assert client.get(f"{API}/projects/smells/odour/events?until=9999-12-31").status_code == 400
-    assert client.get(f"{API}/projects/smells/odour/events?since=0001-01-01T00:00:00%2B05:00").status_code == 400
+    everything = client.get(f"{API}/projects/smells/odour/events").json()["events"]
+    for route in ("events", "analyses/categories"):
+        for bad in ("yesterday", "2024-03-01 10:00", "2024-02-30", "2024-03-01T25:00", " 2024-03-01", "2024-03-01\n"):
+            refused = client.get(f"{API}/projects/smells/odour/{route}", params={"since": bad})
+            assert refused.status_code == 422, (route, bad, refused.text)
+            error = refused.json()["error"]
+            assert error["code"] == "invalid_datetime" and "since" in error["message"], error
+    # the ends of the calendar are valid dates: they bound nothing, as a date far away would
+    assert client.get(f"{API}/projects/smells/odour/events?until=9999-12-31").json()["events"] == everything
+    early = client.get(f"{API}/projects/smells/odour/events?since=0001-01-01T00:00:00%2B05:00")
+    assert early.status_code == 200 and early.json()["events"] == everything
+    assert client.get(f"{API}/projects/smells/odour/events?since=9999-12-31T23:00:00-05:00").json()["events"] == []
     assert client.get(f"{API}/projects/smells/odour/events?category=12").status_code == 422
     assert client.get(f"{API}/projects/smells/odour/events?scope=all").status_code == 401
     contributor = create_token(engine, "contributor", "smells", "someone").token

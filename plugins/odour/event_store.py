@@ -1,0 +1,450 @@
+"""Odour events kept in memory, per process, per project and scope, and brought up to date
+with what changed instead of being detected again on every request.
+
+**Where it lives.** Each process (API worker, CLI) keeps one :class:`EventIndex` per
+(engine, project, scope, rule): the reports the scope may see (``public``: published, places on
+the project's public grid, ``core.privacy.snap``; ``all``: every report but the trash, exact
+places), the linkage components among them, the events (components with enough people) in
+start order, and the *possible* reports in time order.
+
+**How it stays right across processes.** Before answering, :meth:`EventIndex.refresh` asks the
+database one cheap question, ``count(*)`` and ``max(updated_at)`` of the project's odour
+observations (any status). When both are as last seen, nothing changed anywhere and the answer
+comes from memory. Otherwise it reads the rows whose ``updated_at`` is at or after the newest it
+had seen, less ``OVERLAP`` (rows stamped by another clock or committed late), and applies each:
+a report the scope may see is added (or replaced, when edited), one it may no longer see
+(unpublished, trashed, no longer a whole report) is removed. If the count still differs
+afterwards (a row deleted, or one committed later than ``OVERLAP``) the project is read again
+whole; it is also read whole every ``FULL_RELOAD_S``.
+
+**Incremental.** Events are the connected components of the link graph (same category, at
+most ``window_h`` apart in time and ``distance_m`` apart in space). A new report can only link
+to reports of its category within ``window_h`` of its time: those are found by bisection in a
+per-category time line, the components it links are merged, and only the merged component is
+summarised again. A removed report can only split its own component: that component alone is
+clustered again (:func:`plugins.odour.events.link_components`). The result is the same as a
+detection over all the reports (``tests/plugins/odour/test_odour_event_store.py`` checks it
+against :func:`~plugins.odour.events.detect_events` after random arrivals, edits and removals).
+
+**Bounds.** Memory: about 0.5 KiB per report kept (measured by ``bench/odour.py``), and at most
+``MAX_REPORTS`` reports per index (more answers 503 ``too_many_reports``). Time of a request
+once warm: the version query, the changes since the last request, and a page of at most
+``PAGE_MAX`` events with at most ``POSSIBLE_MAX`` possible ids. The first request of a process
+for a project reads and clusters the whole project (about 1 s per 100,000 reports).
+"""
+
+from __future__ import annotations
+
+import base64
+import bisect
+import heapq
+import json
+import math
+import threading
+import time
+import weakref
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import numpy as np
+from sqlalchemy import func, select
+
+from core.db.models import Observation
+from core.db.session import transaction
+from core.errors import EngineError
+from core.privacy import snap
+from plugins.odour.catalogue import CATEGORIES
+from plugins.odour.enrichment import EARTH_RADIUS_M
+from plugins.odour.events import link_components, report_annoyance
+
+OVERLAP = timedelta(seconds=60)
+FULL_RELOAD_S = 30 * 60.0
+PAGE_DEFAULT = 100
+PAGE_MAX = 1000
+POSSIBLE_MAX = 5000
+MAX_REPORTS = 1_000_000
+
+
+class TooManyReports(EngineError):
+    code = "too_many_reports"
+    http_status = 503
+
+
+class InvalidCursor(EngineError):
+    code = "invalid_cursor"
+    http_status = 422
+
+
+@dataclass(frozen=True)
+class Rule:
+    """The linkage rule and what the scope sees."""
+
+    window_s: float
+    distance_m: float
+    min_contributors: int
+    statuses: tuple[str, ...]
+    digits: int | None  # places snapped to this many decimals (None: exact)
+
+
+@dataclass(frozen=True, slots=True)
+class Row:
+    """One report as the index keeps it."""
+
+    id: int
+    category: int
+    t: float
+    lat: float
+    lon: float
+    contributor: int | None
+    intensity: int
+    hedonic: int
+    observed_at: datetime
+
+
+def _as_utc(moment: datetime) -> datetime:
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def row_of(obs_id: int, contributor: int | None, observed_at: datetime, lat: float, lon: float, fields: Any,
+           digits: int | None) -> Row | None:
+    """A Row from stored columns, None when they do not hold a whole odour report."""
+    if isinstance(fields, str):
+        try:
+            fields = json.loads(fields)
+        except ValueError:
+            return None
+    if not isinstance(fields, dict) or lat is None or lon is None or observed_at is None:
+        return None
+    try:
+        category, intensity, hedonic = int(fields["category"]), int(fields["intensity"]), int(fields["hedonic_tone"])
+    except (KeyError, TypeError, ValueError):
+        return None
+    moment = _as_utc(observed_at)
+    return Row(obs_id, category, moment.timestamp(), snap(float(lat), digits), snap(float(lon), digits),
+               contributor, intensity, hedonic, moment)
+
+
+def _haversine(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
+    p1, p2 = math.radians(lat1), math.radians(lat2)
+    h = math.sin((p2 - p1) / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(math.radians(lon2 - lon1) / 2) ** 2
+    return 2 * EARTH_RADIUS_M * math.asin(math.sqrt(min(h, 1.0)))
+
+
+def encode_cursor(key: tuple[float, int, int]) -> str:
+    return base64.urlsafe_b64encode(json.dumps(list(key)).encode()).decode().rstrip("=")
+
+
+def decode_cursor(text: str) -> tuple[float, int, int]:
+    try:
+        raw = json.loads(base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)))
+        start, category, first = raw
+        key = (float(start), int(category), int(first))
+        if not math.isfinite(key[0]) or isinstance(start, bool):
+            raise ValueError
+        return key
+    except (ValueError, TypeError, UnicodeDecodeError):
+        raise InvalidCursor(f"cursor {text[:80]!r} is not one this list gave (use next_cursor as it came)") from None
+
+
+class EventIndex:
+    """The events of one project for one scope, kept up to date (see the module docstring)."""
+
+    def __init__(self, rule: Rule):
+        self.rule = rule
+        self.lock = threading.Lock()
+        self._clear()
+
+    def _clear(self) -> None:
+        self.reports: dict[int, Row] = {}
+        self.timeline: dict[int, list[tuple[float, int]]] = {}  # category -> sorted (t, id)
+        self.comp_of: dict[int, int] = {}
+        self.members: dict[int, list[int]] = {}
+        self.events: dict[int, dict[str, Any]] = {}  # component -> summary
+        self.order: list[tuple[float, int, int]] = []  # events' keys: (start t, category, first report id)
+        self.key_comp: dict[tuple[float, int, int], int] = {}
+        self.possible: dict[int, list[tuple[float, int]]] = {}  # category -> sorted (t, id) outside events
+        self.max_span = 0.0
+        self.next_comp = 0
+        self.known: set[int] = set()  # ids of the project's odour rows in any status
+        self.version: tuple[int, Any] | None = None
+        self.newest: datetime | None = None
+        self.loaded_at = 0.0
+
+    # ----------------------------------------------------------------- components
+
+    def _summary(self, ids: list[int]) -> dict[str, Any]:
+        rows = sorted((self.reports[i] for i in ids), key=lambda r: (r.t, r.id))
+        n = len(rows)
+        x = y = z = 0.0
+        for r in rows:
+            la, lo = math.radians(r.lat), math.radians(r.lon)
+            x += math.cos(la) * math.cos(lo)
+            y += math.cos(la) * math.sin(lo)
+            z += math.sin(la)
+        people = {r.contributor for r in rows}
+        first, last = rows[0], rows[-1]
+        category = CATEGORIES.get(first.category)
+        c_lat, c_lon = math.degrees(math.atan2(z, math.hypot(x, y))), math.degrees(math.atan2(y, x))
+        return {
+            "key": (first.t, first.category, first.id),
+            "end_t": last.t,
+            "people": people,
+            "row": {
+                "id": 0,
+                "category": first.category,
+                "start": first.observed_at.isoformat(),
+                "end": last.observed_at.isoformat(),
+                # on the public grid too: the mean of public places, shown as places are
+                "centroid": {"lat": snap(c_lat, self.rule.digits), "lon": snap(c_lon, self.rule.digits)},
+                "report_ids": [r.id for r in rows],
+                "n_reports": n,
+                "n_contributors": len(people),
+                "annoyance": sum(report_annoyance(r.intensity, r.hedonic) for r in rows) / n,
+                "mean_intensity": sum(r.intensity for r in rows) / n,
+                "mean_hedonic_tone": sum(r.hedonic for r in rows) / n,
+                "category_name": category.name if category else str(first.category),
+                "colour": category.colour if category else None,
+                "duration_min": round((last.t - first.t) / 60, 1),
+                "max_intensity": max(r.intensity for r in rows),
+            },
+        }
+
+    def _drop_component(self, comp: int) -> list[int]:
+        ids = self.members.pop(comp)
+        summary = self.events.pop(comp, None)
+        if summary is not None:
+            key = summary["key"]
+            del self.order[bisect.bisect_left(self.order, key)]
+            del self.key_comp[key]
+        else:
+            for i in ids:
+                row = self.reports.get(i)
+                if row is not None:
+                    line = self.possible[row.category]
+                    del line[bisect.bisect_left(line, (row.t, i))]
+        return ids
+
+    def _add_component(self, ids: list[int], *, bulk: bool = False) -> None:
+        comp = self.next_comp
+        self.next_comp += 1
+        self.members[comp] = ids
+        for i in ids:
+            self.comp_of[i] = comp
+        if len({self.reports[i].contributor for i in ids}) >= self.rule.min_contributors:
+            summary = self._summary(ids)
+            self.events[comp] = summary
+            self.key_comp[summary["key"]] = comp
+            if bulk:
+                self.order.append(summary["key"])
+            else:
+                bisect.insort(self.order, summary["key"])
+            self.max_span = max(self.max_span, summary["end_t"] - summary["key"][0])
+        else:
+            for i in ids:
+                row = self.reports[i]
+                line = self.possible.setdefault(row.category, [])
+                if bulk:
+                    line.append((row.t, i))
+                else:
+                    bisect.insort(line, (row.t, i))
+
+    def add(self, row: Row) -> None:
+        """Add a report, or replace it when it changed (an edit)."""
+        old = self.reports.get(row.id)
+        if old is not None:
+            if old == row:
+                return
+            self.remove(row.id)
+        self.reports[row.id] = row
+        line = self.timeline.setdefault(row.category, [])
+        bisect.insort(line, (row.t, row.id))
+        lo = bisect.bisect_left(line, (row.t - self.rule.window_s, -math.inf))
+        hi = bisect.bisect_right(line, (row.t + self.rule.window_s, math.inf))
+        linked = {self.comp_of[j] for _, j in line[lo:hi] if j != row.id and j in self.comp_of
+                  and _haversine(row.lat, row.lon, self.reports[j].lat, self.reports[j].lon) <= self.rule.distance_m}
+        ids = [row.id]
+        for comp in linked:
+            ids.extend(self._drop_component(comp))
+        self._add_component(ids)
+
+    def remove(self, report_id: int) -> None:
+        """Take a report out (unpublished, trashed, deleted, or before an edit)."""
+        if report_id not in self.reports:
+            return
+        comp = self.comp_of.pop(report_id)
+        rest = [i for i in self._drop_component(comp) if i != report_id]
+        row = self.reports.pop(report_id)
+        line = self.timeline[row.category]
+        del line[bisect.bisect_left(line, (row.t, report_id))]
+        for group in self._split(rest):
+            self._add_component(group)
+
+    def _split(self, ids: list[int]) -> list[list[int]]:
+        """The components of ``ids`` (reports of one former component)."""
+        if len(ids) <= 1:
+            return [ids] if ids else []
+        rows = [self.reports[i] for i in ids]
+        labels = link_components(
+            np.asarray([r.category for r in rows]), np.asarray([r.t for r in rows]),
+            np.asarray([r.lat for r in rows]), np.asarray([r.lon for r in rows]),
+            window_s=self.rule.window_s, distance_m=self.rule.distance_m,
+        ).tolist()
+        groups: dict[int, list[int]] = {}
+        for i, label in zip(ids, labels, strict=True):
+            groups.setdefault(label, []).append(i)
+        return list(groups.values())
+
+    def build(self, rows: Iterable[Row]) -> None:
+        """Start again from these reports (one vectorised clustering, not one add each)."""
+        known, version, newest = self.known, self.version, self.newest
+        self._clear()
+        self.known, self.version, self.newest = known, version, newest
+        for row in rows:
+            self.reports[row.id] = row
+        ids = list(self.reports)
+        for group in self._split(ids) if len(ids) > 1 else [[i] for i in ids]:
+            self._add_component(group, bulk=True)
+        for row in self.reports.values():
+            self.timeline.setdefault(row.category, []).append((row.t, row.id))
+        for lines in (self.timeline, self.possible):
+            for line in lines.values():
+                line.sort()
+        self.order.sort()
+        self.loaded_at = time.monotonic()
+
+    # ----------------------------------------------------------------- reading
+
+    def page(self, *, since: float | None, until: float | None, category: int | None,
+             cursor: tuple[float, int, int] | None, limit: int | None, possible_max: int | None) -> dict[str, Any]:
+        """Events overlapping [since, until) of ``category``, in start order, after ``cursor``.
+
+        ``possible`` holds the possible reports of the time this page covers: from ``since``
+        (or the previous page's last event's start, exclusive) up to this page's last event's
+        start (or ``until`` on the last page), so that paging through lists each one once."""
+        if cursor is not None:
+            position = bisect.bisect_right(self.order, cursor)
+        elif since is not None:
+            position = bisect.bisect_left(self.order, (since - self.max_span, -math.inf, -math.inf))
+        else:
+            position = 0
+        out: list[dict[str, Any]] = []
+        next_key = None
+        for index in range(position, len(self.order)):
+            key = self.order[index]
+            if until is not None and key[0] >= until:
+                break
+            if category is not None and key[1] != category:
+                continue
+            summary = self.events[self.key_comp[key]]
+            if since is not None and summary["end_t"] < since:
+                continue
+            if limit is not None and len(out) == limit:
+                next_key = out[-1]["_key"]
+                break
+            out.append({**summary["row"], "id": index + 1, "_key": key, "_people": summary["people"]})
+        low = cursor[0] if cursor is not None else since
+        high = next_key[0] if next_key is not None else until
+        possible, truncated = self._possible(low, high, cursor is not None, next_key is not None, category,
+                                             possible_max)
+        return {"events": out, "next": next_key, "possible": possible, "possible_truncated": truncated,
+                "n_reports": self.count(since, until, category)}
+
+    def _possible(self, low: float | None, high: float | None, low_open: bool, high_closed: bool,
+                  category: int | None, cap: int | None) -> tuple[list[int], bool]:
+        lines = [self.possible.get(category, [])] if category is not None else list(self.possible.values())
+        chunks = []
+        for line in lines:
+            start = 0 if low is None else (bisect.bisect_right(line, (low, math.inf)) if low_open
+                                           else bisect.bisect_left(line, (low, -math.inf)))
+            stop = len(line) if high is None else (bisect.bisect_right(line, (high, math.inf)) if high_closed
+                                                   else bisect.bisect_left(line, (high, -math.inf)))
+            chunks.append(line[start:stop] if cap is None else line[start:min(stop, start + cap + 1)])
+        merged = [i for _, i in heapq.merge(*chunks)]
+        if cap is not None and len(merged) > cap:
+            return merged[:cap], True
+        return merged, False
+
+    def count(self, since: float | None, until: float | None, category: int | None) -> int:
+        lines = [self.timeline.get(category, [])] if category is not None else list(self.timeline.values())
+        total = 0
+        for line in lines:
+            start = 0 if since is None else bisect.bisect_left(line, (since, -math.inf))
+            stop = len(line) if until is None else bisect.bisect_left(line, (until, -math.inf))
+            total += max(0, stop - start)
+        return total
+
+    # ----------------------------------------------------------------- the database
+
+    def refresh(self, engine: Any, project: str, kind: str) -> None:
+        """Bring the index up to date with the database (see the module docstring)."""
+        with transaction(engine.readers) as session:
+            where = (Observation.project == project, Observation.kind == kind)
+            count, newest = session.execute(
+                select(func.count(Observation.id), func.max(Observation.updated_at)).where(*where)).one()
+            version = (int(count), newest)
+            stale = time.monotonic() - self.loaded_at > FULL_RELOAD_S
+            if version == self.version and not stale:
+                return
+            columns = (Observation.id, Observation.status, Observation.contributor_id, Observation.observed_at,
+                       Observation.lat, Observation.lon, Observation.fields, Observation.updated_at)
+            whole = self.version is None or stale or self.newest is None
+            query = select(*columns).where(*where)
+            if not whole:
+                query = query.where(Observation.updated_at >= self.newest - OVERLAP)
+            changed = session.execute(query).all()
+        if whole:
+            self._load(changed, version)
+            return
+        for obs_id, status, contributor, observed_at, lat, lon, fields, updated in changed:
+            self.known.add(obs_id)
+            row = row_of(obs_id, contributor, observed_at, lat, lon, fields, self.rule.digits) \
+                if status in self.rule.statuses else None
+            if row is None:
+                self.remove(obs_id)
+            else:
+                self._check_size(len(self.reports) + 1)
+                self.add(row)
+            if updated is not None and (self.newest is None or updated > self.newest):
+                self.newest = updated
+        if len(self.known) != version[0]:  # a row deleted, or committed later than OVERLAP: read it all
+            self.version = None
+            self.refresh(engine, project, kind)
+            return
+        self.version = version
+
+    def _load(self, rows: list[Any], version: tuple[int, Any]) -> None:
+        self.known = {r[0] for r in rows}
+        self.newest = max((r[7] for r in rows if r[7] is not None), default=None)
+        kept = [row_of(obs_id, contributor, observed_at, lat, lon, fields, self.rule.digits)
+                for obs_id, status, contributor, observed_at, lat, lon, fields, _ in rows
+                if status in self.rule.statuses]
+        kept = [r for r in kept if r is not None]
+        self._check_size(len(kept))
+        self.version = version
+        self.build(kept)
+
+    def _check_size(self, n: int) -> None:
+        if n > MAX_REPORTS:
+            self.version = None
+            raise TooManyReports(f"the project has more than {MAX_REPORTS:,} odour reports to keep in memory for "
+                                 "its events; raise plugins.odour.event_store.MAX_REPORTS or narrow the project")
+
+
+_INDEXES: dict[int, tuple[weakref.ref[Any], dict[tuple[Any, ...], EventIndex]]] = {}
+_INDEXES_LOCK = threading.Lock()
+
+
+def index_for(engine: Any, project: str, rule: Rule) -> EventIndex:
+    """This process's index of ``project`` under ``rule`` for ``engine`` (made empty the first
+    time; dropped with the engine)."""
+    with _INDEXES_LOCK:
+        entry = _INDEXES.get(id(engine))
+        if entry is None or entry[0]() is not engine:
+            entry = _INDEXES[id(engine)] = (weakref.ref(engine), {})
+            weakref.finalize(engine, _INDEXES.pop, id(engine), None)
+        index = entry[1].get((project, rule))
+        if index is None:
+            index = entry[1][(project, rule)] = EventIndex(rule)
+        return index
