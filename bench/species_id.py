@@ -1,7 +1,7 @@
 """species_id: the plugin's paths against plain onnxruntime, measured in the same run.
 
     python bench/species_id.py [--n 64] [--batch-size 16] [--rounds 8] [--requests 60]
-                               [--via uvicorn|testclient] [--threads 0] [--json PATH]
+                               [--via uvicorn|testclient] [--client raw|httpx] [--threads 0] [--json PATH]
 
 1. **Enrichment path, images per second.** N photos (scikit-image's, as JPEG files, cycled)
    are decoded once; then the plugin's batch identification (``service.identify``:
@@ -15,6 +15,10 @@
    encoded once, or FastAPI's TestClient), with a token,
    against decoding (``cv2.imdecode``) + preprocessing + plain ``session.run`` of the same
    photo; requests alternate between the two. Target: p50 within 1.5 times the plain p50.
+   The client is by default a bare HTTP/1.1 keep-alive connection sending the request's bytes,
+   prepared once, and reading the answer (``--client raw``): httpx's own Python work per request
+   (about 1 ms, in the same process and under the same GIL as the server) is the client's time,
+   not the endpoint's, as a browser's or curl's would be; ``--client httpx`` measures with it.
 
 The engine runs on a temporary SQLite database and data folder; the model is built into it.
 """
@@ -173,6 +177,57 @@ def throughput(engine: Any, files: list[tuple[str, bytes]], batch_size: int, rou
 # --------------------------------------------------------------------------------------------
 
 
+class RawClient:
+    """HTTP/1.1 over one kept-alive socket: prepared request bytes out, one answer back."""
+
+    def __init__(self, base: str):
+        import socket
+
+        host, port = base.removeprefix("http://").rsplit(":", 1)
+        self.sock = socket.create_connection((host, int(port)))
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.pending = b""
+
+    @staticmethod
+    def prepare(request: Any) -> bytes:
+        """An httpx request as the bytes sent on the wire."""
+        body = request.read()
+        head = [f"{request.method} {request.url.raw_path.decode()} HTTP/1.1"]
+        head += [f"{k}: {v}" for k, v in request.headers.items() if k.lower() != "content-length"]
+        head.append(f"Content-Length: {len(body)}")
+        return ("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + body
+
+    def send(self, raw: bytes) -> Any:
+        self.sock.sendall(raw)
+        while b"\r\n\r\n" not in self.pending:
+            self.pending += self._recv()
+        head, _, rest = self.pending.partition(b"\r\n\r\n")
+        lines = head.split(b"\r\n")
+        length = next(int(line.split(b":", 1)[1]) for line in lines[1:] if line.lower().startswith(b"content-length:"))
+        while len(rest) < length:
+            rest += self._recv()
+        self.pending = rest[length:]
+        return _Answer(int(lines[0].split()[1]), rest[:length])
+
+    def _recv(self) -> bytes:
+        data = self.sock.recv(1 << 16)
+        if not data:
+            raise ConnectionError("the server closed the connection")
+        return data
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+class _Answer:
+    def __init__(self, status_code: int, content: bytes):
+        self.status_code, self.content = status_code, content
+
+    @property
+    def text(self) -> str:
+        return self.content.decode("utf-8", "replace")
+
+
 class Server:
     """The app under uvicorn on 127.0.0.1, in a thread of this process."""
 
@@ -198,7 +253,8 @@ class Server:
         self.thread.join(timeout=10)
 
 
-def latency(engine: Any, files: list[tuple[str, bytes]], requests: int, via: str) -> dict[str, Any]:
+def latency(engine: Any, files: list[tuple[str, bytes]], requests: int, via: str,
+            client_kind: str = "raw") -> dict[str, Any]:
     import cv2
     import httpx
 
@@ -248,9 +304,16 @@ def latency(engine: Any, files: list[tuple[str, bytes]], requests: int, via: str
         with Server(app) as base, httpx.Client(base_url=base, timeout=60) as client:
             # the multipart body is encoded once: a client's own encoding is not the endpoint's time
             body = client.build_request("POST", "/api/v1/identify", files=files_field, headers=headers)
-            content, sent_headers = body.read(), dict(body.headers)
-            endpoint_times, plain_times = measure(lambda: client.post("/api/v1/identify", content=content,
-                                                                      headers=sent_headers))
+            if client_kind == "raw":
+                raw, wire = RawClient.prepare(body), RawClient(base)
+                try:
+                    endpoint_times, plain_times = measure(lambda: wire.send(raw))
+                finally:
+                    wire.close()
+            else:
+                content, sent_headers = body.read(), dict(body.headers)
+                endpoint_times, plain_times = measure(lambda: client.post("/api/v1/identify", content=content,
+                                                                          headers=sent_headers))
     else:
         from fastapi.testclient import TestClient
 
@@ -260,7 +323,7 @@ def latency(engine: Any, files: list[tuple[str, bytes]], requests: int, via: str
     p50_endpoint = statistics.median(endpoint_times) * 1000
     p50_plain = statistics.median(plain_times) * 1000
     return {
-        "via": via, "requests": requests, "photo": name, "bytes": len(data),
+        "via": via, "client": client_kind if via == "uvicorn" else "testclient", "requests": requests, "photo": name, "bytes": len(data),
         "endpoint_p50_ms": round(p50_endpoint, 2), "plain_p50_ms": round(p50_plain, 2),
         "ratio": round(p50_endpoint / p50_plain, 3),
         "paired_ratio": round(statistics.median(a / b for a, b in zip(endpoint_times, plain_times)), 3),
@@ -276,6 +339,8 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=8)
     parser.add_argument("--requests", type=int, default=60)
     parser.add_argument("--via", choices=("uvicorn", "testclient"), default="uvicorn")
+    parser.add_argument("--client", choices=("raw", "httpx"), default="raw",
+                        help="uvicorn only: a bare HTTP/1.1 socket (default) or httpx")
     parser.add_argument("--threads", type=int, default=0, help="onnxruntime intra-op threads (0: its default)")
     parser.add_argument("--spinning", action="store_true", help="let onnxruntime's threads spin between runs")
     parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
@@ -305,9 +370,9 @@ def main() -> int:
                   f"median of the rounds' own ratios {t['paired_ratio']:.3f}")
             print(f"   photo checks (luminance, sharpness, dHash): {t['photo_checks_ms_per_image']:.2f} ms/photo; "
                   f"enrichment with them: {t['enrichment_with_checks_images_per_s']:.1f} images/s")
-            lat = latency(engine, files, args.requests, args.via)
+            lat = latency(engine, files, args.requests, args.via, args.client)
             print(f"\n2. endpoint, one photo ({lat['photo']}, {lat['bytes']} bytes) per request, "
-                  f"{lat['requests']} requests via {lat['via']}")
+                  f"{lat['requests']} requests via {lat['via']} ({lat['client']} client)")
             print(f"   POST /api/v1/identify p50 {lat['endpoint_p50_ms']:7.2f} ms (p95 {lat['endpoint_p95_ms']:.2f})")
             print(f"   decode+preprocess+run p50 {lat['plain_p50_ms']:7.2f} ms (p95 {lat['plain_p95_ms']:.2f})")
             verdict = "ok" if lat["ratio"] <= LATENCY_TARGET else "OVER TARGET"
