@@ -87,6 +87,7 @@ class SendBuffer(Generic[T]):
     def _send(self, chunk: list[T]) -> None:
         try:
             self.send(chunk)
-        except Exception:  # the broker is down: the recovery loop queues these later
-            log.exception("%s: could not send %d item(s); the workers' recovery loop will queue them", self.name,
-                          len(chunk))
+        except Exception as exc:  # the broker is down: the recovery loop queues these later
+            # one line, not a traceback per batch: an outage is expected, and the cause is in the message
+            log.error("%s: could not send %d item(s) (%s: %s); the workers' recovery loop will queue them",
+                      self.name, len(chunk), type(exc).__name__, exc)
