@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import re
 import struct
+import zlib
 from typing import Callable
 
 from core.metadata_isobmff import strip_isobmff
@@ -24,7 +25,7 @@ from core.metadata_errors import NotStrippable
 __all__ = ["NOT_PUBLIC", "NotStrippable", "STRIPPERS", "STRIP_VERSION", "strip_metadata"]
 
 #: bumped whenever a cleaner changes, so that copies cleaned by an older one are made again
-STRIP_VERSION = 2
+STRIP_VERSION = 3
 
 # -------------------------------------------------------------------------------------------
 # JPEG
@@ -37,7 +38,44 @@ _JPEG_METADATA = {*range(0xE0, 0xF0), 0xFE}  # APP0-15, COM
 _JPEG_KEEP_APP = {0xE0: b"JFIF\0", 0xE2: b"ICC_PROFILE\0", 0xEE: b"Adobe"}
 # the end of entropy-coded data: 0xFF (with any fill bytes) before a byte that is not a stuffed
 # zero, a restart marker or another fill byte
-_ENTROPY_END = re.compile(rb"\xff+[^\x00\xd0-\xd7\xff]")
+# (written so that re finds the literal 0xFF first: \xff+ or a negated class is 30 times slower)
+_ENTROPY_END = re.compile(rb"\xff(?:\xff)*[\x01-\xcf\xd8-\xfe]")
+
+
+_SOF = {*range(0xC0, 0xD0)} - {0xC4, 0xC8, 0xCC}
+
+
+def _jpeg_segment_fits(marker: int, payload: bytes) -> bool:
+    """Whether a kept segment is exactly as long as its own contents say, so that no bytes
+    (metadata under a false marker) can ride along in it."""
+    n = len(payload)
+    if marker in _SOF or marker == 0xDE:  # frame header: P Y X Nf, then 3 bytes per component
+        return n >= 6 and n == 6 + 3 * payload[5]
+    if marker == 0xDA:  # scan header: Ns, 2 bytes per component, Ss Se Ah/Al
+        return n >= 1 and n == 4 + 2 * payload[0]
+    if marker == 0xC4:  # Huffman tables: class/id, 16 counts, the values
+        i = 0
+        while i < n:
+            if i + 17 > n:
+                return False
+            i += 17 + sum(payload[i + 1:i + 17])
+        return i == n
+    if marker == 0xDB:  # quantisation tables of 64 bytes or 64 words
+        i = 0
+        while i < n:
+            i += 1 + (128 if payload[i] >> 4 else 64)
+        return i == n
+    if marker == 0xCC:
+        return n % 2 == 0
+    if marker in (0xDD, 0xDC):  # restart interval, number of lines
+        return n == 2
+    if marker == 0xDF:
+        return n == 1
+    if marker == 0xE0:  # JFIF: version, units, density, thumbnail size, thumbnail pixels
+        return n >= 14 and n == 14 + 3 * payload[12] * payload[13]
+    if marker == 0xEE:  # Adobe: version, flags0, flags1, transform
+        return n == 12
+    return marker == 0xE2  # ICC profile (kept as it is)
 
 
 def _exif_orientation(payload: bytes) -> int | None:
@@ -107,6 +145,8 @@ def _strip_jpeg(data: bytes) -> bytes:
             keep = marker in _JPEG_KEEP_APP and payload.startswith(_JPEG_KEEP_APP[marker])
         else:
             keep = True
+        if keep and not _jpeg_segment_fits(marker, payload):
+            raise NotStrippable(f"JPEG: segment 0x{marker:02X} is not the length its contents say")
         if keep:
             out += bytes((0xFF, marker)) + data[i:i + length]
         i += length
@@ -134,6 +174,9 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _PNG_KEEP = {b"IHDR", b"PLTE", b"IDAT", b"IEND", b"tRNS", b"cHRM", b"gAMA", b"iCCP", b"sBIT", b"sRGB",
              b"cICP", b"mDCV", b"cLLI", b"mDCv", b"cLLi", b"bKGD", b"hIST", b"pHYs", b"acTL", b"fcTL", b"fdAT"}
 
+_PNG_LENGTHS = {b"IHDR": 13, b"IEND": 0, b"gAMA": 4, b"cHRM": 32, b"sRGB": 1, b"pHYs": 9, b"cICP": 4,
+                b"acTL": 8, b"fcTL": 26, b"mDCV": 24, b"mDCv": 24, b"cLLI": 8, b"cLLi": 8}
+
 
 def _strip_png(data: bytes) -> bytes:
     """Keep the chunks a decoder uses (copied whole, CRC included); drop eXIf, tEXt, iTXt, zTXt,
@@ -154,6 +197,10 @@ def _strip_png(data: bytes) -> bytes:
             raise NotStrippable("PNG: the first chunk is not IHDR")
         first = False
         if kind in _PNG_KEEP:
+            if zlib.crc32(data[i + 4:end - 4]) != struct.unpack(">I", data[end - 4:end])[0]:
+                raise NotStrippable(f"PNG: chunk {kind!r} fails its CRC")
+            if _PNG_LENGTHS.get(kind, length) != length:
+                raise NotStrippable(f"PNG: chunk {kind!r} has the wrong length ({length})")
             out += data[i:end]
         elif not kind.isalpha() or kind[:1].isupper():
             raise NotStrippable(f"PNG: unknown critical or malformed chunk {kind!r}")
@@ -210,10 +257,14 @@ def _strip_gif(data: bytes) -> bytes:
                 raise NotStrippable("GIF: the file ends inside an extension")
             label, start = data[i + 1], i
             end = _gif_sub_blocks(data, i + 2)
-            if label == 0xF9:
-                keep = True
-            elif label == 0xFF:
+            if label == 0xF9:  # graphic control: one 4-byte block
+                keep = end - start == 8 and data[i + 2] == 4
+                if not keep:
+                    raise NotStrippable("GIF: a graphic control extension of the wrong shape")
+            elif label == 0xFF:  # looping: the name, then one 3-byte block (1, count)
                 keep = data[i + 2] == 11 and data[i + 3:i + 14] in _GIF_KEEP_APPS
+                if keep and (end - start != 19 or data[i + 14] != 3 or data[i + 15] != 1):
+                    raise NotStrippable("GIF: a looping extension of the wrong shape")
             else:  # 0xFE comment, 0x01 plain text, unknown extensions
                 keep = False
             if keep:
@@ -271,9 +322,9 @@ def _strip_webp(data: bytes) -> bytes:
         if kind not in _WEBP_KEEP:
             continue
         payload = data[ps:pe]
+        if kind in (b"VP8X", b"ANIM") and len(payload) != {b"VP8X": 10, b"ANIM": 6}[kind]:
+            raise NotStrippable(f"WebP: chunk {kind!r} has the wrong length")
         if kind == b"VP8X":
-            if len(payload) < 10:
-                raise NotStrippable("WebP: VP8X chunk too short")
             payload = bytes((payload[0] & ~(_VP8X_EXIF | _VP8X_XMP) & 0xFF,)) + payload[1:]
         elif kind == b"ANMF":
             if len(payload) < 16:

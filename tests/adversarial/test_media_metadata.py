@@ -13,10 +13,13 @@ from pathlib import Path
 from typing import Any, Callable
 
 import cv2
+import hypothesis
 import numpy as np
 import pytest
+from hypothesis import strategies as st
 
 from core.media import ACCEPTED_TYPES
+from core.metadata import NotStrippable, strip_metadata
 
 GEO = b"+41.3912+002.1712/"  # ISO 6709, as phones write it
 MAKE, ARTIST = b"PlantedCam X1", b"Jane Planted"
@@ -411,3 +414,34 @@ def test_the_schema_declares_every_type_the_route_answers(client):
     assert "image/webp" in operation["responses"]["200"]["content"]
     assert "media_not_public" in operation["responses"]["403"]["description"]
     assert "metadata" in operation["description"]
+
+
+@pytest.fixture(scope="module")
+def planted_files(tmp_path_factory: pytest.TempPathFactory) -> tuple[tuple[str, bytes], ...]:
+    folder = tmp_path_factory.mktemp("planted")
+    return (("image/jpeg", jpeg()), ("image/jpeg", jpeg(fill=2, progressive=True)), ("image/png", png()),
+            ("image/webp", webp()), ("image/gif", gif()), ("audio/wav", wav()),
+            ("video/mp4", video(folder, "mp4")), ("video/quicktime", video(folder, "mov")))
+
+
+@hypothesis.settings(max_examples=400, deadline=None, derandomize=True, database=None)
+@hypothesis.given(which=st.integers(0, 7), cut=st.floats(0, 1), edits=st.lists(
+    st.tuples(st.floats(0, 1, exclude_max=True), st.integers(0, 255), st.booleans()), max_size=4))
+def test_a_damaged_file_is_refused_or_clean(planted_files, which, cut, edits):
+    """Whatever the damage (bytes changed or inserted, the file cut short), the cleaner either
+    refuses the file (it is then not served publicly) or returns it without any planted marker."""
+    content_type, data = planted_files[which]
+    damaged = bytearray(data)
+    for where, value, insert in edits:
+        at = int(where * len(damaged))
+        if insert:
+            damaged[at:at] = bytes((value,))
+        else:
+            damaged[at] = value
+    if cut < 0.3:
+        damaged = damaged[:int(cut / 0.3 * len(damaged))]
+    try:
+        cleaned = strip_metadata(bytes(damaged), content_type)
+    except NotStrippable:
+        return
+    assert_clean(cleaned, GEO, MAKE, ARTIST, GPS_RATIONALS, b"http://ns.adobe.com/xap")
