@@ -7,17 +7,20 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from core.db.models import AuditEntry, Observation
+from core.readable import readable
 
 
 def snapshot(obs: Observation) -> dict[str, Any]:
-    """The parts of an observation a change can touch."""
+    """The parts of an observation a change can touch, as readers are shown them (``readable``: an
+    older row holding what the field checks now refuse is recorded repaired, so that the entry
+    can always be stored and read back, and the moderation or edit of that row goes through)."""
     return {
         "status": obs.status,
         "grade": obs.grade,
         "kind": obs.kind,
         "observed_at": obs.observed_at.isoformat() if obs.observed_at else None,
         "location": {"lat": obs.lat, "lon": obs.lon, "accuracy_m": obs.accuracy_m},
-        "fields": dict(obs.fields or {}),
+        "fields": dict(readable(obs.fields or {})),
         "media": [m.sha256 for m in obs.media],
     }
 

@@ -35,6 +35,17 @@ class Settings(BaseSettings):
     max_request_bytes: int = Field(100 * 1024 * 1024, description="largest request body, media included")
     max_image_pixels: int = 80_000_000
     max_future_skew_s: int = 24 * 3600
+    # What an observation's ``fields`` may hold (core.lifecycle.field_problems); see docs/security.md
+    max_field_depth: int = Field(32, ge=1, le=200, description="levels of objects and arrays inside fields "
+                                 "(at most 200: every reader, the audit log included, stays far below its own limit)")
+    max_field_value_bytes: int = Field(64 * 1024, ge=1, description="largest string (value or key) in fields, "
+                                       "in UTF-8 bytes")
+    max_fields_bytes: int = Field(256 * 1024, ge=1, description="largest fields of one observation, as compact "
+                                  "UTF-8 JSON")
+    max_field_keys: int = Field(1000, ge=1, description="most object keys in fields, at every level together")
+    max_field_integer: int = Field(2**53 - 1, ge=0, description="largest integer (in magnitude) in fields; past "
+                                   "2^53 - 1 JSON readers that use doubles (browsers, GeoJSON tools) read another "
+                                   "number (RFC 7493)")
     rate_limit_per_minute: int = 600
     token_cache_s: float = Field(5.0, description="how long an API process trusts a token it has checked "
                                  "(a token revoked elsewhere stops working within this time; 0: check every request)")

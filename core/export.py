@@ -21,6 +21,7 @@ from core.db.models import Observation
 from core.db.session import transaction
 from core.engine import Engine
 from core.errors import EngineError
+from core.readable import readable
 from core.privacy import public_location
 from core.types import ExportColumn, ObservationView, ProjectContext
 from core.views import observation_dict, observation_view, public_view
@@ -85,6 +86,7 @@ def _public_observation_view(view: ObservationView, project: ProjectContext) -> 
 
 
 def _cell(value: Any) -> Any:
+    value = readable(value)  # a plugin's column, or an older row, may hold what UTF-8 cannot carry
     if isinstance(value, (dict, list)):
         return json.dumps(value, ensure_ascii=False, sort_keys=True)
     return "" if value is None else value
@@ -112,5 +114,5 @@ def export(engine: Engine, project: ProjectContext, fmt: str, *, public: bool = 
     for i, row in enumerate(rows):
         lon, lat = row.pop("lon"), row.pop("lat")
         feature = {"type": "Feature", "geometry": {"type": "Point", "coordinates": [lon, lat]}, "properties": row}
-        yield ("," if i else "") + json.dumps(feature, ensure_ascii=False, default=str)
+        yield ("," if i else "") + json.dumps(readable(feature), ensure_ascii=False, default=str)
     yield "]}"

@@ -7,13 +7,16 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
+import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import Any
+from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
 import jsonschema
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+from pydantic_core import PydanticCustomError
 from sqlalchemy import insert, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -21,6 +24,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from core.config import Settings, get_settings
 from core.db.models import Enrichment, MediaBlob, Observation, ObservationMedia, utcnow
 from core.db.session import transaction
 from core.engine import Engine
@@ -39,11 +43,24 @@ _INSERT_ENRICHMENTS = _INSERT_ENRICHMENT.returning(Enrichment.__table__.c.id, En
 
 
 class LocationIn(BaseModel):
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+    # strict: a number, as the schema says; not "41" nor true (lax pydantic reads both as 41.0 and 1.0)
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, strict=True)
 
     lat: float = Field(ge=-90, le=90, description="latitude, WGS 84 degrees", examples=[41.39])
     lon: float = Field(ge=-180, le=180, description="longitude, WGS 84 degrees", examples=[2.17])
     accuracy_m: float | None = Field(None, ge=0, le=1_000_000, description="horizontal accuracy in metres")
+
+
+_ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}(?:[Tt ]|\Z)")
+
+
+def _iso_8601_text(value: Any) -> Any:
+    """observed_at is ISO 8601 text (a datetime from Python callers); not a number of seconds, as a
+    number or as digits, which lax pydantic reads as Unix time."""
+    if isinstance(value, datetime) or (isinstance(value, str) and _ISO_DATE.match(value)):
+        return value
+    raise PydanticCustomError("datetime_iso8601",
+                              "Input should be a valid datetime as ISO 8601 text, e.g. 2026-05-01T09:30:00+02:00")
 
 
 class DraftIn(BaseModel):
@@ -68,7 +85,7 @@ class DraftIn(BaseModel):
         None, min_length=1, max_length=200, pattern=r"^[^\x00-\x1f\x7f]+$",
         description="the client's own id (no control characters); a retry with it returns the first result",
     )
-    observed_at: datetime = Field(
+    observed_at: Annotated[datetime, BeforeValidator(_iso_8601_text)] = Field(
         description="ISO 8601; without an offset it is read in the project's time zone"
     )
     location: LocationIn
@@ -100,14 +117,112 @@ def _pydantic_problems(exc: ValidationError) -> list[Problem]:
     return problems
 
 
-def parse_draft(data: Any, project: ProjectContext) -> DraftIn:
-    """Check the shape of a draft; raise ValidationFailed with field paths."""
+_MAX_PROBLEMS = 20
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+_SHOWN_KEY_CHARS = 100
+
+
+def _shown(key: str) -> str:
+    """A key as an error may quote it: escaped where it cannot be sent, shortened where it is long."""
+    text = key.encode("utf-8", "backslashreplace").decode("utf-8").replace("\x00", "\\x00")
+    return text if len(text) <= _SHOWN_KEY_CHARS else text[:_SHOWN_KEY_CHARS] + "\u2026"
+
+
+def _string_problem(text: str, path: tuple[str | int, ...], what: str, settings: Settings) -> Problem | None:
+    bad = _UNSTORABLE.search(text)
+    if bad is not None:
+        if bad.group() == "\x00":
+            return Problem(path, f"{what} holds a NUL character (\\u0000), which no database here stores", "nul_character")
+        return Problem(path, f"{what} holds a lone surrogate (\\u{ord(bad.group()):04x}), which is not text", "lone_surrogate")
+    if len(text) > settings.max_field_value_bytes // 4 and len(text.encode("utf-8")) > settings.max_field_value_bytes:
+        return Problem(path, f"{what} is longer than {settings.max_field_value_bytes} bytes (UTF-8)", "field_too_long")
+    return None
+
+
+def field_problems(fields: Any, settings: Settings) -> list[Problem]:
+    """What in ``fields`` could not be stored and read back identically by every reader, within the
+    limits of ``settings``: the one check of field values, for create, edit, PATCH, import and sync.
+
+    Refused: keys that are not strings; strings (keys and values) with NUL characters or lone
+    surrogates, or longer than ``max_field_value_bytes``; NaN and infinities; integers past
+    ``max_field_integer``; values that are not JSON (tuples, sets, objects); nesting deeper than
+    ``max_field_depth``; more than ``max_field_keys`` keys; more than ``max_fields_bytes`` as JSON.
+    At most 20 problems are reported; the walk is iterative, so no depth breaks it.
+    """
+    if not isinstance(fields, dict):
+        return [Problem(("fields",), "fields must be a JSON object", "not_an_object")]
+    problems: list[Problem] = []
+    keys = 0
+    text_bytes = 0  # of the strings met so far: a lower bound of the JSON size, to stop early
+    stack: list[tuple[tuple[str | int, ...], Any, int]] = [(("fields",), fields, 0)]
+    while stack and len(problems) < _MAX_PROBLEMS:
+        path, value, level = stack.pop()
+        if isinstance(value, str):
+            problem = _string_problem(value, path, "the value", settings)
+            if problem is not None:
+                problems.append(problem)
+            text_bytes += len(value)
+        elif isinstance(value, bool) or value is None:
+            continue
+        elif isinstance(value, int):
+            if abs(value) > settings.max_field_integer:
+                problems.append(Problem(path, f"the integer is beyond \u00b1{settings.max_field_integer}, which JSON "
+                                        "readers that use doubles read as another number; send it as a string",
+                                        "integer_out_of_range"))
+        elif isinstance(value, float):
+            if not math.isfinite(value):
+                problems.append(Problem(path, f"{value} is not a JSON number", "not_finite"))
+        elif isinstance(value, (dict, list)):
+            if level > settings.max_field_depth:
+                problems.append(Problem(path, f"nested more than {settings.max_field_depth} levels deep "
+                                        "(objects and arrays inside fields)", "too_deep"))
+                continue
+            if isinstance(value, list):
+                stack.extend(((*path, i), item, level + 1) for i, item in reversed(list(enumerate(value))))
+                continue
+            keys += len(value)
+            if keys > settings.max_field_keys:
+                problems.append(Problem(("fields",), f"more than {settings.max_field_keys} keys", "too_many_keys"))
+                break
+            children = []
+            for key, item in value.items():
+                if not isinstance(key, str):
+                    problems.append(Problem(path, f"the key {key!r} is not a string", "key_not_a_string"))
+                    continue
+                key_path = (*path, _shown(key))
+                problem = _string_problem(key, key_path, "the key", settings)
+                if problem is not None:
+                    problems.append(problem)
+                    continue
+                text_bytes += len(key)
+                children.append((key_path, item, level + 1))
+            stack.extend(reversed(children))
+        else:
+            problems.append(Problem(path, f"a {type(value).__name__} is not a JSON value", "not_json"))
+        if text_bytes > settings.max_fields_bytes:  # larger as JSON for sure: no need to walk the rest
+            break
+    if not problems and (text_bytes > settings.max_fields_bytes or _json_size(fields) > settings.max_fields_bytes):
+        problems.append(Problem(("fields",), f"the fields are larger than {settings.max_fields_bytes} bytes as JSON "
+                                "(UTF-8, compact)", "fields_too_large"))
+    return problems[:_MAX_PROBLEMS]
+
+
+def _json_size(fields: dict[str, Any]) -> int:
+    return len(json.dumps(fields, ensure_ascii=False, separators=(",", ":")).encode("utf-8"))
+
+
+def parse_draft(data: Any, project: ProjectContext, settings: Settings | None = None) -> DraftIn:
+    """Check the shape of a draft and its field values (``field_problems``); raise ValidationFailed
+    with field paths. ``settings``: the limits (the process's settings when left out)."""
     if not isinstance(data, dict):
         raise ValidationFailed([Problem((), "the draft must be a JSON object", "not_an_object")])
     try:
         draft = DraftIn.model_validate(data)
     except ValidationError as exc:
         raise ValidationFailed(_pydantic_problems(exc)) from None
+    problems = field_problems(draft.fields, settings or get_settings())
+    if problems:
+        raise ValidationFailed(problems)
     if draft.observed_at.tzinfo is None:
         draft.observed_at = draft.observed_at.replace(tzinfo=ZoneInfo(project.timezone))
     try:
@@ -192,7 +307,7 @@ def validate(
 ) -> tuple[DraftIn, Draft, list[tuple[Upload, Any]]]:
     """Every check, the engine's and the enabled plugins'; raise ValidationFailed, store nothing."""
     project = get_project(engine, project_slug)
-    parsed = parse_draft(data, project)
+    parsed = parse_draft(data, project, engine.settings)
     problems = _check_kind(engine, parsed, project)
     checked, media_problems = _check_uploads(engine, uploads)
     problems += media_problems
@@ -342,12 +457,12 @@ def _lookup_retry(
         existing = _existing(session, project, client_id)
         if existing is None:
             return None
-        if existing.contributor_id != contributor_id:
-            raise Conflict(f"client_id {client_id!r} is already used in project {project!r} by another contributor")
-        if existing.content_hash != digest and not edit:
+        # client_ids are unique per project, not per contributor: one used by someone else answers in
+        # the very words of one's own conflict, so that the answer says nothing about anyone else
+        if existing.contributor_id != contributor_id or (existing.content_hash != digest and not edit):
             raise Conflict(
-                f"client_id {client_id!r} was already submitted to {project!r} with other content "
-                f"(observation {existing.id}); send it as an edit to change it",
+                f"client_id {client_id!r} is already used in this project with other content; choose another, "
+                "or send it as an edit to change your own observation",
                 code="client_id_conflict",
             )
         return _Found(existing.id, existing.content_hash)
@@ -389,11 +504,12 @@ def update_fields(engine: Engine, obs_id: int, fields: dict[str, Any], actor: st
     with transaction(engine.sessions) as session:
         obs = load_observation(session, obs_id)
         project = get_project(engine, obs.project)
-        merged = {**obs.fields, **fields}
-        merged = {k: v for k, v in merged.items() if v is not None}
+        # a null in the edit removes that field; a null stored before stays, as it was sent
+        merged = {**obs.fields, **{k: v for k, v in fields.items() if v is not None}}
+        merged = {k: v for k, v in merged.items() if k not in fields or fields[k] is not None}
         data = {"observed_at": obs.observed_at.isoformat(), "kind": obs.kind,
                 "location": {"lat": obs.lat, "lon": obs.lon, "accuracy_m": obs.accuracy_m}, "fields": merged}
-        parsed = parse_draft(data, project)
+        parsed = parse_draft(data, project, engine.settings)
         problems = _check_kind(engine, parsed, project)
         if problems:
             raise ValidationFailed(problems)

@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 
 from core.db.models import Enrichment, MediaBlob, Observation, ObservationMedia, QualityFlag
 from core.errors import NotFound
+from core.readable import readable
 
 _obs = Observation.__table__
 _media = ObservationMedia.__table__
@@ -112,7 +113,7 @@ def observation_data(obs: Any, media: Iterable[Any], enrichments: Iterable[Any],
         "kind": obs.kind,
         "observed_at": obs.observed_at.isoformat(),
         "location": {"lat": obs.lat, "lon": obs.lon, "accuracy_m": obs.accuracy_m},
-        "fields": obs.fields,
+        "fields": readable(obs.fields),  # an older row may hold what no answer can carry
         "status": obs.status,
         "grade": obs.grade,
         "media": [

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import math
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field
 
 
 class ErrorDetail(BaseModel):
@@ -97,28 +96,12 @@ class ObservationPage(BaseModel):
     next_cursor: str | None = Field(None, description="pass as ?cursor= for the next page; null on the last")
 
 
-def _finite(value: Any, path: str = "fields") -> None:
-    if isinstance(value, float) and not math.isfinite(value):
-        raise ValueError(f"{path}: {value} is not a JSON number")
-    if isinstance(value, dict):
-        for key, item in value.items():
-            _finite(item, f"{path}.{key}")
-    elif isinstance(value, list):
-        for i, item in enumerate(value):
-            _finite(item, f"{path}.{i}")
-
-
 class ObservationPatch(BaseModel):
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"fields": {"note": "an otter"}}]})
 
+    # the values are checked where every way in checks them: core.lifecycle.field_problems (NaN,
+    # infinities, surrogates, NUL, depth and sizes), after the merge with the stored fields
     fields: dict[str, Any] = Field(description="fields to set; a null value removes the field")
-
-    @field_validator("fields")
-    @classmethod
-    def _no_nan(cls, fields: dict[str, Any]) -> dict[str, Any]:
-        # the request parser reads NaN and Infinity; no database stores them as JSON
-        _finite(fields)
-        return fields
 
 
 class ModerationIn(BaseModel):

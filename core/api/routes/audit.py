@@ -12,6 +12,7 @@ from core.api.schemas import AuditPage, error_responses
 from core.db.models import AuditEntry
 from core.db.session import transaction
 from core.lifecycle import get_project
+from core.readable import readable
 
 router = APIRouter(prefix="/api/v1", tags=["audit"])
 
@@ -37,6 +38,7 @@ def project_audit(
         query = query.where(AuditEntry.id < before_id)
     with transaction(engine.readers) as session:
         rows = list(session.scalars(query.order_by(AuditEntry.id.desc()).limit(limit + 1)))
-        items = [{"id": r.id, "observation_id": r.observation_id, "actor": r.actor, "action": r.action,
-                  "before": r.before, "after": r.after, "at": r.at} for r in rows[:limit]]
+        # readable: an entry written before the field checks may hold what no answer can carry
+        items = [{"id": r.id, "observation_id": r.observation_id, "actor": readable(r.actor), "action": r.action,
+                  "before": readable(r.before), "after": readable(r.after), "at": r.at} for r in rows[:limit]]
     return {"items": items, "next_cursor": str(rows[limit - 1].id) if len(rows) > limit else None}
