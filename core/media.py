@@ -151,7 +151,7 @@ def _same_family(claimed: str, actual: str) -> bool:
 
 def check_media(data: bytes, filename: str | None, header: str | None, *, max_bytes: int, max_pixels: int) -> Sniffed:
     """Refuse empty, oversized, unknown, mislabelled or bomb-sized files; return what it is."""
-    name = filename or "upload"
+    name = safe_filename(filename) or "upload"  # messages never echo a path or control characters
     if not data:
         raise MediaError("media_empty", f"{name}: the file is empty")
     if len(data) > max_bytes:

@@ -43,3 +43,17 @@ def test_a_300_character_name_is_kept_shortened_with_its_extension(make_token, m
 ])
 def test_safe_filename(sent, kept):
     assert safe_filename(sent) == kept
+
+
+def test_a_refusal_names_the_file_without_its_path(make_token, client, auth):
+    import json
+
+    from tests.conftest import draft
+
+    token = make_token("contributor", "gamma")
+    response = client.post("/api/v1/projects/gamma/observations", headers=auth(token),
+                           data={"draft": json.dumps(draft())},
+                           files=[("media", ("../../../../home/jane/empty.jpg", b"", "image/jpeg"))])
+    assert response.status_code == 422
+    message = response.json()["error"]["details"][0]["message"]
+    assert message.startswith("empty.jpg:") and "jane" not in message
