@@ -12,7 +12,16 @@ that a linear algorithm spends the same time per report at every size):
   fast path on a ``--sample`` of reports at the same density, measured in the same run, whether
   the two group the reports identically, and the pairwise time extrapolated to 1M (n^2).
 
-Run from the repository root: ``python bench/odour.py`` (about half a minute on 2 cores);
+And the events list as the API serves it (``--list-reports``, default 100,000 published
+reports in one project, SQLite in a temporary folder, ``--pg-url`` for PostgreSQL too):
+``GET /api/v1/projects/smells/odour/events`` (a page of 100) through the app in process, first
+(the process reads and clusters the project once), then warm, then right after each of
+``--arrivals`` new reports (each inserted as another process would, then read incrementally),
+against the plain baseline measured in the same run: one ``SELECT`` of the project's reports
+(the least a request that detects events again must do). It checks that the incremental events
+equal a detection over every report, and prints the memory the in-memory events take.
+
+Run from the repository root: ``python bench/odour.py`` (about a minute on 2 cores);
 ``--json PATH`` also writes the figures.
 """
 
@@ -34,7 +43,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from datetime import UTC
+from datetime import UTC, datetime
 
 from plugins.odour.events import (
     ReportArrays,
@@ -89,6 +98,138 @@ def _as_reports(arrays: ReportArrays) -> list[Report]:
     ]
 
 
+LIST_REGISTRY = """
+services:
+  odour:
+    summary: odour reports (benchmark)
+    config: {pseudonym_key: bench}
+    settings: {type: object}
+projects:
+  - slug: smells
+    name: Smells
+    timezone: Europe/Madrid
+    auto_publish: true
+    location_precision: 3
+    services: {odour: {}}
+"""
+
+
+def _insert_reports(db, arrays: ReportArrays, first: int, count: int, stamp, people: dict[int, int]) -> None:
+    import sqlalchemy as sa
+
+    from core.db.models import Observation
+
+    cats, who = arrays.category.tolist(), arrays.contributor.tolist()
+    rows = []
+    for k in range(first, first + count):
+        category = int(cats[k])
+        rows.append({
+            "id": k + 1, "project": "smells", "content_hash": f"b{k}", "kind": "odour", "status": "published",
+            "observed_at": datetime.fromtimestamp(float(arrays.t[k]), UTC),
+            "lat": float(arrays.lat[k]), "lon": float(arrays.lon[k]), "contributor_id": people[who[k]],
+            "fields": {"category": category, "subtype": 53, "intensity": int(arrays.intensity[k]),
+                       "hedonic_tone": int(arrays.hedonic_tone[k])},
+            "created_at": stamp, "updated_at": stamp})
+    for start in range(0, len(rows), 10_000):
+        with db.begin() as conn:
+            conn.execute(sa.insert(Observation.__table__), rows[start:start + 10_000])
+
+
+def _people(db, arrays: ReportArrays) -> dict[int, int]:
+    """A contributor row per simulated person; simulated person -> contributor id."""
+    import sqlalchemy as sa
+
+    from core.db.models import Contributor
+
+    people = sorted(set(arrays.contributor.tolist()))
+    with db.begin() as conn:
+        for start in range(0, len(people), 10_000):
+            conn.execute(sa.insert(Contributor.__table__), [
+                {"id": k + 1, "name": f"p{p}"} for k, p in enumerate(people[start:start + 10_000], start=start)])
+    return {p: k + 1 for k, p in enumerate(people)}
+
+
+def list_latency(url: str, n: int, arrivals: int, requests: int) -> dict:
+    """The events list at ``n`` reports: first, warm, and after each new report, against a plain SELECT."""
+    import statistics
+    import tempfile
+
+    import sqlalchemy as sa
+    from fastapi.testclient import TestClient
+
+    from core.api.app import create_app
+    from core.config import Settings
+    from core.db.models import Observation, utcnow
+    from core.engine import Engine
+    from core.worker import InlineDispatcher
+    from plugins.odour import event_store, service
+
+    arrays, _ = simulate_arrays(n + arrivals, seed=7)
+    folder = Path(tempfile.mkdtemp(prefix="odour-list-"))
+    (folder / "registry.yaml").write_text(LIST_REGISTRY)
+    settings = Settings(environment="test", data_dir=folder / "data", database_url=url,
+                        registry_path=folder / "registry.yaml", rate_limit_per_minute=0)
+    engine = Engine.start(settings, dispatcher=InlineDispatcher())
+    db = engine.db
+    people = _people(db, arrays)
+    _insert_reports(db, arrays, 0, n, utcnow(), people)
+    path = "/api/v1/projects/smells/odour/events"
+    figures: dict = {"n": n, "database": url.split(":")[0]}
+    with TestClient(create_app(engine)) as client:
+        tracemalloc.start()
+        began = time.perf_counter()
+        first = client.get(path)
+        figures["first_ms"] = (time.perf_counter() - began) * 1000
+        _, peak = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+        figures["first_peak_mib"] = peak / 2**20
+        assert first.status_code == 200, first.text
+        warm = []
+        for _ in range(requests):
+            began = time.perf_counter()
+            assert client.get(path).status_code == 200
+            warm.append(time.perf_counter() - began)
+        after_arrival = []
+        for k in range(arrivals):
+            _insert_reports(db, arrays, n + k, 1, utcnow(), people)
+            began = time.perf_counter()
+            page = client.get(path, params={"since": datetime.fromtimestamp(float(arrays.t[n + k]) - 86400,
+                                                                            UTC).isoformat()})
+            after_arrival.append(time.perf_counter() - began)
+            assert page.status_code == 200
+        plain = []
+        query = sa.select(Observation.id, Observation.observed_at, Observation.lat, Observation.lon,
+                          Observation.fields).where(Observation.project == "smells", Observation.kind == "odour")
+        for _ in range(max(3, requests // 10)):
+            began = time.perf_counter()
+            with db.connect() as conn:
+                rows = conn.execute(query).all()
+            plain.append(time.perf_counter() - began)
+        # the incremental events equal a detection over every report
+        project = engine.registry.project("smells")
+        kept = service.events(engine, project, public=True)
+        index = event_store.index_for(engine, "smells", service.event_rule(project, True))
+        reports = [Report(r.id, r.contributor, r.category, r.observed_at, r.lat, r.lon, r.intensity, r.hedonic)
+                   for r in sorted(index.reports.values(), key=lambda r: (r.t, r.id))]
+        full = detect_events(reports, window=index.rule.window_s, distance_m=index.rule.distance_m)
+        figures["same_as_full_detection"] = {frozenset(e["report_ids"]) for e in kept["events"]} == full.groups()
+        tracemalloc.start()
+        before = tracemalloc.get_traced_memory()[0]
+        probe = event_store.EventIndex(index.rule)
+        probe.build(list(index.reports.values()))
+        figures["index_mib"] = (tracemalloc.get_traced_memory()[0] - before) / 2**20
+        tracemalloc.stop()
+        del probe
+    engine.close()
+    figures.update(
+        rows=len(rows), warm_p50_ms=statistics.median(warm) * 1000,
+        warm_p95_ms=sorted(warm)[int(0.95 * (len(warm) - 1))] * 1000,
+        arrival_p50_ms=statistics.median(after_arrival) * 1000 if after_arrival else None,
+        arrival_max_ms=max(after_arrival) * 1000 if after_arrival else None,
+        plain_select_ms=statistics.median(plain) * 1000)
+    return figures
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[250_000, 500_000, 1_000_000])
@@ -96,6 +237,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
+    parser.add_argument("--list-reports", type=int, default=100_000, help="reports for the events list (0: skip)")
+    parser.add_argument("--arrivals", type=int, default=30, help="new reports, each followed by a list request")
+    parser.add_argument("--requests", type=int, default=50, help="warm list requests")
+    parser.add_argument("--pg-url", default=None, help="also measure the list on PostgreSQL (a temporary database)")
     args = parser.parse_args(argv)
 
     print(
@@ -180,6 +325,33 @@ def main(argv: list[str] | None = None) -> int:
             f"(~{extrapolated / 3600:,.0f} h) vs {big['detect_s']:.2f} s measured: "
             f"{extrapolated / big['detect_s']:,.0f}x"
         )
+    if args.list_reports:
+        import tempfile
+
+        from bench.common import postgresql_database, sqlite_database
+
+        figures["list"] = []
+        print(f"\nevents list at {args.list_reports:,} published reports "
+              "(GET .../odour/events, a page of 100, through the app in process):")
+        with tempfile.TemporaryDirectory() as folder:
+            databases = [sqlite_database(Path(folder))]
+            if args.pg_url:
+                databases.append(postgresql_database(args.pg_url))
+            for database in databases:
+                with database as url:
+                    row = list_latency(url, args.list_reports, args.arrivals, args.requests)
+                figures["list"].append(row)
+                agree = agree and row["same_as_full_detection"]
+                print(
+                    f"  {row['database']}: first request {row['first_ms']:,.0f} ms (reads and clusters the project; "
+                    f"peak {row['first_peak_mib']:.0f} MiB traced), warm p50 {row['warm_p50_ms']:.1f} ms "
+                    f"p95 {row['warm_p95_ms']:.1f} ms, right after a new report p50 {row['arrival_p50_ms']:.1f} ms "
+                    f"max {row['arrival_max_ms']:.1f} ms (target < 50 ms)\n"
+                    f"    plain baseline, one SELECT of the {row['rows']:,} reports: {row['plain_select_ms']:.1f} ms; "
+                    f"events kept in memory: {row['index_mib']:.0f} MiB "
+                    f"({row['index_mib'] * 2**20 / row['n']:.0f} bytes a report); "
+                    f"same events as a full detection: {'yes' if row['same_as_full_detection'] else 'NO'}"
+                )
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     figures["max_rss_mib"] = rss
     print(f"\nprocess peak RSS: {rss:.0f} MiB")
