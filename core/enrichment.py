@@ -260,10 +260,10 @@ def stale_enrichments(engine: Engine, older_than_s: float = 30.0) -> list[int]:
         )
 
 
-def due_assessments(engine: Engine, older_than_s: float = 30.0, limit: int = 500) -> list[int]:
+def due_assessments(engine: Engine, older_than_s: float = 30.0, limit: int = 500) -> list[tuple[int, datetime]]:
     """Observations that still owe quality checks and grading although every enrichment has
     ended (or they have none), and have for a while: the message that asked for it was lost
-    (broker down, worker killed). Oldest first, at most ``limit``."""
+    (broker down, worker killed). (id, ``assess_due_at``), oldest first, at most ``limit``."""
     quiet = utcnow() - timedelta(seconds=older_than_s)
     unfinished = (
         select(Enrichment.id)
@@ -271,11 +271,10 @@ def due_assessments(engine: Engine, older_than_s: float = 30.0, limit: int = 500
         .exists()
     )
     with transaction(engine.readers) as session:
-        return list(
-            session.scalars(
-                select(Observation.id)
-                .where(Observation.assess_due_at.is_not(None), Observation.assess_due_at < quiet, ~unfinished)
-                .order_by(Observation.assess_due_at)
-                .limit(limit)
-            ).all()
-        )
+        rows = session.execute(
+            select(Observation.id, Observation.assess_due_at)
+            .where(Observation.assess_due_at.is_not(None), Observation.assess_due_at < quiet, ~unfinished)
+            .order_by(Observation.assess_due_at)
+            .limit(limit)
+        ).all()
+    return [(row.id, row.assess_due_at) for row in rows]

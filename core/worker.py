@@ -248,9 +248,44 @@ class InlineDispatcher:
         return True
 
 
+class _Requeued:
+    """What this process's recovery loop queued lately, keyed by the row's state when it did.
+
+    A row still listed a moment later is, most likely, a message waiting behind a backlog on the
+    broker, not a lost one: queued again on every round, duplicates would grow the backlog
+    faster than the workers drain it. Keyed by the state (attempts, update time, marker), a
+    row that changed is never held back."""
+
+    def __init__(self) -> None:
+        self._at: dict[tuple[Any, ...], float] = {}
+        self._lock = threading.Lock()
+
+    def fresh(self, keys: list[tuple[Any, ...]], window_s: float) -> set[tuple[Any, ...]]:
+        """The keys not queued within the last ``window_s`` seconds."""
+        now = time.monotonic()
+        with self._lock:
+            for key, at in list(self._at.items()):
+                if now - at > window_s:
+                    del self._at[key]
+            return {key for key in keys if key not in self._at}
+
+    def mark(self, keys: list[tuple[Any, ...]]) -> None:
+        now = time.monotonic()
+        with self._lock:
+            self._at.update((key, now) for key in keys)
+
+
+_requeued = _Requeued()
+
+
+def _requeue_window(quiet_s: float) -> float:
+    return max(3 * quiet_s, 1.0)
+
+
 def recover_once(engine: Engine, quiet_s: float = 30.0) -> int:
     """Re-queue enrichments left behind, mark failed those out of attempts, and queue the
-    assessments still owed (``recover_assessments``). Returns how many."""
+    assessments still owed (``recover_assessments``). A row queued by this process is queued
+    again only after ``3 * quiet_s`` unless it changed (see ``_Requeued``). Returns how many."""
     from sqlalchemy import update
 
     from core.db.models import Enrichment, utcnow
@@ -262,6 +297,7 @@ def recover_once(engine: Engine, quiet_s: float = 30.0) -> int:
         with transaction(engine.sessions) as session:
             row = session.get(Enrichment, enrichment_id)
             now = utcnow()
+            key = ("enrichment", enrichment_id, None if row is None else (row.status, row.attempts, row.updated_at))
             exhausted = (row is not None and row.status == "running" and row.lease_until is not None
                          and row.lease_until < now and row.attempts >= engine.settings.enrich_max_attempts)
             if exhausted:
@@ -278,17 +314,15 @@ def recover_once(engine: Engine, quiet_s: float = 30.0) -> int:
                 obs_id = row.observation_id
         if exhausted:
             assess_if_complete(engine, obs_id)
-        else:
+        elif _requeued.fresh([key], _requeue_window(quiet_s)):
             schedule_enrichment(engine, enrichment_id)
+            _requeued.mark([key])
+        else:
+            continue
         count += 1
     if count:
         log.info("recovery: re-queued or closed %d enrichment(s)", count)
     return count + recover_assessments(engine, quiet_s)
-
-
-# observation id -> when this process last queued its assessment (see recover_assessments)
-_assess_requeued: dict[int, float] = {}
-_assess_requeued_lock = threading.Lock()
 
 
 def recover_assessments(engine: Engine, quiet_s: float = 30.0, limit: int = 500) -> int:
@@ -296,30 +330,25 @@ def recover_assessments(engine: Engine, quiet_s: float = 30.0, limit: int = 500)
     ended (``core.enrichment.due_assessments``): the message after the commit, or the grading
     after the last enrichment, was lost to a broker outage, a database restart or a killed
     worker. Each is queued with ``due_only``, so several workers' loops and the original
-    message, arriving late, grade it once in effect. This process queues one observation again
-    only after ``3 * quiet_s`` (a backlog on the broker is not a lost message). Returns how
-    many were queued; raises if the broker cannot take them (the loop tries again later)."""
+    message, arriving late, grade it once in effect; one queued by this process is queued again
+    only after ``3 * quiet_s`` unless edited since. Returns how many were queued; raises if the
+    broker cannot take them (the loop tries again on its next round)."""
     from core.enrichment import due_assessments
 
+    due = due_assessments(engine, quiet_s, limit)
     if not isinstance(engine.dispatcher, CeleryDispatcher):  # work run in-process (tests, one-off CLI runs)
-        due = due_assessments(engine, quiet_s, limit)
-        for obs_id in due:
+        for obs_id, _ in due:
             engine.dispatcher.assess(engine, obs_id, due_only=True)
         return len(due)
-    now = time.monotonic()
-    again_after = max(3 * quiet_s, 1.0)
-    with _assess_requeued_lock:
-        for obs_id, at in list(_assess_requeued.items()):
-            if now - at > again_after:
-                del _assess_requeued[obs_id]
-        due = [i for i in due_assessments(engine, quiet_s, limit) if i not in _assess_requeued]
-    if not due:
+    keys = [("assess", obs_id, due_at) for obs_id, due_at in due]
+    fresh = _requeued.fresh(keys, _requeue_window(quiet_s))
+    keys = [key for key in keys if key in fresh]
+    if not keys:
         return 0
-    send_assessments(engine, [(obs_id, True) for obs_id in due])  # straight to the broker: a failure shows here
-    with _assess_requeued_lock:
-        _assess_requeued.update((obs_id, now) for obs_id in due)
-    log.info("recovery: queued the assessment of %d observation(s) still owed one", len(due))
-    return len(due)
+    send_assessments(engine, [(obs_id, True) for _, obs_id, _ in keys])  # straight to the broker: failures show
+    _requeued.mark(keys)
+    log.info("recovery: queued the assessment of %d observation(s) still owed one", len(keys))
+    return len(keys)
 
 
 def _recovery_loop(interval_s: float) -> None:
