@@ -8,17 +8,17 @@ places), the linkage components among them, the events (components with enough p
 start order, and the *possible* reports in time order.
 
 **How it stays right across processes.** Before answering, :meth:`EventIndex.refresh` asks the
-database one cheap question, answered from indexes alone: the number of the project's
-observations and the largest id (index on project), and the largest id of the project's audit
-entries (every edit and moderation writes one in its own transaction). When all three are as
-last seen, nothing changed anywhere and the answer comes from memory. Otherwise it reads the
-rows with a larger id and the rows named by the newer audit entries (each from ``ID_OVERLAP``
-ids back: ids are taken in one order and committed in another), and applies each: a report the
-scope may see is added (or replaced, when edited), one it may no longer see (unpublished,
-trashed, no longer a whole report) is removed. If the number of rows known still differs from
-the database's (a row deleted, or one committed later than that) the project is read again
-whole; it is also read whole every ``FULL_RELOAD_S``. (``updated_at`` is not used: no index
-covers it, and scanning for it cost 300 ms at 100,000 reports on SQLite.)
+database for the ends of two primary keys, the largest observation id and the largest audit
+entry id (every edit and moderation writes one in its own transaction): no scan. When both are
+as last seen, nothing was added, edited or moderated anywhere and the answer comes from memory.
+Otherwise it reads, by primary key ranges from ``ID_OVERLAP`` ids back (ids are taken in one
+order and committed in another), the project's rows not seen yet and those named by audit
+entries not seen yet, and applies each: a report the scope may see is added (or replaced, when
+edited), one it may no longer see (unpublished, trashed, no longer a whole report) is removed.
+At most every ``COUNT_EVERY_S`` it also counts the project's rows: a row deleted, or committed
+later than ``ID_OVERLAP`` ids, makes the count differ, and the project is read again whole; it
+is also read whole every ``FULL_RELOAD_S``. (``updated_at`` is not used: no index covers it,
+and scanning for it cost 300 ms at 100,000 reports on SQLite.)
 
 **Incremental.** Events are the connected components of the link graph (same category, at
 most ``window_h`` apart in time and ``distance_m`` apart in space). A new report can only link
@@ -62,6 +62,9 @@ from plugins.odour.catalogue import CATEGORIES
 from plugins.odour.enrichment import EARTH_RADIUS_M
 from plugins.odour.events import link_components, report_annoyance
 
+COUNT_EVERY_S = 5.0
+"""The project's rows are counted at most this often (a count scans an index of the project):
+a deleted row, or one committed more than ID_OVERLAP ids late, is seen within this time."""
 ID_OVERLAP = 1000
 """New rows and audit entries are read from this many ids before the largest seen: ids are
 taken in one order and committed in another."""
@@ -174,8 +177,8 @@ class EventIndex:
         self.next_comp = 0
         self.known: set[int] = set()  # ids of the project's rows, any kind and status
         self.audits: set[int] = set()  # the project's audit entries applied, of the last ID_OVERLAP ids
-        self.version: tuple[int, int, int] | None = None  # (rows, largest id, largest audit entry id)
-        self.loaded_at = 0.0
+        self.version: tuple[int, int] | None = None  # (largest observation id, largest audit entry id)
+        self.loaded_at = self.counted_at = 0.0
 
     # ----------------------------------------------------------------- components
 
@@ -385,33 +388,39 @@ class EventIndex:
     def refresh(self, engine: Any, project: str, kind: str) -> None:
         """Bring the index up to date with the database (see the module docstring)."""
         where = Observation.project == project
-        version_query = select(
-            select(func.count(Observation.id)).where(where).scalar_subquery(),
-            select(func.max(Observation.id)).where(where).scalar_subquery(),
-            select(func.max(AuditEntry.id)).where(AuditEntry.project == project).scalar_subquery(),
-        )
         columns = (Observation.id, Observation.kind, Observation.status, Observation.contributor_id,
                    Observation.observed_at, Observation.lat, Observation.lon, Observation.fields)
         with transaction(engine.readers) as session:
-            count, top, audited = session.execute(version_query).one()
-            version = (int(count or 0), int(top or 0), int(audited or 0))
-            stale = time.monotonic() - self.loaded_at > FULL_RELOAD_S
-            if version == self.version and not stale:
+            top, audited = session.execute(select(  # the primary keys' ends: no scan
+                select(func.max(Observation.id)).scalar_subquery(),
+                select(func.max(AuditEntry.id)).scalar_subquery())).one()
+            now = time.monotonic()
+            count = None
+            if self.version is None or now - self.counted_at > COUNT_EVERY_S:
+                count = int(session.scalar(select(func.count(Observation.id)).where(where)) or 0)
+                self.counted_at = now
+            version = (int(top or 0), int(audited or 0))
+            stale = now - self.loaded_at > FULL_RELOAD_S
+            if version == self.version and not stale and (count is None or count == len(self.known)):
                 return
-            if self.version is None or stale:
+            if self.version is None or stale or (count is not None and version == self.version):
+                # first read, or the periodic one, or rows deleted / committed too late to be seen
                 self.audits = set(session.scalars(select(AuditEntry.id).where(
-                    AuditEntry.project == project, AuditEntry.id > version[2] - ID_OVERLAP)))
+                    AuditEntry.project == project, AuditEntry.id > version[1] - ID_OVERLAP)))
                 self._load(session.execute(select(*columns).where(where)).all(), version)
                 return
             # new rows, and rows edited or moderated since (each writes an audit entry in its
-            # transaction); ids from ID_OVERLAP back, as they are taken in one order and committed
-            # in another, but only those not seen yet are read whole
-            ids = session.scalars(select(Observation.id).where(where, Observation.id > self.version[1] - ID_OVERLAP))
-            wanted = {i for i in ids if i not in self.known}
-            entries = session.execute(select(AuditEntry.id, AuditEntry.observation_id).where(
-                AuditEntry.project == project, AuditEntry.id > self.version[2] - ID_OVERLAP)).all()
-            wanted |= {obs for entry, obs in entries if entry not in self.audits and obs is not None}
-            self.audits = {entry for entry, _ in entries}
+            # transaction), by ranges of primary keys (any project's, then this one's kept), from
+            # ID_OVERLAP back, as ids are taken in one order and committed in another; only what
+            # was not seen yet is read whole
+            recent = session.execute(select(Observation.id, Observation.project).where(
+                Observation.id > self.version[0] - ID_OVERLAP)).all()
+            wanted = {i for i, p in recent if p == project and i not in self.known}
+            entries = session.execute(select(AuditEntry.id, AuditEntry.project, AuditEntry.observation_id).where(
+                AuditEntry.id > self.version[1] - ID_OVERLAP)).all()
+            mine = [(entry, obs) for entry, p, obs in entries if p == project]
+            wanted |= {obs for entry, obs in mine if entry not in self.audits and obs is not None}
+            self.audits = {entry for entry, _ in mine}
             wanted_ids = sorted(wanted)
             changed = []
             for start in range(0, len(wanted_ids), 500):
@@ -426,13 +435,12 @@ class EventIndex:
             else:
                 self._check_size(len(self.reports) + 1)
                 self.add(row)
-        if len(self.known) != version[0]:  # a row deleted, or committed later than ID_OVERLAP: read it all
+        self.version = version
+        if count is not None and count != len(self.known):  # deleted, or committed later than ID_OVERLAP
             self.version = None
             self.refresh(engine, project, kind)
-            return
-        self.version = version
 
-    def _load(self, rows: list[Any], version: tuple[int, int, int]) -> None:
+    def _load(self, rows: list[Any], version: tuple[int, int]) -> None:
         self.known = {r[0] for r in rows}
         kept = [row_of(obs_id, contributor, observed_at, lat, lon, fields, self.rule.digits)
                 for obs_id, row_kind, status, contributor, observed_at, lat, lon, fields in rows
