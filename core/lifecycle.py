@@ -118,24 +118,30 @@ def _pydantic_problems(exc: ValidationError) -> list[Problem]:
 
 
 _MAX_PROBLEMS = 20
-_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]").search
 _SHOWN_KEY_CHARS = 100
+_Path = tuple[str | int, ...]
 
 
-def _shown(key: str) -> str:
-    """A key as an error may quote it: escaped where it cannot be sent, shortened where it is long."""
-    text = key.encode("utf-8", "backslashreplace").decode("utf-8").replace("\x00", "\\x00")
-    return text if len(text) <= _SHOWN_KEY_CHARS else text[:_SHOWN_KEY_CHARS] + "\u2026"
+def _shown(path: _Path) -> _Path:
+    """A path as an error may quote it: keys escaped where they cannot be sent, shortened where long."""
+    out: list[str | int] = []
+    for part in path:
+        if isinstance(part, str):
+            part = part.encode("utf-8", "backslashreplace").decode("utf-8").replace("\x00", "\\x00")
+            part = part if len(part) <= _SHOWN_KEY_CHARS else part[:_SHOWN_KEY_CHARS] + "\u2026"
+        out.append(part)
+    return tuple(out)
 
 
-def _string_problem(text: str, path: tuple[str | int, ...], what: str, settings: Settings) -> Problem | None:
-    bad = _UNSTORABLE.search(text)
+def _string_problem(text: str, path: _Path, what: str, max_bytes: int) -> Problem | None:
+    bad = _UNSTORABLE(text)
     if bad is not None:
         if bad.group() == "\x00":
             return Problem(path, f"{what} holds a NUL character (\\u0000), which no database here stores", "nul_character")
         return Problem(path, f"{what} holds a lone surrogate (\\u{ord(bad.group()):04x}), which is not text", "lone_surrogate")
-    if len(text) > settings.max_field_value_bytes // 4 and len(text.encode("utf-8")) > settings.max_field_value_bytes:
-        return Problem(path, f"{what} is longer than {settings.max_field_value_bytes} bytes (UTF-8)", "field_too_long")
+    if len(text) > max_bytes // 4 and len(text.encode("utf-8")) > max_bytes:
+        return Problem(path, f"{what} is longer than {max_bytes} bytes (UTF-8)", "field_too_long")
     return None
 
 
@@ -151,57 +157,62 @@ def field_problems(fields: Any, settings: Settings) -> list[Problem]:
     """
     if not isinstance(fields, dict):
         return [Problem(("fields",), "fields must be a JSON object", "not_an_object")]
+    max_bytes, max_int, max_depth = settings.max_field_value_bytes, settings.max_field_integer, settings.max_field_depth
+    quick = max_bytes // 4  # a string no longer than this is within the limit whatever its characters
     problems: list[Problem] = []
-    keys = 0
-    text_bytes = 0  # of the strings met so far: a lower bound of the JSON size, to stop early
-    stack: list[tuple[tuple[str | int, ...], Any, int]] = [(("fields",), fields, 0)]
-    while stack and len(problems) < _MAX_PROBLEMS:
-        path, value, level = stack.pop()
-        if isinstance(value, str):
-            problem = _string_problem(value, path, "the value", settings)
-            if problem is not None:
-                problems.append(problem)
-            text_bytes += len(value)
-        elif isinstance(value, bool) or value is None:
+    keys = nodes = 0
+    text_chars = 0  # of the strings met so far: a lower bound of the JSON size, to stop early
+    stack: list[tuple[_Path, Any, int]] = [(("fields",), fields, 0)]
+    while stack and len(problems) < _MAX_PROBLEMS and text_chars <= settings.max_fields_bytes:
+        path, container, level = stack.pop()
+        if level > max_depth:
+            problems.append(Problem(_shown(path), f"nested more than {max_depth} levels deep (objects and "
+                                    "arrays inside fields)", "too_deep"))
             continue
-        elif isinstance(value, int):
-            if abs(value) > settings.max_field_integer:
-                problems.append(Problem(path, f"the integer is beyond \u00b1{settings.max_field_integer}, which JSON "
-                                        "readers that use doubles read as another number; send it as a string",
-                                        "integer_out_of_range"))
-        elif isinstance(value, float):
-            if not math.isfinite(value):
-                problems.append(Problem(path, f"{value} is not a JSON number", "not_finite"))
-        elif isinstance(value, (dict, list)):
-            if level > settings.max_field_depth:
-                problems.append(Problem(path, f"nested more than {settings.max_field_depth} levels deep "
-                                        "(objects and arrays inside fields)", "too_deep"))
-                continue
-            if isinstance(value, list):
-                stack.extend(((*path, i), item, level + 1) for i, item in reversed(list(enumerate(value))))
-                continue
-            keys += len(value)
+        if isinstance(container, dict):
+            keys += len(container)
             if keys > settings.max_field_keys:
                 problems.append(Problem(("fields",), f"more than {settings.max_field_keys} keys", "too_many_keys"))
                 break
-            children = []
-            for key, item in value.items():
-                if not isinstance(key, str):
-                    problems.append(Problem(path, f"the key {key!r} is not a string", "key_not_a_string"))
-                    continue
-                key_path = (*path, _shown(key))
-                problem = _string_problem(key, key_path, "the key", settings)
-                if problem is not None:
+            items: Any = container.items()
+        else:
+            items = enumerate(container)
+        nodes += len(container)
+        for key, value in items:
+            if type(key) is str:  # noqa: E721  (exactly str: the fast path of nearly every key)
+                text_chars += len(key)
+                if (len(key) > quick or _UNSTORABLE(key)) and (
+                        problem := _string_problem(key, _shown((*path, key)), "the key", max_bytes)):
                     problems.append(problem)
                     continue
-                text_bytes += len(key)
-                children.append((key_path, item, level + 1))
-            stack.extend(reversed(children))
-        else:
-            problems.append(Problem(path, f"a {type(value).__name__} is not a JSON value", "not_json"))
-        if text_bytes > settings.max_fields_bytes:  # larger as JSON for sure: no need to walk the rest
-            break
-    if not problems and (text_bytes > settings.max_fields_bytes or _json_size(fields) > settings.max_fields_bytes):
+            elif not isinstance(key, int) or isinstance(container, dict):
+                problems.append(Problem(_shown(path), f"the key {key!r} is not a string", "key_not_a_string"))
+                continue
+            kind = type(value)
+            if kind is str:
+                text_chars += len(value)
+                if (len(value) > quick or _UNSTORABLE(value)) and (
+                        problem := _string_problem(value, _shown((*path, key)), "the value", max_bytes)):
+                    problems.append(problem)
+            elif kind is bool or value is None:
+                continue
+            elif kind is int:
+                if not -max_int <= value <= max_int:
+                    problems.append(Problem(_shown((*path, key)), f"the integer is beyond \u00b1{max_int}, which JSON "
+                                            "readers that use doubles read as another number; send it as a string",
+                                            "integer_out_of_range"))
+            elif kind is float:
+                if not math.isfinite(value):
+                    problems.append(Problem(_shown((*path, key)), f"{value} is not a finite number (NaN, Infinity "
+                                            "or beyond \u00b11.8e308 are not JSON numbers)", "not_finite"))
+            elif kind is dict or kind is list:
+                stack.append(((*path, key), value, level + 1))
+            else:
+                problems.append(Problem(_shown((*path, key)), f"a {kind.__name__} is not a JSON value", "not_json"))
+    # at most 6 bytes a character (an escape) and 30 for the rest of a member (number, quotes, separators):
+    # below that bound, fields need not be written out to be measured
+    if not problems and 6 * text_chars + 30 * nodes > settings.max_fields_bytes and (
+            text_chars > settings.max_fields_bytes or _json_size(fields) > settings.max_fields_bytes):
         problems.append(Problem(("fields",), f"the fields are larger than {settings.max_fields_bytes} bytes as JSON "
                                 "(UTF-8, compact)", "fields_too_large"))
     return problems[:_MAX_PROBLEMS]

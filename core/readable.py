@@ -9,6 +9,7 @@ serializer goes (about 255 levels). Lists, exports and the audit log pass stored
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import re
@@ -18,6 +19,7 @@ READABLE_DEPTH = 200
 """Levels kept as they are; a deeper object or array is shown as its JSON text (a string)."""
 
 _SURROGATE = re.compile("[\ud800-\udfff]")
+_has_surrogate = _SURROGATE.search
 _UNCHANGED = object()
 
 
@@ -29,30 +31,42 @@ def readable(value: Any, depth: int = READABLE_DEPTH) -> Any:
 
 
 def _repair(value: Any, depth: int) -> Any:
-    """The repaired value, or ``_UNCHANGED``."""
-    if isinstance(value, str):
-        return _SURROGATE.sub("\ufffd", value) if _SURROGATE.search(value) else _UNCHANGED
-    if isinstance(value, float):
+    """The repaired value, or ``_UNCHANGED`` (the common case: one pass, nothing copied)."""
+    kind = type(value)
+    if kind is str:
+        return _SURROGATE.sub("\ufffd", value) if _has_surrogate(value) else _UNCHANGED
+    if kind is float:
         return _UNCHANGED if math.isfinite(value) else None
-    if isinstance(value, dict):
+    if kind is dict:
         if depth <= 0:
             return _as_text(value)
-        items: list[tuple[Any, Any]] | None = None
+        done: dict[Any, Any] | None = None  # the repaired copy, from the first member that needs it
         for i, (key, item) in enumerate(value.items()):
-            new_key, new_item = _repair(key, depth), _repair(item, depth - 1)
-            if items is None and (new_key is not _UNCHANGED or new_item is not _UNCHANGED):
-                items = list(value.items())[:i]
-            if items is not None:
-                items.append((key if new_key is _UNCHANGED else new_key, item if new_item is _UNCHANGED else new_item))
-        return _UNCHANGED if items is None else dict(items)
-    if isinstance(value, (list, tuple)):
+            new_key = _repair(key, depth) if type(key) is str and _has_surrogate(key) else _UNCHANGED
+            new_item = _UNCHANGED if _plain(item) else _repair(item, depth - 1)
+            if done is None and (new_key is not _UNCHANGED or new_item is not _UNCHANGED):
+                done = dict(itertools.islice(value.items(), i))
+            if done is not None:
+                done[key if new_key is _UNCHANGED else new_key] = item if new_item is _UNCHANGED else new_item
+        return _UNCHANGED if done is None else done
+    if kind is list or kind is tuple:
         if depth <= 0:
             return _as_text(value)
-        repaired = [_repair(item, depth - 1) for item in value]
-        if all(r is _UNCHANGED for r in repaired) and isinstance(value, list):
-            return _UNCHANGED
-        return [item if r is _UNCHANGED else r for item, r in zip(value, repaired)]
+        changed: list[Any] | None = None if kind is list else []
+        for i, item in enumerate(value):
+            new_item = _UNCHANGED if _plain(item) else _repair(item, depth - 1)
+            if changed is None and new_item is not _UNCHANGED:
+                changed = list(value[:i])
+            if changed is not None:
+                changed.append(item if new_item is _UNCHANGED else new_item)
+        return _UNCHANGED if changed is None else changed
     return _UNCHANGED
+
+
+def _plain(value: Any) -> bool:
+    """Whether ``value`` is a scalar that never needs repair (the fast path of nearly every value)."""
+    kind = type(value)
+    return kind is int or kind is bool or value is None or (kind is str and _has_surrogate(value) is None)
 
 
 def _as_text(value: Any) -> str:
