@@ -91,9 +91,10 @@ class Engine:
             else:
                 self.dispatcher.assess(self, observation_id, due_only=True)
         except Exception as exc:  # noqa: BLE001 (the request has committed; recovery does the rest)
-            log.warning("observation %s is stored, but its %s could not be queued (%s: %s); the workers' recovery "
-                        "loop will do it", observation_id, "enrichments" if enrichments else "assessment",
-                        type(exc).__name__, exc)
+            broker = type(exc).__module__.split(".")[0] in ("kombu", "amqp", "redis", "celery")
+            log.warning("observation %s is stored, but its %s could not be queued or run (%s: %s); the workers' "
+                        "recovery loop will do it", observation_id, "enrichments" if enrichments else "assessment",
+                        type(exc).__name__, exc, exc_info=not broker)  # a broker that is down needs no traceback
 
     def close(self) -> None:
         self.dispatcher.flush(5.0)  # what is still gathered for the broker leaves first

@@ -40,7 +40,10 @@ def moderate(engine: Engine, obs_id: int, action: str, actor: str, reason: str |
         audit(session, obs.project, obs.id, actor, action, before, after)
         session.flush()
         view = observation_view(obs, engine.media)
-    _notify(engine, view, old, new)
+    try:  # committed: what the plugins are told afterwards never turns the change into an error
+        _notify(engine, view, old, new)
+    except Exception:  # noqa: BLE001
+        log.exception("observation %s is %s, but the plugins could not be told", obs_id, new)
     return old, new
 
 
