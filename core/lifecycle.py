@@ -160,10 +160,11 @@ def field_problems(fields: Any, settings: Settings) -> list[Problem]:
     max_bytes, max_int, max_depth = settings.max_field_value_bytes, settings.max_field_integer, settings.max_field_depth
     quick = max_bytes // 4  # a string no longer than this is within the limit whatever its characters
     problems: list[Problem] = []
-    keys = nodes = 0
-    text_chars = 0  # of the strings met so far: a lower bound of the JSON size, to stop early
+    keys = nodes = 0  # object keys; members of objects and arrays
+    text_chars = 0  # of the strings met so far; with 2 bytes a member, a lower bound of the JSON size
     stack: list[tuple[_Path, Any, int]] = [(("fields",), fields, 0)]
-    while stack and len(problems) < _MAX_PROBLEMS and text_chars <= settings.max_fields_bytes:
+    limit = settings.max_fields_bytes
+    while stack and len(problems) < _MAX_PROBLEMS and text_chars + 2 * nodes <= limit:
         path, container, level = stack.pop()
         if level > max_depth:
             problems.append(Problem(_shown(path), f"nested more than {max_depth} levels deep (objects and "
@@ -178,6 +179,8 @@ def field_problems(fields: Any, settings: Settings) -> list[Problem]:
         else:
             items = enumerate(container)
         nodes += len(container)
+        if 2 * nodes > limit:  # too large whatever the members are: no need to look at them
+            break
         for key, value in items:
             if type(key) is str:  # noqa: E721  (exactly str: the fast path of nearly every key)
                 text_chars += len(key)
@@ -211,8 +214,8 @@ def field_problems(fields: Any, settings: Settings) -> list[Problem]:
                 problems.append(Problem(_shown((*path, key)), f"a {kind.__name__} is not a JSON value", "not_json"))
     # at most 6 bytes a character (an escape) and 30 for the rest of a member (number, quotes, separators):
     # below that bound, fields need not be written out to be measured
-    if not problems and 6 * text_chars + 30 * nodes > settings.max_fields_bytes and (
-            text_chars > settings.max_fields_bytes or _json_size(fields) > settings.max_fields_bytes):
+    if not problems and (text_chars + 2 * nodes > limit or (6 * text_chars + 30 * nodes > limit
+                                                            and _json_size(fields) > limit)):
         problems.append(Problem(("fields",), f"the fields are larger than {settings.max_fields_bytes} bytes as JSON "
                                 "(UTF-8, compact)", "fields_too_large"))
     return problems[:_MAX_PROBLEMS]
