@@ -63,6 +63,17 @@ def _iso_8601_text(value: Any) -> Any:
                               "Input should be a valid datetime as ISO 8601 text, e.g. 2026-05-01T09:30:00+02:00")
 
 
+FIELDS_DESCRIPTION = (
+    "the observation's own fields, checked against its kind's JSON Schema (GET /api/v1/projects/{slug} lists "
+    "each kind's) and, at every depth, against the engine's limits (settings, defaults in brackets): nesting "
+    "OBSERVATORY_MAX_FIELD_DEPTH (32), keys OBSERVATORY_MAX_FIELD_KEYS (1000), one string "
+    "OBSERVATORY_MAX_FIELD_VALUE_BYTES (64 KiB), all fields as JSON OBSERVATORY_MAX_FIELDS_BYTES (256 KiB), "
+    "integers within ±OBSERVATORY_MAX_FIELD_INTEGER (2^53-1); no NUL, lone surrogates, NaN or infinities")
+
+# What the schema can say of the time checks (core.builtin.checks): the year 1800 or later.
+OBSERVED_AT_PATTERN = r"^(1[89][0-9]{2}|[2-9][0-9]{3})-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]+)?)?([Zz]|[+-][0-9]{2}:?[0-9]{2})?$"
+
+
 class DraftIn(BaseModel):
     """An observation as a client sends it (JSON)."""
 
@@ -86,12 +97,14 @@ class DraftIn(BaseModel):
         description="the client's own id (no control characters); a retry with it returns the first result",
     )
     observed_at: Annotated[datetime, BeforeValidator(_iso_8601_text)] = Field(
-        description="ISO 8601; without an offset it is read in the project's time zone"
+        description="ISO 8601, from the year 1800 to now + the engine's allowed clock skew (24 h by default); "
+        "without an offset it is read in the project's time zone",
+        json_schema_extra={"pattern": OBSERVED_AT_PATTERN},
     )
     location: LocationIn
     kind: str | None = Field(None, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$",
                              description="an observation type; 'generic' when left out")
-    fields: dict[str, Any] = Field(default_factory=dict)
+    fields: dict[str, Any] = Field(default_factory=dict, description=FIELDS_DESCRIPTION)
 
 
 @dataclass(frozen=True)

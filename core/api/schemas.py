@@ -7,6 +7,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from core.lifecycle import FIELDS_DESCRIPTION
+
 
 class ErrorDetail(BaseModel):
     path: list[str | int]
@@ -101,7 +103,8 @@ class ObservationPatch(BaseModel):
 
     # the values are checked where every way in checks them: core.lifecycle.field_problems (NaN,
     # infinities, surrogates, NUL, depth and sizes), after the merge with the stored fields
-    fields: dict[str, Any] = Field(description="fields to set; a null value removes the field")
+    fields: dict[str, Any] = Field(description="fields to set; a null value removes the field. The merged "
+                                   "fields are checked as a draft's are: " + FIELDS_DESCRIPTION)
 
 
 class ModerationIn(BaseModel):

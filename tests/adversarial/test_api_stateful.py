@@ -16,7 +16,7 @@ from typing import Any
 
 import hypothesis
 import schemathesis
-from hypothesis import HealthCheck
+from hypothesis import HealthCheck, Phase
 
 from core.api.ratelimit import RateLimiter
 from tests.api.test_schemathesis import _checks
@@ -45,7 +45,10 @@ def test_api_stateful_as_operator(app: Any, client: Any, operator_token: str, ma
     Machine.run(settings=hypothesis.settings(
         max_examples=EXAMPLES, stateful_step_count=12, deadline=None, database=None,
         derandomize=not os.environ.get("OBSERVATORY_SCHEMATHESIS_RANDOM"),
-        suppress_health_check=list(HealthCheck)))
+        suppress_health_check=list(HealthCheck),
+        # no shrinking: the server's state (ids, rows) differs on a replay, which hypothesis reports as a
+        # flaky strategy instead of the failure; the first failing walk is reported as found
+        phases=(Phase.explicit, Phase.generate)))
     # the walk must have gone from a created observation to the operations that use it
     assert seen.get("POST /api/v1/projects/{slug}/observations", 0) > 0, seen
     assert any(label.startswith(("GET /api/v1/observations/{obs_id}", "PATCH", "POST /api/v1/observations/"))
