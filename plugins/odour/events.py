@@ -241,6 +241,12 @@ def _pairs(starts_a: np.ndarray, counts_a: np.ndarray, starts_b: np.ndarray, cou
         yield starts_a[block] + offset // cb, starts_b[block] + offset % cb
 
 
+BLOCK = 1 << 16
+"""Reports clustered at once: larger inputs are cut in blocks of time (each with one window of
+the next), so that the arrays of a block stay in the processor's caches. On whole arrays, every
+step slowed down per report as they outgrew the caches (time x5.3 for 4x the reports)."""
+
+
 def link_components(
     category: np.ndarray,
     t: np.ndarray,
@@ -253,7 +259,58 @@ def link_components(
     """Component label of each report under the linkage rule (same category, |dt| <= window_s,
     distance <= distance_m): the smallest index (in the input order) of a report of the same
     component, so equal labels mean the same component and a lone report is its own label.
+
+    Inputs larger than :data:`BLOCK` are cut along time: block k holds the reports at positions
+    [k * BLOCK, (k + 1) * BLOCK) in time order and every later report within ``window_s`` of its
+    last one, so that each link lies inside some block; the blocks' components are then joined.
     """
+    n = len(t)
+    window_s = _seconds(window_s)
+    t = np.asarray(t, dtype=np.float64)
+    if n <= 2 * BLOCK or not np.isfinite(t).all():
+        return _link_block(category, t, lat, lon, window_s=window_s, distance_m=distance_m)
+    category, lat, lon = np.asarray(category), np.asarray(lat, dtype=np.float64), np.asarray(lon, dtype=np.float64)
+    order = np.argsort(t, kind="stable")
+    ts = t[order]
+    cat_s, lat_s, lon_s = category[order], lat[order], lon[order]
+    heads, tails = [], []
+    for start in range(0, n, BLOCK):
+        end = min(start + BLOCK, n)
+        reach = int(np.searchsorted(ts, ts[end - 1] + window_s, side="right"))
+        local = _link_block(cat_s[start:reach], ts[start:reach], lat_s[start:reach], lon_s[start:reach],
+                            window_s=window_s, distance_m=distance_m)
+        joined = np.flatnonzero(local != np.arange(len(local)))
+        heads.append(joined + start)
+        tails.append(local[joined] + start)
+    # join the blocks' components (edges: each report to its block's label), in time positions
+    parent = np.arange(n, dtype=np.int64)
+    u, v = np.concatenate(heads), np.concatenate(tails)
+    if len(u):
+        linked = np.zeros(n, dtype=bool)
+        linked[u] = True
+        linked[v] = True
+        nodes = np.flatnonzero(linked)
+        compact = np.zeros(n, dtype=np.int32)
+        compact[nodes] = np.arange(len(nodes), dtype=np.int32)
+        roots = _union(np.arange(len(nodes), dtype=np.int32), compact[u], compact[v])
+        parent[nodes] = nodes[roots]
+    labels = np.empty(n, dtype=np.int64)
+    labels[order] = order[parent]
+    root_min = np.full(n, n, dtype=np.int64)
+    np.minimum.at(root_min, labels, np.arange(n, dtype=np.int64))
+    return root_min[labels]
+
+
+def _link_block(
+    category: np.ndarray,
+    t: np.ndarray,
+    lat: np.ndarray,
+    lon: np.ndarray,
+    *,
+    window_s: float,
+    distance_m: float,
+) -> np.ndarray:
+    """:func:`link_components` on arrays small enough to stay in the caches (or that must)."""
     n = len(t)
     if n == 0:
         return np.empty(0, dtype=np.int64)
@@ -333,11 +390,21 @@ def link_components(
         for i, j in _pairs(first[a], cell_count[a], first[b], cell_count[b]):
             check(i, j)
 
-    # one union of every link at the end: a union per neighbour direction made as many passes
-    # of pointer jumping over all n reports, whose random reads grew slower per report with n
+    # one union of every link at the end (a union per neighbour direction made as many passes
+    # of pointer jumping over all n reports), and only over the reports that have a link, in
+    # 32-bit numbers: the random reads of pointer jumping slow down per report as the arrays
+    # outgrow the caches, so they are kept as small as they can be
     parent = np.arange(n, dtype=np.int64)
     if links_i:
-        parent = _union(parent, np.concatenate(links_i), np.concatenate(links_j))
+        u, v = np.concatenate(links_i), np.concatenate(links_j)
+        linked = np.zeros(n, dtype=bool)
+        linked[u] = True
+        linked[v] = True
+        nodes = np.flatnonzero(linked)
+        compact = np.zeros(n, dtype=np.int32)
+        compact[nodes] = np.arange(len(nodes), dtype=np.int32)
+        roots = _union(np.arange(len(nodes), dtype=np.int32), compact[u], compact[v])
+        parent[nodes] = nodes[roots]
     labels = np.empty(n, dtype=np.int64)
     labels[order] = order[parent]
     # make the label the smallest original index of the component

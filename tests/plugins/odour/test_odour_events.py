@@ -121,6 +121,20 @@ def test_fast_detection_agrees_with_the_pairwise_comparison(seed, lat0, lon0):
         assert math.isclose(event.centroid_lon, other.centroid_lon, abs_tol=1e-9)
 
 
+@pytest.mark.parametrize("block", [7, 25, 64])
+def test_detection_in_blocks_of_time_agrees_with_the_pairwise_comparison(monkeypatch, block):
+    # large inputs are clustered in blocks of time (each with one window of the next) that
+    # stay in the caches; small blocks here make every block boundary count
+    from plugins.odour import events
+
+    monkeypatch.setattr(events, "BLOCK", block)
+    rng = random.Random(block)
+    reps = _random_reports(rng, 400, 41.4, 2.2)
+    fast, slow = detect_events(reps), naive_events(reps)
+    assert fast.groups() == slow.groups() and fast.events
+    assert sorted(fast.possible) == sorted(slow.possible)
+
+
 def test_arrays_interface_reports_times_without_datetimes():
     arrays = ReportArrays.from_reports([report(1, "ana", 0), report(2, "ben", 30)])
     arrays.observed_at = None
