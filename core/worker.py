@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import Any
+from typing import Any, Callable
 
 from celery import Celery, signals
 
@@ -188,21 +188,20 @@ class CeleryDispatcher:
         self._lock = threading.Lock()
 
     def _buffer(self, engine: Engine) -> SendBuffer[tuple[int, str]]:
-        buffer = self._buffers.get(id(engine))
-        if buffer is None:
-            with self._lock:
-                buffer = self._buffers.setdefault(id(engine), SendBuffer(
-                    lambda batch: send_batch(engine, batch), linger_s=engine.settings.dispatch_linger_ms / 1000,
-                    name="observatory-dispatch"))
-        return buffer
+        return self._buffer_in(self._buffers, engine, lambda batch: send_batch(engine, batch), "observatory-dispatch")
 
     def _assess_buffer(self, engine: Engine) -> SendBuffer[tuple[int, bool]]:
-        buffer = self._assessments.get(id(engine))
+        return self._buffer_in(self._assessments, engine, lambda batch: send_assessments(engine, batch),
+                               "observatory-assess")
+
+    def _buffer_in(self, buffers: dict[int, SendBuffer[Any]], engine: Engine, send: Callable[[list[Any]], None],
+                   name: str) -> SendBuffer[Any]:
+        """The send buffer of ``engine`` in ``buffers``, made on first use."""
+        buffer = buffers.get(id(engine))
         if buffer is None:
             with self._lock:
-                buffer = self._assessments.setdefault(id(engine), SendBuffer(
-                    lambda batch: send_assessments(engine, batch), linger_s=engine.settings.dispatch_linger_ms / 1000,
-                    name="observatory-assess"))
+                buffer = buffers.setdefault(id(engine), SendBuffer(
+                    send, linger_s=engine.settings.dispatch_linger_ms / 1000, name=name))
         return buffer
 
     def enqueue(self, engine: Engine, enrichments: list[tuple[int, str]]) -> None:
