@@ -10,7 +10,9 @@ observations of kind ``odour``.
 * ``enrich_observation``: local time and day of week in the project's time zone, distance and
   bearing to the project's points of interest, the zone that contains the report;
 * ``quality_check``: bursts, reports outside the zones, implausible combinations, and
-  ``odour.corroborated`` (info) when the report belongs to an event;
+  ``odour.corroborated`` (info) when the report belongs to an event of published reports;
+* ``on_status_change``: a report published, unpublished or trashed has the reports it links
+  with assessed again;
 * ``export_columns``, ``register_analyses``, ``register_routes``, ``register_commands``;
 * ``startup``: keeps the engine, to read other reports through ``core.queries``.
 """
@@ -40,8 +42,8 @@ log = logging.getLogger(__name__)
 CORROBORATION_SPAN = 3
 """Reports within this many event windows (and link distances) of a report are looked at to
 decide whether it belongs to an event; a chain of links longer than that is not followed."""
-CORROBORATION_STATUSES = ("pending", "published")
-"""Reports that can corroborate another: not those a moderator unpublished or trashed."""
+CORROBORATION_STATUSES = ("published",)
+"""Reports that can corroborate another: those the public may see (the flag is public)."""
 
 _engine: Any = None
 _reassessing: contextvars.ContextVar[bool] = contextvars.ContextVar("odour_reassessing", default=False)
@@ -97,20 +99,12 @@ def _contributor_times(observation: ObservationView, minutes: float) -> list[Any
     return [o.observed_at for o in others]
 
 
-def _corroboration(observation: ObservationView, project: ProjectContext) -> Flag | None:
-    """``odour.corroborated`` when the report belongs to an event of the reports around it.
-
-    Reports that this one turns into an event (earlier ones, possible until now) are assessed
-    again, so that every report of an event carries the flag, not only the latest.
-    """
-    if _engine is None:
-        return None
+def _nearby(observation: ObservationView, project: ProjectContext) -> tuple[list[Any], list[Any]]:
+    """(the report itself, the published reports of its category around it), as Reports on
+    their public places: what the public may see, and nothing else."""
     settings = settings_of(project)
     window = timedelta(hours=float(settings["window_h"]))
     reach_m = CORROBORATION_SPAN * float(settings["distance_m"])
-    # The flag is public: it is decided on the places as the public sees them (core.privacy), as
-    # the public's events are, or a contributor could move reports of their own around another
-    # person's and read from the flag when the exact distance crosses distance_m.
     place = public_location(observation.location, project)
     nearby = queries.observations(
         _engine, project.slug, kind=KIND, statuses=CORROBORATION_STATUSES, exclude_id=observation.id,
@@ -121,15 +115,36 @@ def _corroboration(observation: ObservationView, project: ProjectContext) -> Fla
     category = observation.fields.get("category")
     others = reports_of(o for o in nearby if o.fields.get("category") == category)
     mine = reports_of([dataclasses.replace(observation, location=place)])
+    return mine, others
+
+
+def _corroboration(observation: ObservationView, project: ProjectContext) -> Flag | None:
+    """``odour.corroborated`` when the report belongs to an event of the published reports
+    around it (the flag is public: it depends only on what the public may see).
+
+    When this report is published, the reports it turns into an event (possible until now)
+    are assessed again, so that every report of an event carries the flag, not only the latest.
+    A pending report changes nothing in anyone else's flags (its publication does:
+    :func:`on_status_change`).
+    """
+    if _engine is None:
+        return None
+    # The flag is public: it is decided on the places as the public sees them (core.privacy), as
+    # the public's events are, or a contributor could move reports of their own around another
+    # person's and read from the flag when the exact distance crosses distance_m; and on
+    # published reports only, or another person's published report would tell that a pending
+    # (or unpublished) one lies near it.
+    mine, others = _nearby(observation, project)
     if not mine or not others:
         return None
     detection = detect(project, mine + others)
     event = next((e for e in detection.events if observation.id in e.report_ids), None)
     if event is None:
         return None
-    if not _reassessing.get():
-        before = detect(project, others)
-        possible_before = set(before.possible)
+    if not _reassessing.get() and observation.status == "published":
+        # ids only ever decrease along a chain of these (a re-assessment in a worker runs this
+        # again without the context variable), so it ends
+        possible_before = set(detect(project, others).possible)
         for report_id in event.report_ids:
             if report_id != observation.id and report_id < observation.id and report_id in possible_before:
                 _reassess(report_id)
@@ -142,6 +157,28 @@ def _corroboration(observation: ObservationView, project: ProjectContext) -> Fla
         event.n_contributors,
         PLUGIN,
     )
+
+
+@hookimpl
+def on_status_change(observation: ObservationView, old: str, new: str, project: ProjectContext) -> None:
+    """A report published, unpublished or trashed: the published reports it links with (into
+    an event, or out of one) are assessed again, so that their public ``odour.corroborated``
+    follows what the public may see. Nothing happens for changes that stay out of public view
+    (pending to trashed, trashed back to pending)."""
+    if _engine is None or observation.kind != KIND or "published" not in (old, new):
+        return
+    mine, others = _nearby(observation, project)
+    if not mine or not others:
+        return
+    with_it = detect(project, mine + others)
+    event = next((e for e in with_it.events if observation.id in e.report_ids), None)
+    linked = set(event.report_ids) if event is not None else set()
+    if new == "published":
+        # the report itself (its own flag was decided when it was pending, maybe long ago), and
+        # every report it links with, whatever their ids
+        _reassess(observation.id)
+    for report_id in sorted(linked - {observation.id}):
+        _reassess(report_id)
 
 
 def _reach_bbox(lat: float, lon: float, reach_m: float) -> tuple[float, float, float, float]:
