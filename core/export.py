@@ -44,7 +44,11 @@ def export_columns(engine: Engine, project: ProjectContext) -> list[ExportColumn
     return list(columns.values())
 
 
-def _rows(engine: Engine, project: ProjectContext, public: bool, batch: int = 500) -> Iterator[dict[str, Any]]:
+# rows held at once: at most what a page of the list holds (200 x max_fields_bytes of fields)
+EXPORT_BATCH = 200
+
+
+def _rows(engine: Engine, project: ProjectContext, public: bool, batch: int = EXPORT_BATCH) -> Iterator[dict[str, Any]]:
     columns = export_columns(engine, project)
     query = select(Observation).where(Observation.project == project.slug)
     if public:
