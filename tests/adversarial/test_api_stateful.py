@@ -15,11 +15,12 @@ import os
 from typing import Any
 
 import hypothesis
+import hypothesis.errors
 import schemathesis
 from hypothesis import HealthCheck, Phase
 
 from core.api.ratelimit import RateLimiter
-from tests.api.test_schemathesis import _checks
+from tests.api.test_schemathesis import _checks, _token_headers
 
 EXAMPLES = int(os.environ.get("OBSERVATORY_STATEFUL_EXAMPLES", "25"))
 
@@ -35,20 +36,31 @@ def test_api_stateful_as_operator(app: Any, client: Any, operator_token: str, ma
 
     class Machine(schema.as_state_machine()):  # type: ignore[misc]
         def get_call_kwargs(self, case: schemathesis.Case) -> dict[str, Any]:
-            return {"headers": {"Authorization": f"Bearer {operator_token}"}}
+            return {"headers": _token_headers(case, operator_token)}
 
         def validate_response(self, response: Any, case: schemathesis.Case, additional_checks: Any = None,
                               **kwargs: Any) -> None:
             seen[case.operation.label] = seen.get(case.operation.label, 0) + 1
             case.validate_response(response, checks=_checks(response), transport_kwargs=kwargs)
 
-    Machine.run(settings=hypothesis.settings(
+    settings = hypothesis.settings(
         max_examples=EXAMPLES, stateful_step_count=12, deadline=None, database=None,
         derandomize=not os.environ.get("OBSERVATORY_SCHEMATHESIS_RANDOM"),
         suppress_health_check=list(HealthCheck),
         # no shrinking: the server's state (ids, rows) differs on a replay, which hypothesis reports as a
         # flaky strategy instead of the failure; the first failing walk is reported as found
-        phases=(Phase.explicit, Phase.generate)))
+        phases=(Phase.explicit, Phase.generate))
+    for attempt in range(3):
+        try:
+            Machine.run(settings=settings)
+            break
+        except hypothesis.errors.FlakyStrategyDefinition:
+            # schemathesis's generation reads the server's answers (ids, links), so hypothesis may
+            # find a walk it cannot draw again: not an API failure; walk again, differently. An API
+            # failure (schemathesis's FailureGroup) is never caught here.
+            if attempt == 2:
+                raise
+            settings = hypothesis.settings(settings, derandomize=False)
     # the walk must have gone from a created observation to the operations that use it
     assert seen.get("POST /api/v1/projects/{slug}/observations", 0) > 0, seen
     assert any(label.startswith(("GET /api/v1/observations/{obs_id}", "PATCH", "POST /api/v1/observations/"))
