@@ -40,6 +40,8 @@ class Settings(BaseSettings):
                                  "(at most 200: every reader, the audit log included, stays far below its own limit)")
     max_field_value_bytes: int = Field(64 * 1024, ge=1, description="largest string (value or key) in fields, "
                                        "in UTF-8 bytes")
+    max_page_bytes: int = Field(8 * 1024 * 1024, ge=1, description="a list or audit page stops once the JSON "
+                                "fields it carries pass this (it always holds one row); next_cursor goes on")
     max_fields_bytes: int = Field(256 * 1024, ge=1, description="largest fields of one observation, as compact "
                                   "UTF-8 JSON")
     max_field_keys: int = Field(1000, ge=1, description="most object keys in fields, at every level together")

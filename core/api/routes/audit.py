@@ -5,8 +5,9 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
-from sqlalchemy import Text, cast, func, select
+from sqlalchemy import select
 
+from core.api.paging import json_size, rows_within
 from core.api.deps import EngineDep, PrincipalDep, deny
 from core.api.schemas import AuditPage, error_responses
 from core.db.models import AuditEntry
@@ -15,12 +16,11 @@ from core.lifecycle import get_project
 from core.readable import readable
 
 router = APIRouter(prefix="/api/v1", tags=["audit"])
-PAGE_ROWS = 200  # a page of the audit log holds at most the fields of a page of observations
 
 
 @router.get("/projects/{slug}/audit", response_model=AuditPage, summary="The project's audit log, newest first",
             description="Operators, and admins and moderators of the project. A page holds at most `limit` "
-            "entries and at most the fields of 200 observations; `next_cursor` says where the next one starts.",
+            "entries and at most OBSERVATORY_MAX_PAGE_BYTES of entries' JSON; `next_cursor` says where the next one starts.",
             responses=error_responses(401, 403, 404, 422, 429))
 def project_audit(
     slug: str,
@@ -39,15 +39,10 @@ def project_audit(
     if before_id is not None:
         query = query.where(AuditEntry.id < before_id)
     with transaction(engine.readers) as session:
-        # An edit's entry holds the fields twice (before and after): a page stops once it holds as
-        # much as a page of observations may (200 x max_fields_bytes), and says where to go on.
-        sizes = session.execute(query.with_only_columns(AuditEntry.id, _size(AuditEntry.before) + _size(AuditEntry.after))
+        # An edit's entry holds the fields twice (before and after): a page stops at max_page_bytes
+        sizes = session.execute(query.with_only_columns(AuditEntry.id, json_size(AuditEntry.before, AuditEntry.after))
                                 .order_by(AuditEntry.id.desc()).limit(limit + 1)).all()
-        budget, count, total = PAGE_ROWS * engine.settings.max_fields_bytes, 0, 0
-        for _, size in sizes[:limit]:
-            if count and total + size > budget:
-                break
-            count, total = count + 1, total + size
+        count = rows_within(sizes, limit, engine.settings.max_page_bytes)
         rows = list(session.scalars(query.where(AuditEntry.id >= sizes[count - 1][0]).order_by(AuditEntry.id.desc())
                                     .limit(count))) if count else []
         # readable: an entry written before the field checks may hold what no answer can carry
@@ -55,7 +50,3 @@ def project_audit(
                   "before": readable(r.before), "after": readable(r.after), "at": r.at} for r in rows]
     return {"items": items, "next_cursor": str(rows[-1].id) if len(sizes) > count else None}
 
-
-def _size(column: Any) -> Any:
-    """The length of a JSON column as text, in SQL (0 for null)."""
-    return func.coalesce(func.length(cast(column, Text)), 0)

@@ -17,6 +17,7 @@ from core import lifecycle
 from core.api.access import can_edit, can_read, render, visible_filter
 from core.api.deps import DbInt, EngineDep, ObsId, PrincipalDep, deny
 from core.api.errors import ApiError
+from core.api.paging import json_size, rows_within
 from core.api.params import IsoDateTime
 from core.api.limits import read_body, read_form
 from core.api.schemas import ObservationOut, ObservationPage, ObservationPatch, error_responses
@@ -144,7 +145,8 @@ def _decode_cursor(cursor: str | None) -> int | None:
 
 
 @router.get("/projects/{slug}/observations", response_model=ObservationPage, summary="List observations",
-            description="Newest first, with cursor pagination. Anonymous callers see published observations of "
+            description="Newest first, with cursor pagination; a page holds at most `limit` observations and stops "
+            "early once their fields pass OBSERVATORY_MAX_PAGE_BYTES (`next_cursor` goes on). Anonymous callers see published observations of "
             "public projects only; contributors see those and their own; staff see all.",
             responses=error_responses(401, 403, 404, 422, 429))
 def list_observations(
@@ -198,11 +200,17 @@ def list_observations(
     after = _decode_cursor(cursor)
     if after is not None:
         query = query.where(Observation.id < after)
+    newest_first = query.order_by(Observation.id.desc())
     with transaction(engine.readers) as session:
-        rows = read_observations(session, query.order_by(Observation.id.desc()).limit(limit + 1), media_url=MEDIA_URL)
-    page = rows[:limit]
+        # bounded in bytes too (core.api.paging): sizes first, then only the rows that fit
+        sizes = session.execute(newest_first.with_only_columns(Observation.id, json_size(Observation.fields))
+                                .limit(limit + 1)).all()
+        count = rows_within(sizes, limit, engine.settings.max_page_bytes)
+        page = read_observations(session, newest_first.where(Observation.id >= sizes[count - 1][0]).limit(count),
+                                 media_url=MEDIA_URL) if count else []
     items = [render(engine, principal, o, o.data) for o in page]
-    next_cursor = base64.urlsafe_b64encode(str(page[-1].data["id"]).encode()).decode().rstrip("=") if len(rows) > limit else None
+    next_cursor = base64.urlsafe_b64encode(str(page[-1].data["id"]).encode()).decode().rstrip("=") \
+        if len(sizes) > count else None
     return {"items": items, "next_cursor": next_cursor}
 
 
