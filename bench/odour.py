@@ -150,6 +150,39 @@ def _people(db, arrays: ReportArrays) -> dict[int, int]:
     return {p: k + 1 for k, p in enumerate(people)}
 
 
+ROUTES = (
+    ("analyses/categories", "/api/v1/projects/smells/odour/analyses/categories"),
+    ("analyses/hour_weekday", "/api/v1/projects/smells/odour/analyses/hour_weekday"),
+    ("analyses/heatmap.png", "/api/v1/projects/smells/odour/analyses/heatmap.png"),
+    ("odor/list", "/api/odor/list"),
+)
+
+
+def _route_costs(client, requests: int) -> dict:
+    """Time (median of ``requests``, warm) and peak memory (one traced request, tracemalloc) of
+    the analyses and the OdourCollect list, each on every report of the project."""
+    import statistics
+
+    out = {}
+    for name, path in ROUTES:
+        times, size = [], 0
+        for _ in range(requests):
+            began = time.perf_counter()
+            response = client.get(path)
+            times.append(time.perf_counter() - began)
+            assert response.status_code == 200, response.text[:300]
+            size = len(response.content)
+        tracemalloc.start()
+        client.get(path)
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+        body = response.json() if "json" in response.headers["content-type"] else {}
+        out[name] = {"p50_ms": statistics.median(times) * 1000, "peak_mib": peak / 2**20, "bytes": size,
+                     "rows": body.get("n_reports", len(body.get("content", [])) if body else None),
+                     "truncated": body.get("truncated")}
+    return out
+
+
 def list_latency(url: str, n: int, arrivals: int, requests: int) -> dict:
     """The events list at ``n`` reports: first, warm, and after each new report, against a plain SELECT."""
     import statistics
@@ -194,6 +227,7 @@ def list_latency(url: str, n: int, arrivals: int, requests: int) -> dict:
                                                                             UTC).isoformat()})
             after_arrival.append(time.perf_counter() - began)
             assert page.status_code == 200
+        figures["routes"] = _route_costs(client, max(3, requests // 10))
         plain = []
         query = sa.select(Observation.id, Observation.observed_at, Observation.lat, Observation.lon,
                           Observation.fields).where(Observation.project == "smells", Observation.kind == "odour")
@@ -359,6 +393,10 @@ def main(argv: list[str] | None = None) -> int:
                     f"({row['index_mib'] * 2**20 / row['n']:.0f} bytes a report); "
                     f"same events as a full detection: {'yes' if row['same_as_full_detection'] else 'NO'}"
                 )
+                for name, cost in row["routes"].items():
+                    print(f"    GET {name}: p50 {cost['p50_ms']:,.0f} ms, peak {cost['peak_mib']:,.0f} MiB traced, "
+                          f"{cost['bytes'] / 2**20:.1f} MiB answer, {cost['rows']} reports"
+                          + (" (truncated)" if cost["truncated"] else ""))
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     figures["max_rss_mib"] = rss
     print(f"\nprocess peak RSS: {rss:.0f} MiB")

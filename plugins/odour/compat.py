@@ -27,6 +27,7 @@ never the account id. The caller passes only the reports the public may see.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import hmac
 import re
@@ -50,8 +51,56 @@ from plugins.odour.catalogue import (
 from plugins.odour.reports import Report, as_utc, to_report
 
 PUBLISHED_FORMAT = "%Y-%m-%d %H:%M:%S"
-_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
-_INT = re.compile(r"^[+-]?\d+$")
+
+
+def _range_pattern(low: int, high: int) -> str:
+    """A regular expression for the whole numbers low..high as text (an optional sign, leading
+    zeros), or the empty string (unset): exactly what :func:`parse_filters` takes as text."""
+    def alternatives(values: list[int]) -> str:
+        return "|".join(str(v) for v in sorted(values, reverse=True))
+
+    positive = [v for v in range(max(low, 0), high + 1)]
+    negative = [-v for v in range(min(high, 0), low - 1, -1)] if low <= 0 else []
+    parts = [rf"\+?0*(?:{alternatives(positive)})"] if positive else []
+    if negative:
+        parts.append(rf"-0*(?:{alternatives(negative)})")
+    return f"^(?:|{'|'.join(parts)})$"
+
+
+DATE_PATTERN = r"^(?:[1-9][0-9]{3}|0[1-9][0-9]{2}|00[1-9][0-9]|000[1-9])-[0-9]{2}-[0-9]{2}$"
+"""yyyy-mm-dd from the year 1 (the JSON Schema adds ``format: date`` for the real days)."""
+FILTER_RANGES: dict[str, tuple[int, int]] = {
+    "type": (0, max(CATEGORIES)),
+    "subtype": (0, max(SUBTYPES)),
+    "minAnnoy": (HEDONIC_MIN, HEDONIC_MAX),
+    "maxAnnoy": (HEDONIC_MIN, HEDONIC_MAX),
+    "minIntensity": (INTENSITY_MIN, INTENSITY_MAX),
+    "maxIntensity": (INTENSITY_MIN, INTENSITY_MAX),
+}
+FILTER_PATTERNS: dict[str, str] = {name: _range_pattern(*bounds) for name, bounds in FILTER_RANGES.items()}
+_PATTERNS = {name: re.compile(pattern, re.ASCII) for name, pattern in FILTER_PATTERNS.items()}
+_DATE = re.compile(DATE_PATTERN, re.ASCII)
+
+
+def query_schema(name: str) -> dict[str, Any]:
+    """The JSON Schema of filter ``name`` as a query parameter (text): what the parser takes
+    (as ``anyOf``, which replaces the one FastAPI writes for an optional parameter)."""
+    if name in ("date_init", "date_end"):
+        return {"anyOf": [{"type": "string", "pattern": DATE_PATTERN, "format": "date"},
+                          {"type": "string", "maxLength": 0}]}
+    return {"anyOf": [{"type": "string", "pattern": FILTER_PATTERNS[name]}]}
+
+
+def body_schema() -> dict[str, Any]:
+    """The JSON Schema of a POSTed body of filters: each a number in range, its text, or null."""
+    properties: dict[str, Any] = {}
+    for name, (low, high) in FILTER_RANGES.items():
+        properties[name] = {"anyOf": [{"type": "integer", "minimum": low, "maximum": high},
+                                      *query_schema(name)["anyOf"], {"type": "null"}]}
+    for name in ("date_init", "date_end"):
+        properties[name] = {"anyOf": [*query_schema(name)["anyOf"], {"type": "null"}]}
+    properties["project"] = {"anyOf": [{"type": "string"}, {"type": "null"}]}
+    return {"type": "object", "properties": properties}
 
 
 class FilterError(ValueError):
@@ -74,6 +123,10 @@ class OdourCollectFilters:
     max_intensity: int = INTENSITY_MAX
     date_init: date | None = None
     date_end: date | None = None
+    contradictions: tuple[tuple[str, str], ...] = ()
+    """Filters each valid alone that no report can pass together (min above max, a subtype of
+    another type, date_init after date_end): (filter, why). The list is then empty, with 200,
+    as OdourCollect's database answered them; the OpenAPI document cannot express these."""
 
 
 def _whole(name: str, raw: Any, low: int, high: int, meaning: str, errors: dict[str, list[str]]) -> int | None:
@@ -86,11 +139,8 @@ def _whole(name: str, raw: Any, low: int, high: int, meaning: str, errors: dict[
         value = raw
     elif isinstance(raw, float) and raw.is_integer():
         value = int(raw)
-    elif isinstance(raw, str) and _INT.match(raw.strip()):
-        try:
-            value = int(raw.strip())
-        except ValueError:  # more digits than Python converts (4300)
-            value = None
+    elif isinstance(raw, str) and _PATTERNS[name].fullmatch(raw):
+        value = int(raw)
     if value is None:
         errors.setdefault(name, []).append(
             f"{name} must be a whole number from {low} to {high} ({meaning}), got {raw!r}"
@@ -109,9 +159,9 @@ def _day(name: str, raw: Any, errors: dict[str, list[str]]) -> date | None:
         return raw.date()
     if isinstance(raw, date):
         return raw
-    if isinstance(raw, str) and _DATE.match(raw.strip()):
+    if isinstance(raw, str) and _DATE.fullmatch(raw):
         try:
-            return date.fromisoformat(raw.strip())
+            return date.fromisoformat(raw)
         except ValueError:
             errors.setdefault(name, []).append(f"{name} {raw!r} is not a real date (yyyy-mm-dd)")
             return None
@@ -126,7 +176,8 @@ def parse_filters(params: Mapping[str, Any]) -> OdourCollectFilters:
     pyodcollect treat them), ``minAnnoy``/``maxAnnoy`` -4..4, ``minIntensity``/``maxIntensity``
     0..6, ``date_init``/``date_end`` as yyyy-mm-dd. Whole numbers may come as numbers or digit
     strings; ``null`` or "" means unset; unknown keys are ignored. Raises :class:`FilterError`
-    with every problem found (including min above max, and a subtype outside the type).
+    with every problem of a filter alone (what the OpenAPI document says: :data:`FILTER_PATTERNS`);
+    filters that contradict each other are kept in ``contradictions`` (an empty list).
     """
     errors: dict[str, list[str]] = {}
     category = _whole("type", params.get("type"), 0, max(CATEGORIES), "odour category, 0 for all", errors)
@@ -138,6 +189,8 @@ def parse_filters(params: Mapping[str, Any]) -> OdourCollectFilters:
     date_init = _day("date_init", params.get("date_init"), errors)
     date_end = _day("date_end", params.get("date_end"), errors)
 
+    if errors:
+        raise FilterError(errors)
     filters = OdourCollectFilters(
         category=category or None,
         subtype=subtype or None,
@@ -148,27 +201,36 @@ def parse_filters(params: Mapping[str, Any]) -> OdourCollectFilters:
         date_init=date_init,
         date_end=date_end,
     )
+    contradictions: list[tuple[str, str]] = []
     if filters.min_annoy > filters.max_annoy:
-        errors.setdefault("minAnnoy", []).append(
-            f"minAnnoy {filters.min_annoy} is greater than maxAnnoy {filters.max_annoy}"
-        )
+        contradictions.append(("minAnnoy", f"minAnnoy {filters.min_annoy} is greater than maxAnnoy {filters.max_annoy}"))
     if filters.min_intensity > filters.max_intensity:
-        errors.setdefault("minIntensity", []).append(
-            f"minIntensity {filters.min_intensity} is greater than maxIntensity {filters.max_intensity}"
-        )
+        contradictions.append(("minIntensity", f"minIntensity {filters.min_intensity} is greater than maxIntensity "
+                                               f"{filters.max_intensity}"))
     if date_init and date_end and date_init > date_end:
-        errors.setdefault("date_init", []).append(
-            f"date_init {date_init.isoformat()} is later than date_end {date_end.isoformat()}"
-        )
+        contradictions.append(("date_init", f"date_init {date_init.isoformat()} is later than date_end "
+                                            f"{date_end.isoformat()}"))
     if filters.category and filters.subtype and SUBTYPES[filters.subtype].category_id != filters.category:
         owner = SUBTYPES[filters.subtype].category_id
-        errors.setdefault("subtype", []).append(
-            f"subtype {filters.subtype} ({SUBTYPES[filters.subtype].name}) belongs to type {owner} "
-            f"({CATEGORIES[owner].name}), not type {filters.category} ({CATEGORIES[filters.category].name})"
-        )
-    if errors:
-        raise FilterError(errors)
+        contradictions.append(("subtype", f"subtype {filters.subtype} ({SUBTYPES[filters.subtype].name}) belongs to "
+                                          f"type {owner} ({CATEGORIES[owner].name}), not type {filters.category} "
+                                          f"({CATEGORIES[filters.category].name})"))
+    if contradictions:
+        return dataclasses.replace(filters, contradictions=tuple(contradictions))
     return filters
+
+
+def contradiction_answer(contradictions: Iterable[tuple[str, str]], params: Mapping[str, Any]) -> dict[str, Any]:
+    """An empty list (200) for filters no report can pass, saying why in ``data.message`` and
+    ``data.warnings`` (by filter)."""
+    warnings: dict[str, list[str]] = {}
+    for name, message in contradictions:
+        warnings.setdefault(name, []).append(message)
+    answer = wrap_content([], params)
+    answer["data"]["message"] = "No report can pass these filters: " + "; ".join(
+        m for messages in warnings.values() for m in messages) + "."
+    answer["data"]["warnings"] = warnings
+    return answer
 
 
 def _published(report: Report, tz: ZoneInfo) -> datetime:
@@ -177,6 +239,8 @@ def _published(report: Report, tz: ZoneInfo) -> datetime:
 
 def matches(report: Report, filters: OdourCollectFilters, *, timezone: str = "UTC") -> bool:
     """Whether a report passes the filters (dates compared in the project's time zone)."""
+    if filters.contradictions:
+        return False
     if filters.category is not None and report.category != filters.category:
         return False
     if filters.subtype is not None and report.subtype != filters.subtype:
@@ -243,6 +307,8 @@ def list_response(
     """The whole ``/api/odor/list`` answer for ``params``; raises :class:`FilterError` (turn it
     into a 400 with :func:`error_response`)."""
     filters = parse_filters(params)
+    if filters.contradictions:
+        return contradiction_answer(filters.contradictions, params)
     content = [
         render_report(r, key=key, timezone=timezone, precision=precision)
         for r in (to_report(x) for x in reports)

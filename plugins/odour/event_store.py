@@ -109,6 +109,17 @@ class Row:
     intensity: int
     hedonic: int
     observed_at: datetime
+    subtype: int | None = None
+    duration: int | None = None
+
+
+def _small_int(value: Any) -> int | None:
+    if value is None or isinstance(value, bool):
+        return None
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
 
 
 def _as_utc(moment: datetime) -> datetime:
@@ -131,7 +142,8 @@ def row_of(obs_id: int, contributor: int | None, observed_at: datetime, lat: flo
         return None
     moment = _as_utc(observed_at)
     return Row(obs_id, category, moment.timestamp(), snap(float(lat), digits), snap(float(lon), digits),
-               contributor, intensity, hedonic, moment)
+               contributor, intensity, hedonic, moment, _small_int(fields.get("subtype")),
+               _small_int(fields.get("duration")))
 
 
 def _haversine(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
@@ -154,6 +166,11 @@ def decode_cursor(text: str) -> tuple[float, int, int]:
         return key
     except (ValueError, TypeError, UnicodeDecodeError):
         raise InvalidCursor(f"cursor {text[:80]!r} is not one this list gave (use next_cursor as it came)") from None
+
+
+def _backwards(line: list[tuple[float, int]], start: int, stop: int) -> Iterable[tuple[float, int]]:
+    for k in range(stop - 1, start - 1, -1):
+        yield line[k]
 
 
 class EventIndex:
@@ -382,6 +399,44 @@ class EventIndex:
             stop = len(line) if until is None else bisect.bisect_left(line, (until, -math.inf))
             total += max(0, stop - start)
         return total
+
+    def _ranges(self, since: float | None, until: float | None,
+                category: int | None) -> list[tuple[list[tuple[float, int]], int, int]]:
+        lines = [self.timeline.get(category, [])] if category is not None else list(self.timeline.values())
+        out = []
+        for line in lines:
+            start = 0 if since is None else bisect.bisect_left(line, (since, -math.inf))
+            stop = len(line) if until is None else bisect.bisect_left(line, (until, -math.inf))
+            if stop > start:
+                out.append((line, start, stop))
+        return out
+
+    def newest(self, *, since: float | None, until: float | None, category: int | None,
+               cap: int) -> tuple[list[Row], int]:
+        """The reports in [since, until) of ``category``: at most the newest ``cap`` of them, in
+        time order, and how many there are in all. Work: O(cap) plus a bisection per category."""
+        ranges = self._ranges(since, until, category)
+        total = sum(stop - start for _, start, stop in ranges)
+        chunks = [line[max(start, stop - cap):stop] for line, start, stop in ranges]
+        merged = list(heapq.merge(*chunks))[-cap:] if cap > 0 else []
+        return [self.reports[i] for _, i in merged], total
+
+    def newest_matching(self, *, since: float | None, until: float | None, category: int | None,
+                        keep: Any, cap: int) -> tuple[list[Row], bool]:
+        """The newest ``cap`` reports in [since, until) of ``category`` for which ``keep(row)``
+        holds, in time order, and whether there were more. Walks back from the newest: at most
+        the reports of the range are looked at (never more than the index holds)."""
+        walks = [_backwards(line, start, stop) for line, start, stop in self._ranges(since, until, category)]
+        found: list[Row] = []
+        for _, i in heapq.merge(*walks, reverse=True):
+            row = self.reports[i]
+            if keep(row):
+                if len(found) == cap:
+                    found.reverse()
+                    return found, True
+                found.append(row)
+        found.reverse()
+        return found, False
 
     # ----------------------------------------------------------------- the database
 

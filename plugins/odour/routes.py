@@ -30,7 +30,14 @@ from core.engine import Engine
 from core.tokens import Principal
 from core.types import ProjectContext
 from plugins.odour import event_store, service
-from plugins.odour.compat import FilterError, error_response
+from plugins.odour.compat import (
+    FilterError,
+    body_schema,
+    contradiction_answer,
+    error_response,
+    parse_filters,
+    query_schema,
+)
 
 router = APIRouter(prefix="/api/v1", tags=["odour"])
 compat_router = APIRouter(tags=["odour (OdourCollect-compatible)"])
@@ -189,14 +196,21 @@ def _compat_projects(engine: Engine, principal: Principal, slug: Any) -> list[Pr
     visible = [p for p in service.odour_projects(engine) if can_see_project(principal, p)]
     if slug in (None, ""):
         return visible
+    if not isinstance(slug, str):
+        return _filter_error({"project": [f"project must be a project slug (text), got {type(slug).__name__}"]})
     chosen = [p for p in visible if p.slug == str(slug)]
-    if not chosen:
+    if not chosen:  # no report passes, as for other filters no report can pass (the schema cannot list slugs)
         names = ", ".join(p.slug for p in visible) or "none"
-        return _filter_error({"project": [f"project {slug!r} is not an odour project you may read (projects: {names})"]})
+        return JSONResponse(contradiction_answer(
+            [("project", f"project {str(slug)[:100]!r} is not an odour project you may read (projects: {names})")], {}))
     return chosen
 
 
 def _answer(engine: Engine, principal: Principal, params: dict[str, Any]) -> JSONResponse:
+    try:  # every filter checked first: a bad one is a 400 whatever the project
+        parse_filters(params)
+    except FilterError as exc:
+        return _filter_error(exc.errors)
     projects = _compat_projects(engine, principal, params.get("project"))
     if isinstance(projects, JSONResponse):
         return projects
@@ -232,12 +246,16 @@ class OdorListData(BaseModel):
     date_init: str | None = None
     message: str
     content: list[OdorRow]
+    warnings: dict[str, list[str]] | None = Field(None, description="filters no report can pass together "
+                                                  "(min above max, a subtype of another type, an unknown project)")
 
 
 class OdorListOut(BaseModel):
     status_code: int = Field(examples=[200])
     content: list[OdorRow] = Field(description="the rows, where pyodcollect reads them")
     data: OdorListData = Field(description="the same rows, where OdourCollect put them")
+    truncated: bool = Field(False, description="more reports passed the filters than one answer holds "
+                            "(`list_max_reports` per project, the newest are listed); `data.message` says so")
 
 
 COMPAT_RESPONSES: dict[int | str, dict[str, Any]] = {
@@ -247,10 +265,13 @@ COMPAT_RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 
-def _filter(description: str) -> Any:
+def _filter(description: str, name: str | None = None) -> Any:
     """One Query per parameter: a shared Query object gave every parameter the first one's alias,
-    so the document (and the check of unknown parameters) knew only ``type``."""
-    return Query(None, description=description)
+    so the document (and the check of unknown parameters) knew only ``type``. The schema says
+    exactly what :func:`plugins.odour.compat.parse_filters` takes (patterns, ranges, dates); the
+    check itself is the parser's, so that a refusal keeps OdourCollect's 400 shape."""
+    extra = query_schema(name) if name else None
+    return Query(None, description=description, json_schema_extra=extra)
 
 
 
@@ -260,14 +281,14 @@ def compat_list_get(
     request: Request,
     engine: EngineDep,
     principal: PrincipalDep,
-    type: str | None = _filter("odour category 1..9, 0 or absent for all"),
-    subtype: str | None = _filter("odour subtype 1..89, 0 or absent for all; must belong to `type`"),
-    minIntensity: str | None = _filter("intensity 0..6"),  # OdourCollect's names
-    maxIntensity: str | None = _filter("intensity 0..6"),
-    minAnnoy: str | None = _filter("hedonic tone -4..4"),
-    maxAnnoy: str | None = _filter("hedonic tone -4..4"),
-    date_init: str | None = _filter("yyyy-mm-dd, inclusive, in each project's time zone"),
-    date_end: str | None = _filter("yyyy-mm-dd, inclusive, in each project's time zone"),
+    type: str | None = _filter("odour category 1..9, 0 or absent for all", "type"),
+    subtype: str | None = _filter("odour subtype 1..89, 0 or absent for all; must belong to `type`", "subtype"),
+    minIntensity: str | None = _filter("intensity 0..6", "minIntensity"),  # OdourCollect's names
+    maxIntensity: str | None = _filter("intensity 0..6", "maxIntensity"),
+    minAnnoy: str | None = _filter("hedonic tone -4..4", "minAnnoy"),
+    maxAnnoy: str | None = _filter("hedonic tone -4..4", "maxAnnoy"),
+    date_init: str | None = _filter("yyyy-mm-dd, inclusive, in each project's time zone", "date_init"),
+    date_end: str | None = _filter("yyyy-mm-dd, inclusive, in each project's time zone", "date_end"),
     project: str | None = _filter("a project slug (this engine's addition)"),
 ) -> JSONResponse:
     return _answer(engine, principal, dict(request.query_params))
@@ -276,7 +297,7 @@ def compat_list_get(
 @compat_router.post("/api/odor/list", summary="OdourCollect-compatible list of reports (JSON or form body)",
                     description=COMPAT_DESCRIPTION, response_model=None, responses=COMPAT_RESPONSES,
                     openapi_extra={"requestBody": {"content": {"application/json": {"schema": {
-                        "type": "object", "example": {"type": 5, "subtype": 0, "minIntensity": None,
+                        **body_schema(), "example": {"type": 5, "subtype": 0, "minIntensity": None,
                                                       "maxIntensity": None, "minAnnoy": None, "maxAnnoy": None,
                                                       "date_init": "2024-03-01", "date_end": "2024-03-31"}}}}}})
 async def compat_list_post(request: Request, engine: EngineDep, principal: PrincipalDep) -> JSONResponse:
@@ -297,9 +318,7 @@ async def compat_list_post(request: Request, engine: EngineDep, principal: Princ
             params = json.loads(body) if body.strip() else {}
         except (ValueError, RecursionError) as exc:
             return _filter_error({"body": [f"the body is not valid JSON: {exc}"]})
-        if params is None:
-            params = {}
-    if not isinstance(params, dict):
+    if not isinstance(params, dict):  # null, a list, a number: the schema says an object
         return _filter_error({"body": [f"the body must be a JSON object of filters, got {type(params).__name__}"]})
     params = {**dict(request.query_params), **params}
     return await run_in_threadpool(_answer, engine, principal, params)

@@ -141,6 +141,20 @@ ODOUR_SETTINGS_SCHEMA: dict[str, Any] = {
         "burst_reports": {"type": "integer", "minimum": 2, "default": 5, "title": "Reports that make a burst"},
         "burst_minutes": {"type": "number", "exclusiveMinimum": 0, "default": 10, "title": "Burst span (minutes)"},
         "heatmap_cell_m": {"type": "number", "exclusiveMinimum": 0, "default": 500, "title": "Heat map cell (m)"},
+        "analysis_max_reports": {
+            "type": "integer",
+            "minimum": 1,
+            "maximum": 1000000,
+            "default": 100000,
+            "title": "Reports one analysis request works on at most (the newest of its selection)",
+        },
+        "list_max_reports": {
+            "type": "integer",
+            "minimum": 1,
+            "maximum": 1000000,
+            "default": 10000,
+            "title": "Rows one /api/odor/list answer holds at most per project (the newest that pass)",
+        },
         "points_of_interest": {
             "type": "array",
             "default": [],

@@ -192,6 +192,34 @@ def detect(project: ProjectContext, reports: Sequence[Report]) -> EventDetection
                          min_contributors=int(s["min_contributors"]))
 
 
+def cached_reports(
+    engine: Engine,
+    project: ProjectContext,
+    *,
+    public: bool,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    category: int | None = None,
+    cap: int,
+) -> tuple[list[Report], int]:
+    """At most the newest ``cap`` reports in [since, until) of ``category`` that the caller may
+    see, oldest first, and how many there are in all: from the reports the event store keeps in
+    memory for the scope (:mod:`.event_store`, brought up to date first), not the table, so
+    that a request costs O(cap) whatever the project holds."""
+    index = event_store.index_for(engine, project.slug, event_rule(project, public))
+    with index.lock:
+        index.refresh(engine, project.slug, KIND)
+        rows, total = index.newest(since=since.timestamp() if since else None,
+                                   until=until.timestamp() if until else None, category=category, cap=cap)
+    return [report_of_row(r) for r in rows], total
+
+
+def report_of_row(row: event_store.Row) -> Report:
+    return Report(id=row.id, contributor=row.contributor, category=row.category, observed_at=row.observed_at,
+                  lat=row.lat, lon=row.lon, intensity=row.intensity, hedonic_tone=row.hedonic,
+                  subtype=row.subtype, duration=row.duration)
+
+
 # --------------------------------------------------------------------------- events
 
 
@@ -323,9 +351,16 @@ def run_analysis(
     if analysis is None or analysis.plugin != PLUGIN:
         raise NotFound(f"unknown odour analysis {name!r} (analyses: {', '.join(analysis_names(engine))})",
                        code="unknown_analysis")
-    views = observations(engine, project, public=public, since=since, until=until, category=category)
-    result = dict(analysis.run(views, project, public=public))
+    cap = int(settings_of(project)["analysis_max_reports"])
+    reports, total = cached_reports(engine, project, public=public, since=since, until=until, category=category,
+                                    cap=cap)
+    result = dict(analysis.run(reports, project, public=public))
     result.setdefault("rows", [])
+    result["n_reports_total"] = total
+    result["truncated"] = total > len(reports)
+    if result["truncated"]:
+        result["message"] = (f"computed on the newest {len(reports):,} of the {total:,} reports selected "
+                             f"(analysis_max_reports); narrow since/until or category for the rest")
     result["analysis"] = full.removeprefix(ANALYSIS_PREFIX)
     result["title"] = analysis.title
     result["project"] = project.slug
@@ -416,20 +451,43 @@ def _day_start(day: date | None, project: ProjectContext, *, next_day: bool = Fa
 def compat_list(engine: Engine, params: dict[str, Any], projects: Sequence[ProjectContext]) -> dict[str, Any]:
     """The OdourCollect-compatible list (``/api/odor/list``) over the published odour reports of
     ``projects``: each project's time zone for dates, its ``location_precision`` for places.
-    Raises :class:`plugins.odour.compat.FilterError` for invalid filters."""
-    from plugins.odour.compat import matches, parse_filters, render_report, wrap_content
+    Read from the reports the event store keeps in memory (published, public places), newest
+    first: at most ``list_max_reports`` rows per project (``truncated`` and ``data.message`` say
+    when more passed the filters). Raises :class:`plugins.odour.compat.FilterError`."""
+    from plugins.odour.compat import contradiction_answer, parse_filters, render_report, wrap_content
 
     filters = parse_filters(params)
+    if filters.contradictions:
+        return contradiction_answer(filters.contradictions, params)
     key = pseudonym_key(engine)
-    found: list[tuple[datetime, Any, dict[str, Any]]] = []
+
+    def keep(row: event_store.Row) -> bool:
+        return ((filters.subtype is None or row.subtype == filters.subtype)
+                and filters.min_annoy <= row.hedonic <= filters.max_annoy
+                and filters.min_intensity <= row.intensity <= filters.max_intensity)
+
+    found: list[tuple[float, Any, dict[str, Any]]] = []
+    cut: list[str] = []
     for project in projects:
         since = _day_start(filters.date_init, project)
         until = _day_start(filters.date_end, project, next_day=True)
-        views = observations(engine, project, public=True, since=since, until=until, category=filters.category)
-        for report in reports_of(views):
-            if matches(report, filters, timezone=project.timezone):
-                row = render_report(report, key=key, timezone=project.timezone, precision=project.location_precision)
-                found.append((as_utc(report.observed_at), report.id, row))
+        cap = int(settings_of(project)["list_max_reports"])
+        index = event_store.index_for(engine, project.slug, event_rule(project, True))
+        with index.lock:
+            index.refresh(engine, project.slug, KIND)
+            rows, more = index.newest_matching(since=since.timestamp() if since else None,
+                                               until=until.timestamp() if until else None,
+                                               category=filters.category, keep=keep, cap=cap)
+        if more:
+            cut.append(f"{project.slug}: the newest {cap:,}")
+        for row in rows:
+            rendered = render_report(report_of_row(row), key=key, timezone=project.timezone,
+                                     precision=project.location_precision)
+            found.append((row.t, row.id, rendered))
     found.sort(key=lambda item: (item[0], item[1]))
-    content = [row for _, _, row in found]
-    return wrap_content(content, params)
+    answer = wrap_content([row for _, _, row in found], params)
+    answer["truncated"] = bool(cut)
+    if cut:
+        answer["data"]["message"] = (f"Successful request. More reports pass these filters than one answer holds "
+                                     f"({'; '.join(cut)} are listed, list_max_reports): narrow date_init/date_end.")
+    return answer

@@ -155,9 +155,6 @@ def test_filters_select_reports():
         ({"minIntensity": "strong"}, "minIntensity", ["'strong'", "whole number"]),
         ({"date_init": "01/02/2021"}, "date_init", ["'01/02/2021'", "yyyy-mm-dd"]),
         ({"date_end": "2021-02-30"}, "date_end", ["not a real date"]),
-        ({"minIntensity": 5, "maxIntensity": 2}, "minIntensity", ["greater than maxIntensity 2"]),
-        ({"date_init": "2021-05-01", "date_end": "2021-04-01"}, "date_init", ["later than date_end"]),
-        ({"type": 1, "subtype": 11}, "subtype", ["belongs to type 2"]),
     ],
 )
 def test_invalid_filters_are_refused_clearly(params, field, words):
@@ -171,8 +168,56 @@ def test_invalid_filters_are_refused_clearly(params, field, words):
     assert answer["data"]["errors"][field]
 
 
+@pytest.mark.parametrize(
+    "params, field, words",
+    [
+        ({"minIntensity": 5, "maxIntensity": 2}, "minIntensity", ["greater than maxIntensity 2"]),
+        ({"date_init": "2021-05-01", "date_end": "2021-04-01"}, "date_init", ["later than date_end"]),
+        ({"type": 1, "subtype": 11}, "subtype", ["belongs to type 2"]),
+    ],
+)
+def test_filters_no_report_can_pass_together_give_an_empty_list_that_says_why(params, field, words):
+    """Each is valid alone (the OpenAPI document accepts it); together they select nothing, as
+    OdourCollect's database answered them, with 200 (pyodcollect requires it)."""
+    filters = parse_filters(params)
+    assert [name for name, _ in filters.contradictions] == [field]
+    answer = list_response([rep(1), rep(2, category=2, subtype=11, intensity=2, hedonic=-1)], params, key=KEY)
+    assert answer["status_code"] == 200 and answer["content"] == [] and answer["data"]["content"] == []
+    for word in words:
+        assert word in answer["data"]["message"] and word in " ".join(answer["data"]["warnings"][field])
+
+
 def test_defaults():
     filters = parse_filters({})
     assert (filters.min_intensity, filters.max_intensity, filters.min_annoy, filters.max_annoy) == (0, 6, -4, 4)
     assert filters.category is None and filters.subtype is None
     assert parse_filters({"date_init": date(2021, 1, 2)}).date_init == date(2021, 1, 2)
+
+
+# --------------------------------------------------------------------------- the schema says what the parser takes
+
+
+def test_the_filter_patterns_of_the_schema_accept_exactly_what_the_parser_takes():
+    import re as re_module
+
+    from plugins.odour.compat import DATE_PATTERN, FILTER_PATTERNS, FilterError, parse_filters
+
+    samples = ["", "0", "5", "05", "+5", "-0", "-4", "-5", "4", "9", "10", "89", "90", " 5", "5 ", "5.0", "1e1",
+               "٥", "0_5", "docs-assets", "9" * 50, "-", "+", "00000000000000000001"]
+    for name, pattern in FILTER_PATTERNS.items():
+        for text in samples:
+            try:
+                parse_filters({name: text})
+                taken = True
+            except FilterError as exc:
+                assert name in exc.errors
+                taken = False
+            assert (re_module.fullmatch(pattern, text) is not None) == taken, (name, text)
+    for text in ["2024-03-05", "0001-01-01", "0000-01-01", "2024-3-5", " 2024-03-05", "2024-03-05T00:00",
+                 "docs-assets", "٢٠٢٤-03-05"]:
+        try:
+            parse_filters({"date_end": text})
+            taken = True
+        except FilterError:
+            taken = False
+        assert (re_module.fullmatch(DATE_PATTERN, text) is not None) == taken, text
