@@ -127,12 +127,16 @@ def test_detection_in_blocks_of_time_agrees_with_the_pairwise_comparison(monkeyp
     # stay in the caches; small blocks here make every block boundary count
     from plugins.odour import events
 
-    monkeypatch.setattr(events, "BLOCK", block)
     rng = random.Random(block)
     reps = _random_reports(rng, 400, 41.4, 2.2)
+    whole = detect_events(reps)  # one block
+    monkeypatch.setattr(events, "BLOCK", block)
     fast, slow = detect_events(reps), naive_events(reps)
     assert fast.groups() == slow.groups() and fast.events
     assert sorted(fast.possible) == sorted(slow.possible)
+    # the events are summarised block by block too: the same events, in the same order, with
+    # the same figures, as from one block
+    assert fast.events == whole.events and fast.possible == whole.possible
 
 
 def test_arrays_interface_reports_times_without_datetimes():
