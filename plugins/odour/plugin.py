@@ -94,8 +94,12 @@ def _contributor_times(observation: ObservationView, minutes: float) -> list[Any
     if _engine is None or observation.contributor_id is None:
         return []
     since, until = burst_window(observation.observed_at, minutes)
+    # a published report's flags are public: its burst counts the author's published reports only
+    # (a pending one's, seen by its author and staff, counts every report of theirs but the trash)
+    statuses = CORROBORATION_STATUSES if observation.status == "published" else ("pending", "published", "unpublished")
     others = queries.observations(_engine, observation.project, kind=KIND, contributor_id=observation.contributor_id,
-                                  since=since, until=until + timedelta(seconds=1), exclude_id=observation.id)
+                                  since=since, until=until + timedelta(seconds=1), exclude_id=observation.id,
+                                  statuses=statuses)
     return [o.observed_at for o in others]
 
 
@@ -167,17 +171,17 @@ def on_status_change(observation: ObservationView, old: str, new: str, project: 
     (pending to trashed, trashed back to pending)."""
     if _engine is None or observation.kind != KIND or "published" not in (old, new):
         return
+    if new == "published":
+        # the report itself: its flags were decided when it was pending (maybe long ago), on
+        # what its author and staff see; now they are public, decided on what the public sees
+        _reassess(observation.id)
     mine, others = _nearby(observation, project)
     if not mine or not others:
         return
     with_it = detect(project, mine + others)
     event = next((e for e in with_it.events if observation.id in e.report_ids), None)
     linked = set(event.report_ids) if event is not None else set()
-    if new == "published":
-        # the report itself (its own flag was decided when it was pending, maybe long ago), and
-        # every report it links with, whatever their ids
-        _reassess(observation.id)
-    for report_id in sorted(linked - {observation.id}):
+    for report_id in sorted(linked - {observation.id}):  # whatever their ids
         _reassess(report_id)
 
 

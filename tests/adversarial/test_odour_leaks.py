@@ -148,3 +148,18 @@ def test_a_pending_report_of_the_same_person_does_not_corroborate_either(
             world.submit("bob", _draft(minutes, 41.4020, 2.1720))
         world.submit("alice", _draft(40, 41.4015, 2.1716))
         assert world.public(alice) == before
+
+
+def test_a_published_reports_burst_flag_counts_only_published_reports_of_its_author(
+        make_engine: Callable[..., Engine]) -> None:
+    """``odour.burst`` (five reports of one person within ten minutes) is a public flag once the
+    report is published: it must not tell that its author has other, unpublished reports."""
+    engine = make_engine(REGISTRY)
+    with TestClient(create_app(engine)) as client:
+        world = World(engine, client)
+        ids = [world.submit("alice", _draft(minutes, 41.4012, 2.1714)) for minutes in (0, 2, 4, 6, 8)]
+        staff = client.get(f"{API}/observations/{ids[-1]}", headers={"Authorization": f"Bearer {world.moderator}"})
+        assert "odour.burst" in {f["code"] for f in staff.json()["flags"]}, "staff see the burst while pending"
+        world.moderate(ids[-1], "publish")
+        seen = client.get(f"{API}/observations/{ids[-1]}").json()
+        assert "odour.burst" not in {f["code"] for f in seen["flags"]}, "the public learns of 4 unpublished reports"
