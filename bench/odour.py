@@ -21,6 +21,8 @@ reports in one project, SQLite in a temporary folder, ``--pg-url`` for PostgreSQ
 against the plain baseline measured in the same run: one ``SELECT`` of the project's reports
 (the least a request that detects events again must do). It checks that the incremental events
 equal a detection over every report, and prints the memory the in-memory events take.
+Then the analyses (categories, hour_weekday, heatmap.png) and ``GET /api/odor/list`` on the
+same reports: median time of warm requests and the peak memory of one (tracemalloc).
 
 Run from the repository root: ``python bench/odour.py`` (about a minute on 2 cores);
 ``--json PATH`` also writes the figures.
