@@ -289,22 +289,7 @@ def link_components(
         heads.append(joined + start)
         tails.append(local[joined] + start)
     # join the blocks' components (edges: each report to its block's label), in time positions
-    parent = np.arange(n, dtype=np.int64)
-    u, v = np.concatenate(heads), np.concatenate(tails)
-    if len(u):
-        linked = np.zeros(n, dtype=bool)
-        linked[u] = True
-        linked[v] = True
-        nodes = np.flatnonzero(linked)
-        compact = np.zeros(n, dtype=np.int32)
-        compact[nodes] = np.arange(len(nodes), dtype=np.int32)
-        roots = _union(np.arange(len(nodes), dtype=np.int32), compact[u], compact[v])
-        parent[nodes] = nodes[roots]
-    labels = np.empty(n, dtype=np.int64)
-    labels[order] = order[parent]
-    root_min = np.full(n, n, dtype=np.int64)
-    np.minimum.at(root_min, labels, np.arange(n, dtype=np.int64))
-    return root_min[labels]
+    return _component_labels(n, order, np.concatenate(heads), np.concatenate(tails))
 
 
 def _link_block(
@@ -400,9 +385,16 @@ def _link_block(
     # of pointer jumping over all n reports), and only over the reports that have a link, in
     # 32-bit numbers: the random reads of pointer jumping slow down per report as the arrays
     # outgrow the caches, so they are kept as small as they can be
+    none = np.empty(0, dtype=np.int64)
+    u, v = (np.concatenate(links_i), np.concatenate(links_j)) if links_i else (none, none)
+    return _component_labels(n, order, u, v)
+
+
+def _component_labels(n: int, order: np.ndarray, u: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """Each report's component (the smallest original index in it), from links ``u[k]``–``v[k]``
+    between positions in time order (``order`` maps a position to its original index)."""
     parent = np.arange(n, dtype=np.int64)
-    if links_i:
-        u, v = np.concatenate(links_i), np.concatenate(links_j)
+    if len(u):
         linked = np.zeros(n, dtype=bool)
         linked[u] = True
         linked[v] = True
