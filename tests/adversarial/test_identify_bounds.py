@@ -10,8 +10,6 @@ large JPEG is decoded reduced by libjpeg and identified as the small one is.
 
 from __future__ import annotations
 
-import os
-import re
 import struct
 import time
 import zlib
@@ -20,14 +18,13 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import httpx
-import numpy as np
 import pytest
 
 from core.engine import Engine
 from core.tokens import create_token
 from plugins.species_id import model_build
 from tests.plugins.species_id.conftest import link_model, species_registry
-from tests.support.serving import ServerDidNotStart, api_server
+from tests.support.serving import ServerDidNotStart, api_server, proc_memory, server_pid
 
 ROOT = Path(__file__).resolve().parents[2]
 URL = "/api/v1/identify"
@@ -79,26 +76,9 @@ def built_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return model_build.build_default_model(tmp_path_factory.mktemp("identify_bounds_model"))
 
 
-def server_pid(port: int) -> int:
-    """The uvicorn child of this process that serves ``port``."""
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            cmdline = (entry / "cmdline").read_bytes().split(b"\0")
-            ppid = int(re.search(r"^PPid:\s+(\d+)", (entry / "status").read_text(), re.M).group(1))  # type: ignore[union-attr]
-        except (OSError, AttributeError):
-            continue
-        if ppid == os.getpid() and b"uvicorn" in b" ".join(cmdline) and str(port).encode() in cmdline:
-            return int(entry.name)
-    raise AssertionError(f"no uvicorn child serving port {port}")
-
-
 def memory(pid: int) -> dict[str, int]:
     """VmRSS (now) and VmHWM (the peak so far) of ``pid``, in bytes."""
-    status = Path(f"/proc/{pid}/status").read_text()
-    return {key: int(re.search(rf"^{key}:\s+(\d+) kB", status, re.M).group(1)) * 1024  # type: ignore[union-attr]
-            for key in ("VmRSS", "VmHWM")}
+    return {key: proc_memory(pid, key) for key in ("VmRSS", "VmHWM")}
 
 
 class Served:

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import struct
 import time
 import zlib
@@ -33,7 +32,7 @@ import sqlalchemy as sa
 from core.db.models import AuditEntry, Observation
 from core.engine import Engine
 from core.tokens import create_token
-from tests.support.serving import ServerDidNotStart, api_server
+from tests.support.serving import ServerDidNotStart, api_server, proc_memory, server_pid
 
 pytestmark = [
     pytest.mark.slow,
@@ -140,26 +139,6 @@ def padded_png(size: int) -> bytes:
 
 # ---- a real server and its memory ------------------------------------------------------------
 
-def server_pid(port: int) -> int:
-    """The uvicorn child of this process that serves ``port``."""
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            cmdline = (entry / "cmdline").read_bytes().split(b"\0")
-            ppid = int(re.search(r"^PPid:\s+(\d+)", (entry / "status").read_text(), re.M).group(1))  # type: ignore[union-attr]
-        except (OSError, AttributeError):
-            continue
-        if ppid == os.getpid() and b"uvicorn" in b" ".join(cmdline) and str(port).encode() in cmdline:
-            return int(entry.name)
-    raise AssertionError(f"no uvicorn child serving port {port}")
-
-
-def memory(pid: int, key: str) -> int:
-    status = Path(f"/proc/{pid}/status").read_text()
-    return int(re.search(rf"^{key}:\s+(\d+) kB", status, re.M).group(1)) * 1024  # type: ignore[union-attr]
-
-
 class Served:
     def __init__(self, base: str, engine: Engine):
         self.base, self.engine = base, engine
@@ -172,11 +151,11 @@ class Served:
         """The answer to ``send()``, the server's peak memory growth over the request (bytes) and
         its wall time (seconds); the answer's body is read in full."""
         Path(f"/proc/{self.pid}/clear_refs").write_text("5")  # VmHWM := VmRSS
-        before = memory(self.pid, "VmRSS")
+        before = proc_memory(self.pid, "VmRSS")
         started = time.perf_counter()
         answer = send()
         spent = time.perf_counter() - started
-        grew = max(0, memory(self.pid, "VmHWM") - before)
+        grew = max(0, proc_memory(self.pid, "VmHWM") - before)
         self.figures.append(f"{what}: {answer.status_code}, {len(answer.content) / MiB:.1f} MiB answered, "
                             f"+{grew / MiB:.0f} MiB, {spent:.2f} s")
         print(self.figures[-1])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -77,3 +78,24 @@ def api_server(folder: Path, root: Path, env: dict[str, str] | None = None) -> I
         log.close()
         if tail.strip():
             print(f"server log (tail):\n{tail}")
+
+
+def server_pid(port: int) -> int:
+    """The uvicorn child of this process that serves ``port``."""
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes().split(b"\0")
+            ppid = int(re.search(r"^PPid:\s+(\d+)", (entry / "status").read_text(), re.M).group(1))  # type: ignore[union-attr]
+        except (OSError, AttributeError):
+            continue
+        if ppid == os.getpid() and b"uvicorn" in b" ".join(cmdline) and str(port).encode() in cmdline:
+            return int(entry.name)
+    raise AssertionError(f"no uvicorn child serving port {port}")
+
+
+def proc_memory(pid: int, key: str) -> int:
+    """``key`` of /proc/PID/status (VmRSS: now, VmHWM: the peak so far), in bytes."""
+    status = Path(f"/proc/{pid}/status").read_text()
+    return int(re.search(rf"^{key}:\s+(\d+) kB", status, re.M).group(1)) * 1024  # type: ignore[union-attr]
