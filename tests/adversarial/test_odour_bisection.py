@@ -16,7 +16,6 @@ of them.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -28,16 +27,12 @@ from core.api.app import create_app
 from core.engine import Engine
 from core.privacy import snap
 from core.tokens import create_token
-from plugins.odour.schema import ODOUR_SETTINGS_SCHEMA
+from tests.support.odour import odour_service
 
 API = "/api/v1"
-REGISTRY = f"""
+REGISTRY = """
 services:
-  odour:
-    summary: odour reports
-    config: {{pseudonym_key: "adversarial"}}
-    settings: {json.dumps(ODOUR_SETTINGS_SCHEMA)}
-projects:
+""" + odour_service("adversarial") + """projects:
   - slug: smells
     name: Smells
     timezone: UTC
@@ -47,7 +42,7 @@ projects:
       odour:
         distance_m: 2000
         heatmap_cell_m: 150
-        points_of_interest: [{{name: Factory, lat: 41.40, lon: 2.20}}]
+        points_of_interest: [{name: Factory, lat: 41.40, lon: 2.20}]
 """
 T0 = datetime(2024, 5, 6, 8, 0, tzinfo=UTC)
 VICTIM_LAT = 41.4012

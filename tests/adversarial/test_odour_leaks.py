@@ -12,7 +12,6 @@ must read as before again.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -22,22 +21,18 @@ from fastapi.testclient import TestClient
 from core.api.app import create_app
 from core.engine import Engine
 from core.tokens import create_token
-from plugins.odour.schema import ODOUR_SETTINGS_SCHEMA
+from tests.support.odour import odour_service
 
 API = "/api/v1"
-REGISTRY = f"""
+REGISTRY = """
 services:
-  odour:
-    summary: odour reports
-    config: {{pseudonym_key: "leaks"}}
-    settings: {json.dumps(ODOUR_SETTINGS_SCHEMA)}
-projects:
+""" + odour_service("leaks") + """projects:
   - slug: smells
     name: Smells, moderated
     timezone: UTC
     location_precision: 3
     services:
-      odour: {{distance_m: 2000}}
+      odour: {distance_m: 2000}
 """
 T0 = datetime(2024, 5, 6, 8, 0, tzinfo=UTC)
 PUBLIC_READS = (

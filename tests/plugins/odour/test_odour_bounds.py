@@ -4,7 +4,6 @@ event store keeps in memory, at most ``analysis_max_reports`` / ``list_max_repor
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -14,22 +13,18 @@ from core import lifecycle
 from core.api.app import create_app
 from core.moderation import moderate
 from core.tokens import create_token
-from plugins.odour.schema import ODOUR_SETTINGS_SCHEMA
+from tests.support.odour import odour_service
 
-REGISTRY = f"""
+REGISTRY = """
 services:
-  odour:
-    summary: odour reports
-    config: {{pseudonym_key: "bounds"}}
-    settings: {json.dumps(ODOUR_SETTINGS_SCHEMA)}
-projects:
+""" + odour_service("bounds") + """projects:
   - slug: smells
     name: Smells
     timezone: UTC
     auto_publish: true
     location_precision: 3
     services:
-      odour: {{analysis_max_reports: 4, list_max_reports: 3}}
+      odour: {analysis_max_reports: 4, list_max_reports: 3}
 """
 T0 = datetime(2024, 5, 6, 8, 0, tzinfo=UTC)
 
