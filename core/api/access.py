@@ -47,7 +47,7 @@ def sees_everything(principal: Principal, obs: Owned) -> bool:
 
 
 def can_see_project(principal: Principal, project: ProjectContext) -> bool:
-    return project.public or principal.role == "operator" or principal.project == project.slug
+    return project.public or principal.is_member_of(project.slug)
 
 
 def visible_filter(query: Select[Any], principal: Principal, project: ProjectContext) -> Select[Any]:

@@ -5,7 +5,8 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, DateTime, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint, text
+from sqlalchemy import (JSON, BigInteger, Boolean, DateTime, Float, ForeignKey, Index, Integer, String, Text,
+                        UniqueConstraint, false, text)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
 
@@ -37,16 +38,47 @@ class Base(DeclarativeBase):
     type_annotation_map = {dict[str, Any]: JSON, datetime: UTCDateTime}
 
 
-class Contributor(Base):
-    __tablename__ = "contributors"
+class Account(Base):
+    """A person: contributor, expert, moderator or administrator of projects (``Membership``),
+    or an operator of the whole engine. Observations refer to it as their contributor."""
+
+    __tablename__ = "accounts"
+    __table_args__ = (Index("uq_account_email", "email", unique=True),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    name: Mapped[str] = mapped_column(String(200))
+    display_name: Mapped[str] = mapped_column(String(200))
+    email: Mapped[str | None] = mapped_column(String(320), nullable=True)
+    """Stored lower-cased; unique."""
+    password_hash: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    """argon2id; None: the account cannot sign in with a password."""
+    is_operator: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_seen_at: Mapped[datetime | None] = mapped_column(nullable=True)
+
+    memberships: Mapped[list[Membership]] = relationship(
+        back_populates="account", order_by="Membership.project", cascade="all, delete-orphan")
+
+
+class Membership(Base):
+    """An account's role in one project: admin, moderator, expert or contributor."""
+
+    __tablename__ = "memberships"
+    __table_args__ = (UniqueConstraint("account_id", "project", name="uq_membership_project"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"))
+    project: Mapped[str] = mapped_column(String(64), index=True)
+    role: Mapped[str] = mapped_column(String(32))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    account: Mapped[Account] = relationship(back_populates="memberships")
 
 
 class ApiToken(Base):
-    """A bearer token; only its sha256 is stored."""
+    """A bearer token of an account; only its sha256 is stored.
+
+    ``project`` and ``role`` narrow it: a token works in that project only (None: every project
+    of the account) and with at most that role (None: the account's own roles)."""
 
     __tablename__ = "api_tokens"
 
@@ -54,11 +86,44 @@ class ApiToken(Base):
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     prefix: Mapped[str] = mapped_column(String(16))
     name: Mapped[str] = mapped_column(String(200), default="")
-    role: Mapped[str] = mapped_column(String(32))
+    role: Mapped[str | None] = mapped_column(String(32), nullable=True)
     project: Mapped[str | None] = mapped_column(String(64), nullable=True)
-    contributor_id: Mapped[int | None] = mapped_column(ForeignKey("contributors.id"), nullable=True)
+    account_id: Mapped[int | None] = mapped_column(ForeignKey("accounts.id"), nullable=True)
+    kind: Mapped[str] = mapped_column(String(16), default="api", server_default="api")
+    """api (made with the CLI or the API), session (a web sign-in; expires), device (an app)."""
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime | None] = mapped_column(nullable=True)
     revoked_at: Mapped[datetime | None] = mapped_column(nullable=True)
+
+
+class Consent(Base):
+    """What a person agreed to (or declined), when, and to which version of the text.
+
+    ``choice`` is ``licence`` for the project's data licence, or a choice the project defines
+    in registry.yaml (``newsletter``, ``follow_up``...). The newest row per choice holds."""
+
+    __tablename__ = "consents"
+    __table_args__ = (Index("ix_consent_project_choice", "project", "choice"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"), index=True)
+    project: Mapped[str] = mapped_column(String(64))
+    choice: Mapped[str] = mapped_column(String(64))
+    version: Mapped[str] = mapped_column(String(32))
+    agreed: Mapped[bool] = mapped_column(Boolean)
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class SignInFailure(Base):
+    """A failed password sign-in, kept for the attempt limits' window and then pruned."""
+
+    __tablename__ = "sign_in_failures"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    account_id: Mapped[int | None] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"), nullable=True,
+                                                   index=True)
+    address: Mapped[str] = mapped_column(String(64), index=True)
+    at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
 
 
 class MediaBlob(Base):
@@ -90,13 +155,23 @@ class Observation(Base):
     project: Mapped[str] = mapped_column(String(64))
     client_id: Mapped[str | None] = mapped_column(String(200), nullable=True)
     content_hash: Mapped[str] = mapped_column(String(64))
-    contributor_id: Mapped[int | None] = mapped_column(ForeignKey("contributors.id"), nullable=True, index=True)
+    contributor_id: Mapped[int | None] = mapped_column(ForeignKey("accounts.id"), nullable=True, index=True)
+    """The account that made it; None for an anonymous or erased (anonymised) contributor."""
+    source_contributor: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
+    """Imported data: a keyed hash of the source's user id (never a name), so per-person analyses
+    still work without an account (``core.importing``)."""
     kind: Mapped[str | None] = mapped_column(String(64), nullable=True)
     observed_at: Mapped[datetime] = mapped_column()
     lat: Mapped[float] = mapped_column(Float)
     lon: Mapped[float] = mapped_column(Float)
     accuracy_m: Mapped[float | None] = mapped_column(Float, nullable=True)
     fields: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    licence: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    """One of the project's licences; None: the project's default licence."""
+    location_privacy: Mapped[str] = mapped_column(String(16), default="open", server_default="open")
+    """open, obscured (the public sees the project's obscured cell) or private (staff and the
+    contributor only): ``core.privacy``."""
+    comments_locked: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     status: Mapped[str] = mapped_column(String(16), default="pending")
     grade: Mapped[str | None] = mapped_column(String(16), nullable=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
@@ -203,3 +278,20 @@ class AuditEntry(Base):
     before: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     after: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Comment(Base):
+    """A comment on an observation. Hidden by staff, it is kept (and audited), not deleted."""
+
+    __tablename__ = "comments"
+    __table_args__ = (Index("ix_comment_observation", "observation_id", "id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    observation_id: Mapped[int] = mapped_column(ForeignKey("observations.id", ondelete="CASCADE"))
+    project: Mapped[str] = mapped_column(String(64), index=True)
+    account_id: Mapped[int | None] = mapped_column(ForeignKey("accounts.id", ondelete="SET NULL"), nullable=True,
+                                                   index=True)
+    """None once the author's account is erased (the comment stays, authorless) or deleted."""
+    body: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    hidden_at: Mapped[datetime | None] = mapped_column(nullable=True)

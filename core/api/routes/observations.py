@@ -14,7 +14,7 @@ from fastapi.responses import JSONResponse
 from starlette.datastructures import UploadFile
 
 from core import lifecycle
-from core.api.access import can_edit, can_read, render, visible_filter
+from core.api.access import can_edit, can_read, can_see_project, render, visible_filter
 from core.api.deps import DbInt, EngineDep, ObsId, PrincipalDep, deny
 from core.api.errors import ApiError
 from core.api.paging import json_size, rows_within
@@ -168,7 +168,7 @@ def list_observations(
                                         description="next_cursor of the previous page, as given")] = None,
 ) -> dict[str, Any]:
     project = lifecycle.get_project(engine, slug)
-    if not project.public and not principal.is_staff_of(slug) and principal.project != slug:
+    if not can_see_project(principal, project):
         raise deny(principal, f"project {slug!r} is not public")
     if contributor is not None and not principal.is_staff_of(slug) and contributor != principal.contributor_id:
         raise deny(principal, "filtering by another contributor")
