@@ -310,6 +310,9 @@ def build_cli() -> click.Group:
         host = build_host(load_registry(settings.registry_path), settings.plugin_modules)
     except (RegistryError, PluginError) as exc:
         fail(str(exc), EXIT_STARTUP)
+    from core.commands import register_all
+
+    register_all(cli)
     for impl in reversed(host.pm.hook.register_commands.get_hookimpls()):
         impl.function(cli=cli)
     return cli

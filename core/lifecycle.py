@@ -11,7 +11,7 @@ import math
 import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo
 
 import jsonschema
@@ -105,6 +105,11 @@ class DraftIn(BaseModel):
     kind: str | None = Field(None, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$",
                              description="an observation type; 'generic' when left out")
     fields: dict[str, Any] = Field(default_factory=dict, description=FIELDS_DESCRIPTION)
+    licence: str | None = Field(None, max_length=32, description="one of the project's licences "
+                                "(GET /api/v1/projects/{slug}); the project's default when left out")
+    location_privacy: Literal["open", "obscured", "private"] | None = Field(
+        None, description="open: the public sees the place (on the project's grid); obscured: the public sees "
+        "only the project's obscured cell; private: only staff and you see it. The project's default when left out")
 
 
 @dataclass(frozen=True)
@@ -319,6 +324,10 @@ def content_hash(draft: DraftIn, media_shas: list[str]) -> str:
         "fields": draft.fields,
         "media": media_shas,
     }
+    # only when chosen: a draft without them hashes as it did before they existed
+    for key in ("licence", "location_privacy"):
+        if getattr(draft, key) is not None:
+            body[key] = getattr(draft, key)
     return hashlib.sha256(json.dumps(body, sort_keys=True, default=str).encode()).hexdigest()
 
 
@@ -336,6 +345,9 @@ def validate(
     project = get_project(engine, project_slug)
     parsed = parse_draft(data, project, engine.settings)
     problems = _check_kind(engine, parsed, project)
+    if parsed.licence is not None and parsed.licence not in project.licences:
+        problems.append(Problem(("licence",), f"{parsed.licence!r} is not a licence of project {project.slug!r}; "
+                                f"one of {', '.join(project.licences)}", "unknown_licence"))
     checked, media_problems = _check_uploads(engine, uploads)
     problems += media_problems
     if problems:
@@ -361,6 +373,8 @@ def validate(
         media=media,
         client_id=parsed.client_id,
         contributor_id=contributor_id,
+        licence=parsed.licence or project.licence,
+        location_privacy=parsed.location_privacy or project.default_location_privacy,
     )
     errors = [p for p in plugin_problems(engine, draft, project) if p.severity == "error"]
     if errors:
@@ -455,6 +469,7 @@ def submit(
                   "contributor_id": contributor_id, "kind": draft.kind, "observed_at": draft.observed_at,
                   "lat": draft.location.lat, "lon": draft.location.lon, "accuracy_m": draft.location.accuracy_m,
                   "fields": draft.fields, "status": "published" if project.auto_publish else "pending",
+                  "licence": draft.licence, "location_privacy": draft.location_privacy,
                   "created_at": now, "updated_at": now, "assess_due_at": now},
             ).inserted_primary_key[0]
             _store_media(engine, conn, obs_id, checked)
@@ -513,6 +528,7 @@ def _apply_edit(
         obs.observed_at = draft.observed_at
         obs.lat, obs.lon, obs.accuracy_m = draft.location.lat, draft.location.lon, draft.location.accuracy_m
         obs.kind, obs.fields, obs.content_hash = draft.kind, draft.fields, digest
+        obs.licence, obs.location_privacy = draft.licence, draft.location_privacy
         obs.assess_due_at = utcnow()  # owed again: cleared by the grading of this version
         obs.media.clear()
         session.flush()

@@ -8,14 +8,15 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import jsonschema
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from core.types import ProjectContext
+from core.licences import KNOWN_LICENCES
+from core.types import ConsentChoice, DatasetInfo, ProjectContext
 
 SLUG = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 
@@ -45,6 +46,45 @@ class ServiceSpec(BaseModel):
         return value
 
 
+class ConsentChoiceSpec(BaseModel):
+    """An optional choice a project asks its contributors (newsletter, follow-up contact...)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(pattern=r"^[a-z][a-z0-9_]{0,63}$")
+    text: str
+    version: str = "1"
+
+
+class PersonSpec(BaseModel):
+    """A person or organisation named in a dataset's metadata (EML)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    email: str | None = None
+    organisation: str | None = None
+    url: str | None = None
+
+
+class DatasetSpec(BaseModel):
+    """What a Darwin Core Archive's ``eml.xml`` says about the project's dataset (GBIF needs
+    a title, a publisher, a contact and a creator; ``core.dwca`` names what is missing)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    title: str | None = None
+    publisher: PersonSpec | None = None
+    contacts: list[PersonSpec] = Field(default_factory=list)
+    creators: list[PersonSpec] = Field(default_factory=list)
+    language: str = "en"
+    citation: str | None = None
+    rights_holder: str | None = None
+
+
+LOCATION_PRIVACY = ("open", "obscured", "private")
+
+
 class ProjectSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -52,13 +92,49 @@ class ProjectSpec(BaseModel):
     name: str
     description: str = ""
     licence: str = "CC-BY-4.0"
+    licences: list[str] = Field(default_factory=list, description="licences a contributor may choose for an "
+                                "observation (the default licence always among them)")
+    licence_version: str = Field("1", description="version of the licence text contributors agree to")
     public: bool = True
     auto_publish: bool = False
     timezone: str = "UTC"
     location_precision: int | None = Field(
         None, ge=0, le=6, description="decimal places of coordinates shown to the public"
     )
+    obscured_precision: int = Field(1, ge=0, le=6, description="decimal places of an obscured observation's "
+                                    "public place (1: a cell of about 11 km)")
+    default_location_privacy: Literal["open", "obscured", "private"] = "open"
+    comments: bool = Field(True, description="whether observations of the project take comments")
+    consent_choices: list[ConsentChoiceSpec] = Field(default_factory=list)
+    erasure: Literal["anonymise", "delete"] = Field("anonymise", description="what erasing a person does to "
+                                                     "their observations")
+    dataset: DatasetSpec = Field(default_factory=DatasetSpec)
     services: dict[str, dict[str, Any] | None] = Field(default_factory=dict)
+
+    @field_validator("licence")
+    @classmethod
+    def _licence(cls, value: str) -> str:
+        if value not in KNOWN_LICENCES:
+            raise ValueError(f"unknown licence {value!r}; one of {', '.join(KNOWN_LICENCES)}")
+        return value
+
+    @field_validator("licences")
+    @classmethod
+    def _licences(cls, value: list[str]) -> list[str]:
+        unknown = [v for v in value if v not in KNOWN_LICENCES]
+        if unknown:
+            raise ValueError(f"unknown licence {unknown[0]!r}; one of {', '.join(KNOWN_LICENCES)}")
+        return value
+
+    @model_validator(mode="after")
+    def _coherent(self) -> "ProjectSpec":
+        if self.location_precision is not None and self.obscured_precision > self.location_precision:
+            raise ValueError(f"obscured_precision ({self.obscured_precision}) must not be finer than "
+                             f"location_precision ({self.location_precision})")
+        names = [c.name for c in self.consent_choices]
+        if len(set(names)) != len(names) or "licence" in names:
+            raise ValueError("consent_choices: each name once, and not 'licence' (the licence is always asked)")
+        return self
 
     @field_validator("slug")
     @classmethod
@@ -120,6 +196,14 @@ def _context(project: ProjectSpec, services: dict[str, ServiceSpec]) -> ProjectC
         timezone=project.timezone,
         location_precision=project.location_precision,
         services=settings,
+        licences=tuple(dict.fromkeys([project.licence, *project.licences])),
+        licence_version=project.licence_version,
+        obscured_precision=project.obscured_precision,
+        default_location_privacy=project.default_location_privacy,
+        comments=project.comments,
+        consent_choices=tuple(ConsentChoice(c.name, c.text, c.version) for c in project.consent_choices),
+        erasure=project.erasure,
+        dataset=DatasetInfo(**project.dataset.model_dump()),
     )
 
 

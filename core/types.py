@@ -54,6 +54,10 @@ class Draft:
     media: tuple[MediaFile, ...] = ()
     client_id: str | None = None
     contributor_id: int | None = None
+    licence: str | None = None
+    """The observation's licence (the project's default when the client chose none)."""
+    location_privacy: str = "open"
+    """open, obscured or private (``core.privacy``)."""
 
 
 @dataclass(frozen=True)
@@ -72,6 +76,8 @@ class ObservationView:
     created_at: datetime
     enrichments: dict[str, dict[str, Any]] = field(default_factory=dict)
     """Results of finished enrichments, by plugin name (filled for quality and grading)."""
+    licence: str | None = None
+    location_privacy: str = "open"
 
 
 @dataclass(frozen=True)
@@ -135,6 +141,29 @@ class Analysis:
 
 
 @dataclass(frozen=True)
+class ConsentChoice:
+    """An optional choice a project asks its contributors, with the version of its text."""
+
+    name: str
+    text: str
+    version: str = "1"
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    """The project's dataset metadata for Darwin Core Archives (people are dicts with name,
+    email, organisation, url)."""
+
+    title: str | None = None
+    publisher: dict[str, Any] | None = None
+    contacts: list[dict[str, Any]] = field(default_factory=list)
+    creators: list[dict[str, Any]] = field(default_factory=list)
+    language: str = "en"
+    citation: str | None = None
+    rights_holder: str | None = None
+
+
+@dataclass(frozen=True)
 class ProjectContext:
     """A project from ``registry.yaml`` as plugins see it."""
 
@@ -148,6 +177,17 @@ class ProjectContext:
     location_precision: int | None
     services: dict[str, dict[str, Any]]
     """Enabled services -> their validated settings."""
+    licences: tuple[str, ...] = ()
+    """Licences an observation may carry (the default ``licence`` first)."""
+    licence_version: str = "1"
+    obscured_precision: int = 1
+    """Decimal places of an obscured observation's public place."""
+    default_location_privacy: str = "open"
+    comments: bool = True
+    consent_choices: tuple[ConsentChoice, ...] = ()
+    erasure: str = "anonymise"
+    """What erasing a person does to their observations here: anonymise or delete."""
+    dataset: DatasetInfo = field(default_factory=DatasetInfo)
 
     def settings(self, service: str) -> dict[str, Any]:
         """Settings of ``service`` for this project ({} when it is enabled with none)."""

@@ -60,6 +60,8 @@ def observation_view(obs: Observation, store: MediaStore) -> ObservationView:
         status=obs.status,
         created_at=obs.created_at,
         enrichments={e.plugin: e.result or {} for e in obs.enrichments if e.status == "done"},
+        licence=obs.licence,
+        location_privacy=obs.location_privacy,
     )
 
 
