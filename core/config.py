@@ -54,6 +54,15 @@ class Settings(BaseSettings):
 
     host: str = "127.0.0.1"
     port: int = 8000
+    public_url: str = Field("", description="the engine's address as the world reaches it, e.g. "
+                            "https://observatory.example.org (links in exports and archives); "
+                            "http://HOST:PORT when left empty")
+    sign_in_max_failures: int = Field(5, ge=1, description="failed password sign-ins per account within "
+                                      "sign_in_window_s before it is refused (429)")
+    sign_in_max_failures_per_address: int = Field(20, ge=1, description="failed sign-ins from one address "
+                                                  "within sign_in_window_s before it is refused")
+    sign_in_window_s: int = Field(900, ge=1)
+    session_hours: float = Field(12.0, gt=0, description="how long a web sign-in lasts")
 
     @model_validator(mode="after")
     def _embedded_defaults(self) -> "Settings":
@@ -67,6 +76,11 @@ class Settings(BaseSettings):
         if self.environment == "production" and self.database_url.startswith("sqlite") and ":memory:" in self.database_url:
             raise ValueError("OBSERVATORY_DATABASE_URL: an in-memory database loses everything in production")
         return self
+
+    @property
+    def base_url(self) -> str:
+        """``public_url`` without a trailing slash, or http://host:port."""
+        return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")
 
     @property
     def broker_folder(self) -> Path:
