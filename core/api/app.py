@@ -13,7 +13,7 @@ from core.api.docs_page import install_docs_page
 from core.api.errors import install_error_handlers
 from core.api.limits import BodySizeLimit
 from core.api.ratelimit import RateLimiter
-from core.api.routes import audit, exports, health, media, moderation, observations, plugins, projects
+from core.api.routes import routers
 from core.engine import Engine
 from core.lifecycle import DraftIn
 from core.tokens import PrincipalCache
@@ -69,8 +69,8 @@ def create_app(engine: Engine) -> FastAPI:
     app.state.principals = PrincipalCache(engine.settings.token_cache_s)
     install_error_handlers(app)
     app.add_middleware(BodySizeLimit, max_bytes=engine.settings.max_request_bytes)
-    for module in (health, projects, observations, moderation, media, audit, exports, plugins):
-        app.include_router(module.router)
+    for router in routers():
+        app.include_router(router)
     _plugin_routers(app, engine)
 
     def openapi() -> dict[str, Any]:
