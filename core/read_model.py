@@ -30,7 +30,8 @@ _flags = QualityFlag.__table__
 
 OBSERVATION_COLUMNS = (_obs.c.id, _obs.c.project, _obs.c.client_id, _obs.c.contributor_id, _obs.c.kind,
                        _obs.c.observed_at, _obs.c.lat, _obs.c.lon, _obs.c.accuracy_m, _obs.c.fields,
-                       _obs.c.status, _obs.c.grade, _obs.c.created_at, _obs.c.updated_at)
+                       _obs.c.status, _obs.c.grade, _obs.c.created_at, _obs.c.updated_at,
+                       _obs.c.licence, _obs.c.location_privacy)
 
 
 @dataclass(frozen=True)
@@ -104,7 +105,10 @@ def _grouped(rows: Iterable[Row[Any]]) -> defaultdict[int, list[Row[Any]]]:
 
 def observation_data(obs: Any, media: Iterable[Any], enrichments: Iterable[Any], flags: Iterable[Any],
                      media_url: str | None = None) -> dict[str, Any]:
-    """The dictionary of an observation, from rows or ORM objects (read by attribute)."""
+    """The dictionary of an observation, from rows or ORM objects (read by attribute).
+
+    ``licence`` is as stored (None: the project's default, which ``views`` fills in) and
+    ``location`` is exact: ``views.public_view`` makes what the public may see of both."""
     return {
         "id": obs.id,
         "project": obs.project,
@@ -113,6 +117,8 @@ def observation_data(obs: Any, media: Iterable[Any], enrichments: Iterable[Any],
         "kind": obs.kind,
         "observed_at": obs.observed_at.isoformat(),
         "location": {"lat": obs.lat, "lon": obs.lon, "accuracy_m": obs.accuracy_m},
+        "location_privacy": obs.location_privacy,
+        "licence": obs.licence,
         "fields": readable(obs.fields),  # an older row may hold what no answer can carry
         "status": obs.status,
         "grade": obs.grade,

@@ -70,13 +70,22 @@ def observation_dict(obs: Observation, *, media_url: str | None = None) -> dict[
     return observation_data(obs, obs.media, obs.enrichments, obs.flags, media_url)
 
 
+def with_licence(data: dict[str, Any], project: ProjectContext) -> dict[str, Any]:
+    """``data`` with its licence resolved: the project's default where the observation has none
+    (observations stored before licences were chosen per observation)."""
+    return {**data, "licence": data.get("licence") or project.licence}
+
+
 def public_view(data: dict[str, Any], project: ProjectContext) -> dict[str, Any]:
-    """An observation as the public sees it: no contributor identity, the place on the project's
-    public grid (``core.privacy``), media without the names they were sent with, no error texts."""
-    out = dict(data)
+    """An observation as the public sees it: no contributor identity, the place as its location
+    privacy allows (``core.privacy``: on the project's grid when open, on the obscured cell with
+    ``obscured: true`` when obscured, ``null`` when private), the licence resolved, media without
+    the names they were sent with, no error texts."""
+    out = with_licence(data, project)
     out["contributor_id"] = None
     out["client_id"] = None
-    out["location"] = public_location_dict(data["location"], project)
+    out["location_privacy"] = data.get("location_privacy") or "open"
+    out["location"] = public_location_dict(data["location"], project, out["location_privacy"])
     # a file name as sent can name a person, a device or a place ("IMG_home_garden.jpg")
     out["media"] = [{**m, "filename": None} for m in data.get("media", [])]
     # error texts can carry paths and internals; the public sees only that it failed

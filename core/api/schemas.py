@@ -36,6 +36,14 @@ class LocationOut(BaseModel):
     lat: float
     lon: float
     accuracy_m: float | None = None
+    obscured: bool = Field(False, description="true when this is the observation's obscured cell (its contributor "
+                           "asked for the place to be generalised), not the place itself")
+
+
+LOCATION_DESCRIPTION = (
+    "Staff and the observation's contributor see the exact place. Others see it as its location_privacy "
+    "allows: open, on the project's public grid; obscured, the cell of the project's obscured precision "
+    "(obscured: true, accuracy_m at least the cell); private, null.")
 
 
 class MediaOut(BaseModel):
@@ -68,7 +76,9 @@ class FlagOut(BaseModel):
 class ObservationOut(BaseModel):
     model_config = ConfigDict(json_schema_extra={"examples": [{
         "id": 42, "project": "demo", "client_id": "app-7f3a-0001", "contributor_id": 3, "kind": "generic",
-        "observed_at": "2026-05-01T07:30:00+00:00", "location": {"lat": 41.39, "lon": 2.17, "accuracy_m": 8},
+        "observed_at": "2026-05-01T07:30:00+00:00",
+        "location": {"lat": 41.39, "lon": 2.17, "accuracy_m": 8, "obscured": False}, "location_privacy": "open",
+        "licence": "CC-BY-4.0",
         "fields": {"note": "a fox crossing the path"}, "status": "pending", "grade": "needs_id",
         "media": [{"id": 7, "sha256": "e860...", "content_type": "image/jpeg", "size": 50163, "width": 451,
                    "height": 300, "filename": "fox.jpg", "url": "/api/v1/observations/42/media/7"}],
@@ -82,7 +92,10 @@ class ObservationOut(BaseModel):
     contributor_id: int | None = None
     kind: str | None = None
     observed_at: datetime
-    location: LocationOut
+    location: LocationOut | None = Field(description=LOCATION_DESCRIPTION)
+    location_privacy: Literal["open", "obscured", "private"] = "open"
+    licence: str | None = Field(None, description="the observation's licence (one of the project's licences; "
+                                "null only on an observation stored before licences, when the project's applies)")
     fields: dict[str, Any]
     status: Literal["pending", "published", "unpublished", "trashed"]
     grade: Literal["casual", "needs_id", "research"] | None = None
@@ -133,15 +146,38 @@ class ServiceOut(BaseModel):
     settings: dict[str, Any]
 
 
+class LicenceOut(BaseModel):
+    id: str = Field(examples=["CC-BY-4.0"])
+    uri: str | None = Field(description="the licence text (null for all rights reserved)")
+    gbif_eligible: bool = Field(description="GBIF publishes records under it (CC0, CC BY, CC BY-NC)")
+
+
+class ConsentChoiceOut(BaseModel):
+    name: str
+    text: str
+    version: str
+
+
 class ProjectOut(BaseModel):
     slug: str
     name: str
     description: str
-    licence: str
+    licence: str = Field(description="the default licence of an observation")
     public: bool
     timezone: str
     services: dict[str, ServiceOut]
     kinds: dict[str, KindOut]
+    licences: list[LicenceOut] = Field(description="licences a contributor may choose for an observation "
+                                       "(the draft's `licence`), the default first")
+    licence_version: str = Field(description="version of the licence text contributors agree to")
+    default_location_privacy: Literal["open", "obscured", "private"] = Field(
+        description="a draft's location_privacy when it names none")
+    location_precision_m: float | None = Field(description="the public grid of open places, in metres "
+                                               "(null: open places are shown exactly)")
+    obscured_cell_m: float = Field(description="the cell an obscured place is shown as, in metres")
+    comments: bool = Field(description="whether observations take comments")
+    consent_choices: list[ConsentChoiceOut] = Field(description="what the project asks its contributors to agree "
+                                                    "to (POST a consent with the choice's name and version)")
 
 
 class AuditOut(BaseModel):
