@@ -9,6 +9,7 @@ import hashlib
 import json
 import math
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Annotated, Any, Literal
@@ -342,7 +343,12 @@ def validate(
     engine: Engine, project_slug: str, data: Any, uploads: list[Upload], contributor_id: int | None
 ) -> tuple[DraftIn, Draft, list[tuple[Upload, Any]]]:
     """Every check, the engine's and the enabled plugins'; raise ValidationFailed, store nothing."""
-    project = get_project(engine, project_slug)
+    return _validate_in(engine, get_project(engine, project_slug), data, uploads, contributor_id)
+
+
+def _validate_in(
+    engine: Engine, project: ProjectContext, data: Any, uploads: list[Upload], contributor_id: int | None
+) -> tuple[DraftIn, Draft, list[tuple[Upload, Any]]]:
     parsed = parse_draft(data, project, engine.settings)
     problems = _check_kind(engine, parsed, project)
     if parsed.licence is not None and parsed.licence not in project.licences:
@@ -502,12 +508,16 @@ def _lookup_retry(
         # client_ids are unique per project, not per contributor: one used by someone else answers in
         # the very words of one's own conflict, so that the answer says nothing about anyone else
         if existing.contributor_id != contributor_id or (existing.content_hash != digest and not edit):
-            raise Conflict(
-                f"client_id {client_id!r} is already used in this project with other content; choose another, "
-                "or send it as an edit to change your own observation",
-                code="client_id_conflict",
-            )
+            raise _client_id_conflict(client_id)
         return _Found(existing.id, existing.content_hash)
+
+
+def _client_id_conflict(client_id: str) -> Conflict:
+    return Conflict(
+        f"client_id {client_id!r} is already used in this project with other content; choose another, "
+        "or send it as an edit to change your own observation",
+        code="client_id_conflict",
+    )
 
 
 def _after_commit(engine: Engine, observation_id: int, enrichments: list[tuple[int, str]]) -> None:
@@ -582,3 +592,218 @@ def _requeue_enrichments(session: Session, obs: Observation) -> list[tuple[int, 
 
 def future_limit(engine: Engine) -> datetime:
     return datetime.now(timezone.utc) + timedelta(seconds=engine.settings.max_future_skew_s)
+
+
+# -- many at once: imports and sync --------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ItemResult:
+    """What ``submit_many`` did with one item: stored (``created``), found already stored (a
+    retry: the same client_id and content; ``observation_id`` is the stored one), or refused
+    (``problems``: what submit would have raised, with field paths; nothing stored)."""
+
+    index: int
+    observation_id: int | None
+    created: bool
+    problems: tuple[Problem, ...] = ()
+
+    @property
+    def status(self) -> Literal["stored", "duplicate", "refused"]:
+        if self.problems:
+            return "refused"
+        return "stored" if self.created else "duplicate"
+
+
+@dataclass
+class _Ready:
+    """An item that passed every check, with the row it stores."""
+
+    index: int
+    client_id: str | None
+    digest: str
+    contributor_id: int | None
+    checked: list[tuple[Upload, Any]]
+    row: dict[str, Any]
+
+
+_LOOKUP_CHUNK = 500  # client ids per look-up query (far below every driver's parameter limit)
+_BATCH_ATTEMPTS = 3  # batch inserts tried before the items are stored one by one
+
+
+def _per_item(value: Any, n: int, name: str) -> list[Any]:
+    if value is None or isinstance(value, (int, str)):
+        return [value] * n
+    values = list(value)
+    if len(values) != n:
+        raise ValueError(f"{name}: {len(values)} values for {n} items")
+    return values
+
+
+def submit_many(
+    engine: Engine,
+    project_slug: str,
+    items: Sequence[tuple[Any, Sequence[Upload] | None]],
+    contributors: int | None | Sequence[int | None] = None,
+    *,
+    actor: str = "system",
+    source_contributors: str | None | Sequence[str | None] = None,
+) -> list[ItemResult]:
+    """Validate and store many drafts at once: one result per item, in order.
+
+    Each item, ``(draft data, uploads)``, goes through every check of ``submit``; the valid ones
+    are stored in ONE transaction (observations, media, pending enrichments, inserted many rows
+    per statement), and their enrichments are queued after the commit as ``submit`` queues them.
+    A bad item is reported (``ItemResult.problems``) and the rest stored. ``client_id`` works as in
+    ``submit``: one already stored (or earlier in the batch) with the same content and contributor
+    is a duplicate that answers the stored id; with other content it is refused
+    (``client_id_conflict``). When another writer stores one of the batch's client ids meanwhile,
+    the batch looks again and, if it keeps racing, stores its items one at a time.
+
+    ``contributors``: one account id for every item, or one per item (None: anonymous);
+    ``source_contributors``: the keyed hash of an imported observation's original author
+    (``Observation.source_contributor``), one for all or one per item. ``actor`` names who stored
+    them (kept for the audit trail of later changes; storing is not itself audited, as in submit).
+    """
+    project = get_project(engine, project_slug)
+    n = len(items)
+    contributor_of = _per_item(contributors, n, "contributors")
+    source_of = _per_item(source_contributors, n, "source_contributors")
+    results: dict[int, ItemResult] = {}
+    ready: list[_Ready] = []
+    first_with: dict[str, _Ready] = {}
+    twins: list[tuple[int, _Ready]] = []  # later items that repeat an earlier one of the batch
+    status = "published" if project.auto_publish else "pending"
+    for index, (data, uploads) in enumerate(items):
+        contributor_id = contributor_of[index]
+        try:
+            parsed, draft, checked = _validate_in(engine, project, data, list(uploads or []), contributor_id)
+        except ValidationFailed as exc:
+            results[index] = ItemResult(index, None, False, tuple(exc.problems))
+            continue
+        digest = content_hash(parsed, [m.sha256 for m in draft.media])
+        item = _Ready(index, draft.client_id, digest, contributor_id, checked, {
+            "project": project.slug, "client_id": draft.client_id, "content_hash": digest,
+            "contributor_id": contributor_id, "source_contributor": source_of[index], "kind": draft.kind,
+            "observed_at": draft.observed_at, "lat": draft.location.lat, "lon": draft.location.lon,
+            "accuracy_m": draft.location.accuracy_m, "fields": draft.fields, "status": status,
+            "licence": draft.licence, "location_privacy": draft.location_privacy,
+        })
+        if draft.client_id:
+            first = first_with.get(draft.client_id)
+            if first is not None:
+                if first.digest == digest and first.contributor_id == contributor_id:
+                    twins.append((index, first))
+                else:
+                    results[index] = _conflict_result(index, draft.client_id)
+                continue
+            first_with[draft.client_id] = item
+        ready.append(item)
+
+    stored = _store_batch(engine, project, ready, results)
+    for index, first in twins:
+        answer = results[first.index]
+        results[index] = ItemResult(index, answer.observation_id, False, answer.problems)
+    for obs_id, enrichments in stored:
+        _after_commit(engine, obs_id, enrichments)
+    return [results[i] for i in range(n)]
+
+
+def _conflict_result(index: int, client_id: str) -> ItemResult:
+    conflict = _client_id_conflict(client_id)
+    return ItemResult(index, None, False, (Problem(("client_id",), conflict.message, conflict.code),))
+
+
+def _store_batch(
+    engine: Engine, project: ProjectContext, ready: list[_Ready], results: dict[int, ItemResult]
+) -> list[tuple[int, list[tuple[int, str]]]]:
+    """Store ``ready`` in one transaction; fill ``results``; return (id, enrichments) of each stored."""
+    pending = ready
+    for _attempt in range(_BATCH_ATTEMPTS):
+        pending = _resolve_stored(engine, project.slug, pending, results)
+        if not pending:
+            return []
+        try:
+            done = _insert_batch(engine, project, pending)
+        except IntegrityError:
+            continue  # another writer stored one of these client ids meanwhile: look again
+        return _record(done, results)
+    stored = []  # still racing: one transaction per item, each settled on its own
+    for item in _resolve_stored(engine, project.slug, pending, results):
+        try:
+            stored += _record(_insert_batch(engine, project, [item]), results)
+        except IntegrityError as exc:
+            if _resolve_stored(engine, project.slug, [item], results):
+                results[item.index] = ItemResult(item.index, None, False, (Problem(
+                    (), f"could not be stored: {type(exc.orig).__name__}", "store_failed"),))
+    return stored
+
+
+def _record(done: list[tuple[_Ready, int, list[tuple[int, str]]]],
+            results: dict[int, ItemResult]) -> list[tuple[int, list[tuple[int, str]]]]:
+    for item, obs_id, _enrichments in done:
+        results[item.index] = ItemResult(item.index, obs_id, True)
+    return [(obs_id, enrichments) for _item, obs_id, enrichments in done]
+
+
+def _resolve_stored(engine: Engine, project: str, items: list[_Ready], results: dict[int, ItemResult]) -> list[_Ready]:
+    """Settle the items whose client id is stored already (a duplicate, or a conflict); return the rest."""
+    wanted = [item.client_id for item in items if item.client_id]
+    if not wanted:
+        return items
+    table = Observation.__table__
+    found: dict[str, tuple[int, str, int | None]] = {}
+    with engine.db.connect() as conn:
+        for start in range(0, len(wanted), _LOOKUP_CHUNK):
+            rows = conn.execute(
+                select(table.c.client_id, table.c.id, table.c.content_hash, table.c.contributor_id)
+                .where(table.c.project == project, table.c.client_id.in_(wanted[start:start + _LOOKUP_CHUNK])))
+            found.update((row.client_id, (row.id, row.content_hash, row.contributor_id)) for row in rows)
+    rest = []
+    for item in items:
+        existing = found.get(item.client_id) if item.client_id else None
+        if existing is None:
+            rest.append(item)
+        elif existing[1] == item.digest and existing[2] == item.contributor_id:
+            results[item.index] = ItemResult(item.index, existing[0], False)
+        else:
+            results[item.index] = _conflict_result(item.index, item.client_id)  # type: ignore[arg-type]
+    return rest
+
+
+_RETURNING_IDS = insert(Observation.__table__).returning(Observation.__table__.c.id, sort_by_parameter_order=True)
+_RETURNING_ENRICHMENTS = insert(Enrichment.__table__).returning(
+    Enrichment.__table__.c.id, Enrichment.__table__.c.observation_id, Enrichment.__table__.c.plugin,
+    sort_by_parameter_order=True)
+
+
+def _insert_batch(
+    engine: Engine, project: ProjectContext, items: list[_Ready]
+) -> list[tuple[_Ready, int, list[tuple[int, str]]]]:
+    """One transaction: the observations, their media and their pending enrichments, many rows a statement."""
+    now = utcnow()
+    rows = [{**item.row, "created_at": now, "updated_at": now, "assess_due_at": now} for item in items]
+    services = engine.host.enriching_services(project)
+    blob_insert = (pg_insert if engine.db.dialect.name == "postgresql" else sqlite_insert)(MediaBlob).on_conflict_do_nothing()
+    with engine.db.begin() as conn:
+        ids = list(conn.execute(_RETURNING_IDS, rows).scalars())
+        blobs: dict[str, dict[str, Any]] = {}
+        links = []
+        for item, obs_id in zip(items, ids):
+            for position, (upload, sniffed) in enumerate(item.checked):
+                sha = engine.media.put(upload.data)
+                blobs.setdefault(sha, {"sha256": sha, "size": len(upload.data), "content_type": sniffed.content_type,
+                                       "width": sniffed.width, "height": sniffed.height, "created_at": now})
+                links.append({"observation_id": obs_id, "sha256": sha, "filename": upload.filename,
+                              "position": position})
+        if blobs:
+            conn.execute(blob_insert, list(blobs.values()))
+        if links:
+            conn.execute(insert(ObservationMedia.__table__), links)
+        by_obs: dict[int, list[tuple[int, str]]] = {obs_id: [] for obs_id in ids}
+        if services:
+            values = [{"observation_id": obs_id, "plugin": name, "status": "pending", "attempts": 0, "updated_at": now}
+                      for obs_id in ids for name in services]
+            for row in conn.execute(_RETURNING_ENRICHMENTS, values):
+                by_obs[row.observation_id].append((row.id, row.plugin))
+    return [(item, obs_id, by_obs[obs_id]) for item, obs_id in zip(items, ids)]
