@@ -15,6 +15,7 @@ applied.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -45,6 +46,15 @@ def document_security(schema: dict[str, Any]) -> None:
                 operation["security"] = [*security, {}]
 
 
+FILTER_ROUTES = frozenset({
+    "/api/v1/projects/{slug}/observations",
+    "/api/v1/projects/{slug}/export",
+    "/api/v1/projects/{slug}/export/dwca",
+})
+"""Routes that take ``core.filters``: ``field.NAME`` (and ``field.NAME>`` / ``field.NAME<``, as
+``field.count>=3`` arrives) reaches them, and their parser names an unknown field."""
+_FIELD_FILTER = re.compile(r"^field\.[^<>!]{1,100}[<>!]?$")
+
 _query_names: dict[int, frozenset[str]] = {}
 
 
@@ -68,8 +78,13 @@ async def reject_unknown_query(request: Request) -> None:
     if not isinstance(route, APIRoute) or not request.query_params:
         return
     unknown = sorted(set(request.query_params.keys()) - _declared_query(route))
+    filters = request.method == "GET" and route.path in FILTER_ROUTES
+    if unknown and filters:
+        unknown = [name for name in unknown if not _FIELD_FILTER.match(name)]
     if unknown:
         known = ", ".join(sorted(_declared_query(route))) or "none"
+        if filters:
+            known += ", and field.NAME for a field of the project's kinds"
         raise ApiError(422, "unknown_parameter",
                        f"unknown query parameter(s) {', '.join(map(repr, unknown))}; this operation takes: {known}")
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from datetime import datetime, timezone
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request
@@ -25,7 +24,8 @@ from core.db.models import Observation
 from core.db.session import transaction
 from core.engine import Engine
 from core.errors import ValidationFailed
-from core.place_filter import bbox_where, parse_bbox, visible_place
+from core.filters import FILTER_PARAMETERS, filter_conditions, parse_filters
+from core.licences import KNOWN_LICENCES
 from core.tokens import Principal
 from core.types import Problem
 from core.read_model import observation_rows, read_observation, read_observations
@@ -147,22 +147,33 @@ def _decode_cursor(cursor: str | None) -> int | None:
 @router.get("/projects/{slug}/observations", response_model=ObservationPage, summary="List observations",
             description="Newest first, with cursor pagination; a page holds at most `limit` observations and stops "
             "early once their fields pass OBSERVATORY_MAX_PAGE_BYTES (`next_cursor` goes on). Anonymous callers see published observations of "
-            "public projects only; contributors see those and their own; staff see all.",
+            "public projects only; contributors see those and their own; staff see all. Besides the filters below, "
+            "`field.NAME=value` filters on a field of the kinds' schemas (`field.count>=3`, `field.count<=3`, "
+            "`field.category=in:1,2`, operators `gt: gte: lt: lte: ne: in:`): see docs/filters.md. An unknown field, "
+            "or a value of the wrong type, is a 422 that names it.",
             responses=error_responses(401, 403, 404, 422, 429))
 def list_observations(
     slug: str,
+    request: Request,
     engine: EngineDep,
     principal: PrincipalDep,
     status: Literal["pending", "published", "unpublished", "trashed"] | None = None,
     grade: Literal["casual", "needs_id", "research"] | None = None,
-    contributor: Annotated[DbInt | None, Query(description="a contributor id (staff, or your own)")] = None,
+    contributor: Annotated[DbInt | None, Query(description=FILTER_PARAMETERS["contributor"])] = None,
     kind: Annotated[str | None, Query(max_length=64, pattern=KIND_PATTERN, description="an observation kind")] = None,
-    since: Annotated[IsoDateTime | None, Query(description="observed at or after (ISO 8601 with offset)")] = None,
-    until: Annotated[IsoDateTime | None, Query(description="observed before (ISO 8601 with offset)")] = None,
+    since: Annotated[IsoDateTime | None, Query(description=FILTER_PARAMETERS["since"])] = None,
+    until: Annotated[IsoDateTime | None, Query(description=FILTER_PARAMETERS["until"])] = None,
+    created_since: Annotated[IsoDateTime | None, Query(description=FILTER_PARAMETERS["created_since"])] = None,
+    created_until: Annotated[IsoDateTime | None, Query(description=FILTER_PARAMETERS["created_until"])] = None,
+    updated_since: Annotated[IsoDateTime | None, Query(description=FILTER_PARAMETERS["updated_since"])] = None,
     bbox: Annotated[str | None, Query(pattern=BBOX_PATTERN,
         description="west,south,east,north in degrees (west > east crosses the antimeridian); it tests each "
         "place as you see it, on the project's public grid unless you are staff or the observation is yours",
         examples=["2.0,41.3,2.3,41.5"])] = None,
+    polygon: Annotated[str | None, Query(max_length=20_000, description=FILTER_PARAMETERS["polygon"],
+        examples=['{"type":"Polygon","coordinates":[[[2.0,41.3],[2.3,41.3],[2.3,41.5],[2.0,41.3]]]}'])] = None,
+    has_media: Annotated[Literal["true", "false"] | None, Query(description=FILTER_PARAMETERS["has_media"])] = None,
+    licence: Annotated[Literal[KNOWN_LICENCES] | None, Query(description=FILTER_PARAMETERS["licence"])] = None,  # type: ignore[valid-type]
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     cursor: Annotated[str | None, Query(min_length=1, max_length=16, pattern=r"^[A-Za-z0-9_-]+$",
                                         description="next_cursor of the previous page, as given")] = None,
@@ -170,33 +181,15 @@ def list_observations(
     project = lifecycle.get_project(engine, slug)
     if not can_see_project(principal, project):
         raise deny(principal, f"project {slug!r} is not public")
-    if contributor is not None and not principal.is_staff_of(slug) and contributor != principal.contributor_id:
+    # the declared parameters are checked above (OpenAPI); the raw text of every filter, field.* included,
+    # goes through the one parser the exports and the CLI use
+    chosen = parse_filters(engine, project, {k: v for k, v in request.query_params.items() if k not in ("limit", "cursor")})
+    if chosen.contributor is not None and not principal.is_staff_of(slug) \
+            and chosen.contributor != principal.contributor_id:
         raise deny(principal, "filtering by another contributor")
     query = visible_filter(observation_rows().where(Observation.project == slug), principal, project)
-    filters = {Observation.status: status, Observation.grade: grade, Observation.contributor_id: contributor,
-               Observation.kind: kind}
-    for column, value in filters.items():
-        if value is not None:
-            query = query.where(column == value)
-    for bound in (since, until):
-        if bound is not None and bound.tzinfo is None:
-            raise ApiError(422, "naive_datetime", "since and until need a UTC offset, e.g. 2026-05-01T00:00:00Z")
-        try:  # the UTC column converts them; 0001-01-01T00:00+01:00 has no UTC time
-            if bound is not None:
-                bound.astimezone(timezone.utc)
-        except OverflowError:
-            raise ApiError(422, "invalid_datetime", f"{bound.isoformat()} is out of range in UTC") from None
-    if kind is not None and "\x00" in kind:  # PostgreSQL refuses NUL in text; no kind has one
-        raise ApiError(422, "invalid_kind", "kind must not contain NUL characters")
-    if since is not None:
-        query = query.where(Observation.observed_at >= since)
-    if until is not None:
-        query = query.where(Observation.observed_at < until)
-    box = parse_bbox(bbox)
-    if box is not None:
-        # on the place as this caller sees it: on exact places, bisecting the box would give them back
-        lat, lon = visible_place(project, staff=principal.is_staff_of(slug), contributor_id=principal.contributor_id)
-        query = query.where(bbox_where(box, lat, lon))
+    query = query.where(*filter_conditions(chosen, project, staff=principal.is_staff_of(slug),
+                                           contributor_id=principal.contributor_id))
     after = _decode_cursor(cursor)
     if after is not None:
         query = query.where(Observation.id < after)
