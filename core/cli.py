@@ -262,29 +262,38 @@ def tokens() -> None:
     pass
 
 
-@tokens.command("create", help="Make a token and print it once; only its hash is stored.")
-@click.option("--role", required=True, type=click.Choice(["operator", "admin", "moderator", "contributor"]))
-@click.option("--project", default=None, help="the project an admin, moderator or contributor token is for")
+@tokens.command("create", help="Make a token and print it once; only its hash is stored. With --account, a token "
+                "of that account (narrowed by --project and --role if given); without, a new account with --role "
+                "in --project (the quick way for a device or a script).")
+@click.option("--role", default=None, type=click.Choice(["operator", "admin", "moderator", "expert", "contributor"]))
+@click.option("--project", default=None, help="the project the token is for")
+@click.option("--account", "account_id", type=int, default=None, help="an existing account (observatory accounts list)")
 @click.option("--name", default="", help="who or what the token is for")
 @click.pass_context
-def tokens_create(ctx: click.Context, role: str, project: str | None, name: str) -> None:
-    from core.tokens import create_token
+def tokens_create(ctx: click.Context, role: str | None, project: str | None, account_id: int | None, name: str) -> None:
+    from core.tokens import create_account_token, create_token
 
     try:
-        new = create_token(engine_of(ctx), role, project, name)
+        if account_id is not None:
+            new = create_account_token(engine_of(ctx), account_id, project=project, role=role, name=name)
+        elif role is None:
+            fail("name a --role (with --project), or an --account", EXIT_INVALID)
+        else:
+            new = create_token(engine_of(ctx), role, project, name)
     except EngineError as exc:
         fail(exc.message, EXIT_INVALID)
     click.echo(new.token)
-    click.echo(f"token {new.id} ({role}{' of ' + project if project else ''}); keep it now, it is not shown again",
-               err=True)
+    scope = f"{role or 'every role'}{' in ' + project if project else ''}"
+    click.echo(f"token {new.id} of account {new.account_id} ({scope}); keep it now, it is not shown again", err=True)
 
 
 @tokens.command("list", help="List tokens (never their secret).")
+@click.option("--account", "account_id", type=int, default=None, help="only this account's tokens")
 @click.pass_context
-def tokens_list(ctx: click.Context) -> None:
+def tokens_list(ctx: click.Context, account_id: int | None) -> None:
     from core.tokens import list_tokens
 
-    echo_json(list_tokens(engine_of(ctx)))
+    echo_json(list_tokens(engine_of(ctx), account_id))
 
 
 @tokens.command("revoke", help="Revoke a token by its id.")
