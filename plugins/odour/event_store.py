@@ -2,9 +2,10 @@
 with what changed instead of being detected again on every request.
 
 **Where it lives.** Each process (API worker, CLI) keeps one :class:`EventIndex` per
-(engine, project, scope, rule): the reports the scope may see (``public``: published, places on
-the project's public grid, ``core.privacy.snap``; ``all``: every report but the trash, exact
-places), the linkage components among them, the events (components with enough people) in
+(engine, project, scope, rule): the reports the scope may see (``public``: published and not
+private, each place as its location privacy shows it to the public, ``core.privacy``: open on the
+project's grid, obscured on the obscured cell; ``all``: every report but the trash, exact places),
+the linkage components among them, the events (components with enough people) in
 start order, and the *possible* reports in time order.
 
 **How it stays right across processes.** Before answering, :meth:`EventIndex.refresh` asks the
@@ -93,7 +94,18 @@ class Rule:
     distance_m: float
     min_contributors: int
     statuses: tuple[str, ...]
-    digits: int | None  # places snapped to this many decimals (None: exact)
+    digits: int | None  # open places snapped to this many decimals (None: exact)
+    obscured_digits: int | None = None  # obscured places snapped to this many decimals (None: exact)
+    keep_private: bool = True  # False for the public: a private report has no public place
+
+    def place_digits(self, privacy: str | None) -> int | None | bool:
+        """Decimals a report of this location privacy is kept to (None: exact), or False when
+        the scope does not see it (a private one, for the public; an unknown privacy fails closed)."""
+        if privacy == "open":
+            return self.digits
+        if privacy == "obscured":
+            return self.obscured_digits
+        return None if self.keep_private else False
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,8 +139,11 @@ def _as_utc(moment: datetime) -> datetime:
 
 
 def row_of(obs_id: int, contributor: int | None, observed_at: datetime, lat: float, lon: float, fields: Any,
-           digits: int | None) -> Row | None:
-    """A Row from stored columns, None when they do not hold a whole odour report."""
+           digits: int | None | bool) -> Row | None:
+    """A Row from stored columns, None when they do not hold a whole odour report or ``digits`` is
+    False (:meth:`Rule.place_digits`: the scope does not see the report's place)."""
+    if digits is False:
+        return None
     if isinstance(fields, str):
         try:
             fields = json.loads(fields)
@@ -444,7 +459,8 @@ class EventIndex:
         """Bring the index up to date with the database (see the module docstring)."""
         where = Observation.project == project
         columns = (Observation.id, Observation.kind, Observation.status, Observation.contributor_id,
-                   Observation.observed_at, Observation.lat, Observation.lon, Observation.fields)
+                   Observation.observed_at, Observation.lat, Observation.lon, Observation.fields,
+                   Observation.location_privacy)
         with transaction(engine.readers) as session:
             top, audited = session.execute(select(  # the primary keys' ends: no scan
                 select(func.max(Observation.id)).scalar_subquery(),
@@ -481,9 +497,9 @@ class EventIndex:
             for start in range(0, len(wanted_ids), 500):
                 changed += session.execute(select(*columns).where(
                     where, Observation.id.in_(wanted_ids[start:start + 500]))).all()
-        for obs_id, row_kind, status, contributor, observed_at, lat, lon, fields in changed:
+        for obs_id, row_kind, status, contributor, observed_at, lat, lon, fields, privacy in changed:
             self.known.add(obs_id)
-            row = row_of(obs_id, contributor, observed_at, lat, lon, fields, self.rule.digits) \
+            row = row_of(obs_id, contributor, observed_at, lat, lon, fields, self.rule.place_digits(privacy)) \
                 if row_kind == kind and status in self.rule.statuses else None
             if row is None:
                 self.remove(obs_id)
@@ -497,8 +513,8 @@ class EventIndex:
 
     def _load(self, rows: list[Any], version: tuple[int, int]) -> None:
         self.known = {r[0] for r in rows}
-        kept = [row_of(obs_id, contributor, observed_at, lat, lon, fields, self.rule.digits)
-                for obs_id, row_kind, status, contributor, observed_at, lat, lon, fields in rows
+        kept = [row_of(obs_id, contributor, observed_at, lat, lon, fields, self.rule.place_digits(privacy))
+                for obs_id, row_kind, status, contributor, observed_at, lat, lon, fields, privacy in rows
                 if row_kind == self.kind and status in self.rule.statuses]
         kept = [r for r in kept if r is not None]
         self._check_size(len(kept))

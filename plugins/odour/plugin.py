@@ -78,15 +78,20 @@ def enrich_observation(observation: ObservationView, project: ProjectContext) ->
         return None
     settings = settings_of(project)
     # The public sees enrichments beside the public place: distances, bearings and zones are
-    # computed from that place (core.privacy), so they tell nothing it does not already tell.
-    # (Rounding figures computed from the exact place still gave parts of it back.)
-    place = public_location(observation.location, project)
+    # computed from that place (core.privacy: the project's grid, or the obscured cell), so they
+    # tell nothing it does not already tell. (Rounding figures computed from the exact place
+    # still gave parts of it back.) A private report has no public place: local time only.
+    privacy = observation.location_privacy
+    place = public_location(observation.location, project, privacy)
+    if place is None:
+        return {**local_time(observed_at=observation.observed_at, tz=project.timezone), "place_private": True}
     result = enrich_odour(
         observation.observed_at, place.lat, place.lon,
         timezone=project.timezone, pois=settings["points_of_interest"] or (), zones=settings["zones"] or (),
     )
-    if project.location_precision is not None:
-        result["from_public_place"] = {"precision_m": precision_m(project)}
+    cell = precision_m(project, privacy)
+    if cell is not None:
+        result["from_public_place"] = {"precision_m": cell, **({"obscured": True} if privacy == "obscured" else {})}
     return result
 
 
@@ -105,19 +110,24 @@ def _contributor_times(observation: ObservationView, minutes: float) -> list[Any
 
 def _nearby(observation: ObservationView, project: ProjectContext) -> tuple[list[Any], list[Any]]:
     """(the report itself, the published reports of its category around it), as Reports on
-    their public places: what the public may see, and nothing else."""
+    their public places: what the public may see, and nothing else. A private report has no
+    public place: ([], []); private reports around are not among the others."""
     settings = settings_of(project)
     window = timedelta(hours=float(settings["window_h"]))
     reach_m = CORROBORATION_SPAN * float(settings["distance_m"])
-    place = public_location(observation.location, project)
+    place = public_location(observation.location, project, observation.location_privacy)
+    if place is None:
+        return [], []
+    slack = precision_m(project, observation.location_privacy) or 0.0
     nearby = queries.observations(
         _engine, project.slug, kind=KIND, statuses=CORROBORATION_STATUSES, exclude_id=observation.id,
-        bbox=_reach_bbox(place.lat, place.lon, reach_m + (precision_m(project) or 0.0)), public_places=True,
+        bbox=_reach_bbox(place.lat, place.lon, reach_m + slack), public_places=True,
         since=observation.observed_at - CORROBORATION_SPAN * window,
         until=observation.observed_at + CORROBORATION_SPAN * window + timedelta(seconds=1),
     )
     category = observation.fields.get("category")
-    others = reports_of(o for o in nearby if o.fields.get("category") == category)
+    others = reports_of(o for o in nearby if o.fields.get("category") == category
+                        and o.location_privacy in ("open", "obscured"))
     mine = reports_of([dataclasses.replace(observation, location=place)])
     return mine, others
 
@@ -213,9 +223,10 @@ def quality_check(observation: ObservationView, project: ProjectContext) -> list
         return None
     settings = settings_of(project)
     minutes = float(settings["burst_minutes"])
-    place = public_location(observation.location, project)  # flags are public: see enrich_observation
+    # flags are public: see enrich_observation (a private report's place has no public flag)
+    place = public_location(observation.location, project, observation.location_privacy)
     flags = quality_flags(
-        observation.fields, lat=place.lat, lon=place.lon,
+        observation.fields, lat=place.lat if place else None, lon=place.lon if place else None,
         observed_at=observation.observed_at, contributor_times=_contributor_times(observation, minutes),
         zones=settings["zones"] or None, burst_reports=int(settings["burst_reports"]), burst_minutes=minutes,
     )

@@ -162,8 +162,8 @@ def combination_flags(fields: Mapping[str, Any]) -> list[Flag]:
 def quality_flags(
     fields: Mapping[str, Any],
     *,
-    lat: float,
-    lon: float,
+    lat: float | None,
+    lon: float | None,
     observed_at: datetime,
     contributor_times: Iterable[datetime] = (),
     zones: Sequence[Mapping[str, Any]] | None = None,
@@ -171,12 +171,13 @@ def quality_flags(
     burst_minutes: float = DEFAULT_BURST_MINUTES,
 ) -> list[Flag]:
     """All odour flags for one report. ``contributor_times``: times of the same contributor's
-    other reports (at least those within ``burst_minutes``); ``zones`` from the settings."""
+    other reports (at least those within ``burst_minutes``); ``zones`` from the settings. Without
+    a place (``lat``/``lon`` None: a private report's flags are public) no flag about the place."""
     flags = combination_flags(fields)
     burst = burst_flag(observed_at, contributor_times, min_reports=burst_reports, minutes=burst_minutes)
     if burst:
         flags.append(burst)
-    outside = zone_flag(lat, lon, zones)
+    outside = zone_flag(lat, lon, zones) if lat is not None and lon is not None else None
     if outside:
         flags.append(outside)
     return flags

@@ -77,7 +77,9 @@ def _public(principal: Principal, project: ProjectContext, scope: str | None) ->
     description="Reports of one odour category linked in time and space and made by at least `min_contributors` "
     "people (docs/odour.md). The public gets published reports only, with contributor counts; staff get every "
     "report but the trash, with contributor ids. The public's events are found on the public places "
-    "(the project's `location_precision`). Events that overlap [since, until), in start order, a page at a time "
+    "(each report's location privacy: open on the project's `location_precision`, obscured on its "
+    "`obscured_precision` cell; private reports are left out). Events that overlap [since, until), in start "
+    "order, a page at a time "
     "(`limit`, `next_cursor`); `possible` lists the possible reports of the time the page covers. Kept in memory "
     "and brought up to date as reports arrive (docs/odour.md).",
     responses={200: {"content": {"application/json": {}, "text/csv": {}, "application/geo+json": {}}},

@@ -9,8 +9,10 @@ do the work.
 Who sees what:
 
 * the public (``public=True``): published reports only, no contributor identity (events carry
-  contributor *counts*), places on the project's public grid (``core.privacy``) in everything
-  computed for them, filters, events, maps and lists alike;
+  contributor *counts*), each place as its location privacy shows it to the public
+  (``core.privacy``: open on the project's grid, obscured on the obscured cell) in everything
+  computed for them, filters, events, maps and lists alike; private reports have no public
+  place and are left out of all of them;
 * staff (``public=False``): every report but those in the trash, with contributor ids.
 """
 
@@ -33,6 +35,7 @@ from core import queries
 from core.engine import Engine
 from core.errors import EngineError, NotFound
 from core.lifecycle import get_project
+from core.privacy import obscured_digits
 from core.types import ObservationView, ProjectContext
 from plugins.odour import event_store
 from plugins.odour.catalogue import CATEGORIES
@@ -163,12 +166,15 @@ def observations(
     bbox: tuple[float, float, float, float] | None = None,
 ) -> list[ObservationView]:
     """The project's odour observations that the caller may see, oldest first. For the public,
-    places are on the project's public grid (core.privacy), in ``bbox`` and in what comes back,
-    so that nothing computed from them (analyses, maps, the OdourCollect list) says more."""
+    places are as their location privacy shows them (core.privacy), in ``bbox`` and in what
+    comes back, and private reports are left out, so that nothing computed from them (analyses,
+    maps, the OdourCollect list) says more."""
     views = queries.observations(
         engine, project.slug, kind=KIND, since=since, until=until,
         statuses=PUBLIC_STATUSES if public else STAFF_STATUSES, bbox=bbox, public_places=public,
     )
+    if public:
+        views = [v for v in views if v.location_privacy in ("open", "obscured")]
     if category is not None:
         views = [v for v in views if v.fields.get("category") == category]
     return views
@@ -224,13 +230,15 @@ def report_of_row(row: event_store.Row) -> Report:
 
 
 def event_rule(project: ProjectContext, public: bool) -> event_store.Rule:
-    """The linkage rule of ``project`` and what the scope sees (public: published reports on the
-    public grid of places, core.privacy; staff: every report but the trash, exact places)."""
+    """The linkage rule of ``project`` and what the scope sees (public: published reports that
+    are not private, each on its public place, core.privacy; staff: every report but the trash,
+    exact places)."""
     s = settings_of(project)
     return event_store.Rule(
         window_s=float(s["window_h"]) * 3600.0, distance_m=float(s["distance_m"]),
         min_contributors=int(s["min_contributors"]), statuses=PUBLIC_STATUSES if public else STAFF_STATUSES,
         digits=project.location_precision if public else None,
+        obscured_digits=obscured_digits(project) if public else None, keep_private=not public,
     )
 
 
@@ -450,7 +458,8 @@ def _day_start(day: date | None, project: ProjectContext, *, next_day: bool = Fa
 
 def compat_list(engine: Engine, params: dict[str, Any], projects: Sequence[ProjectContext]) -> dict[str, Any]:
     """The OdourCollect-compatible list (``/api/odor/list``) over the published odour reports of
-    ``projects``: each project's time zone for dates, its ``location_precision`` for places.
+    ``projects``: each project's time zone for dates; places as each report's location privacy
+    shows them to the public (private reports are not listed).
     Read from the reports the event store keeps in memory (published, public places), newest
     first: at most ``list_max_reports`` rows per project (``truncated`` and ``data.message`` say
     when more passed the filters). Raises :class:`plugins.odour.compat.FilterError`."""
@@ -481,8 +490,8 @@ def compat_list(engine: Engine, params: dict[str, Any], projects: Sequence[Proje
         if more:
             cut.append(f"{project.slug}: the newest {cap:,}")
         for row in rows:
-            rendered = render_report(report_of_row(row), key=key, timezone=project.timezone,
-                                     precision=project.location_precision)
+            # the index's public rows are on their public places already (event_rule)
+            rendered = render_report(report_of_row(row), key=key, timezone=project.timezone)
             found.append((row.t, row.id, rendered))
     found.sort(key=lambda item: (item[0], item[1]))
     answer = wrap_content([row for _, _, row in found], params)
