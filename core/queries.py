@@ -16,6 +16,7 @@ from sqlalchemy.orm import selectinload
 from core.db.models import Enrichment, Observation
 from core.db.session import transaction
 from core.engine import Engine
+from core.filters import ObservationFilter, filter_conditions
 from core.place_filter import BBox, bbox_where, visible_place
 from core.privacy import public_location
 from core.types import ObservationView
@@ -35,15 +36,19 @@ def observations(
     exclude_id: int | None = None,
     limit: int | None = None,
     public_places: bool = False,
+    filters: ObservationFilter | None = None,
 ) -> list[ObservationView]:
     """Observations of ``project`` matching every filter given, oldest first.
 
-    ``bbox`` is (west, south, east, north) in degrees, across the antimeridian when west > east;
-    ``until`` is exclusive. Places are exact (plugins are trusted); with ``public_places`` both
-    the ``bbox`` test and the places returned are on the project's public grid
-    (``core.privacy``), as anyone may see them: use it for anything shown to callers who may
-    not see exact places, or bisecting ``bbox`` would give the exact places back.
+    ``filters`` is what ``core.filters.parse_filters`` makes of a caller's filters (the same the
+    list and the exports take); the keywords are shorthands, and both may be given. ``bbox`` is
+    (west, south, east, north) in degrees, across the antimeridian when west > east; ``until`` is
+    exclusive. Places are exact (plugins are trusted); with ``public_places`` private observations
+    are left out, and the place filters (``bbox``, the polygon) and the places returned are those
+    anyone may see (``core.privacy``): use it for anything shown to callers who may not see exact
+    places, or bisecting ``bbox`` would give the exact places back.
     """
+    context = engine.registry.project(project) if public_places or filters is not None else None
     query = select(Observation).where(Observation.project == project)
     if kind is not None:
         query = query.where(Observation.kind == kind)
@@ -57,20 +62,29 @@ def observations(
         query = query.where(Observation.contributor_id == contributor_id)
     if exclude_id is not None:
         query = query.where(Observation.id != exclude_id)
-    context = engine.registry.project(project) if public_places else None
+    if public_places:
+        query = query.where(Observation.location_privacy != "private")
     if bbox is not None:
-        lat, lon = (visible_place(context, staff=False) if context is not None
+        lat, lon = (visible_place(context, staff=False) if context is not None and public_places
                     else (Observation.lat, Observation.lon))
         query = query.where(bbox_where(bbox, lat, lon))
+    if filters is not None:
+        assert context is not None
+        query = query.where(*filter_conditions(filters, context, staff=not public_places, contributor_id=None))
     query = query.order_by(Observation.observed_at, Observation.id).options(
         selectinload(Observation.media), selectinload(Observation.enrichments))
     if limit is not None:
         query = query.limit(limit)
     with transaction(engine.readers) as session:
         views = [observation_view(o, engine.media) for o in session.scalars(query)]
-    if context is None:
+    if context is None or not public_places:
         return views
-    return [dataclasses.replace(v, location=public_location(v.location, context)) for v in views]
+    public = []
+    for view in views:
+        location = public_location(view.location, context, view.location_privacy)
+        if location is not None:  # private ones are left out above; a privacy this engine does not know too
+            public.append(dataclasses.replace(view, location=location))
+    return public
 
 
 def enrichment_results(
