@@ -122,12 +122,28 @@ class ObservationFilter:
 def filter_params(args: Iterable[str]) -> dict[str, str]:
     """``--filter`` arguments (``status=published``, ``field.count>=3``) as the key/value pairs a
     URL query gives: split at the first ``=`` (``field.count>=3`` -> ``field.count>``: ``3``)."""
-    params: dict[str, str] = {}
+    pairs = []
     for arg in args:
         name, sep, value = arg.partition("=")
         if not sep or not name:
             raise FilterError(f"filter {arg!r} must be NAME=VALUE (e.g. status=published, field.count>=3)",
                               "invalid_filter_value")
+        pairs.append((name, value))
+    return query_filters(pairs)
+
+
+def query_filters(pairs: Iterable[tuple[str, str]], skip: Iterable[str] = ()) -> dict[str, str]:
+    """The filters of a URL query's (name, value) pairs (``request.query_params.multi_items()``),
+    leaving out ``skip`` (paging, format...). A filter given twice is a 422: which one would count
+    is not for the engine to guess (a range is ``field.count>=1&field.count<=5``)."""
+    leave_out = set(skip)
+    params: dict[str, str] = {}
+    for name, value in pairs:
+        if name in leave_out:
+            continue
+        if name in params:
+            raise FilterError(f"filter {name!r} is given twice; give each filter once "
+                              "(a range: field.count>=1&field.count<=5)", "invalid_filter_value")
         params[name] = value
     return params
 
@@ -480,4 +496,4 @@ def describe(f: ObservationFilter) -> dict[str, Any]:
 
 
 __all__ = ["FILTER_PARAMETERS", "FieldCondition", "FilterError", "ObservationFilter", "describe",
-           "field_where", "filter_conditions", "filter_params", "parse_filters", "polygon_where"]
+           "field_where", "filter_conditions", "filter_params", "parse_filters", "polygon_where", "query_filters"]

@@ -121,6 +121,9 @@ def test_cli_style_filters_split_as_a_url_does(engine):
     with pytest.raises(FilterError) as caught:
         filter_params(["count3"])
     assert "NAME=VALUE" in caught.value.message
+    with pytest.raises(FilterError) as caught:
+        filter_params(["field.count>=3", "field.count>=4"])
+    assert "'field.count>' is given twice" in caught.value.message
     assert parse(engine, **filter_params(["field.count>=3"])) == parse(engine, **{"field.count": "gte:3"})
 
 

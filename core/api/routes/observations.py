@@ -24,7 +24,7 @@ from core.db.models import Observation
 from core.db.session import transaction
 from core.engine import Engine
 from core.errors import ValidationFailed
-from core.filters import FILTER_PARAMETERS, filter_conditions, parse_filters
+from core.filters import FILTER_PARAMETERS, filter_conditions, parse_filters, query_filters
 from core.licences import KNOWN_LICENCES
 from core.tokens import Principal
 from core.types import Problem
@@ -183,7 +183,7 @@ def list_observations(
         raise deny(principal, f"project {slug!r} is not public")
     # the declared parameters are checked above (OpenAPI); the raw text of every filter, field.* included,
     # goes through the one parser the exports and the CLI use
-    chosen = parse_filters(engine, project, {k: v for k, v in request.query_params.items() if k not in ("limit", "cursor")})
+    chosen = parse_filters(engine, project, query_filters(request.query_params.multi_items(), skip=("limit", "cursor")))
     if chosen.contributor is not None and not principal.is_staff_of(slug) \
             and chosen.contributor != principal.contributor_id:
         raise deny(principal, "filtering by another contributor")
