@@ -140,8 +140,8 @@ def _split_format(name: str, format: str | None) -> tuple[str, str]:
     "/projects/{slug}/odour/analyses/{name}",
     summary="Run an odour analysis: JSON rows, CSV, a PNG chart, or GeoJSON (heat map)",
     description="`name` is one of `hour_weekday`, `categories`, `intensity`, `heatmap`, optionally with a "
-    "suffix `.json`, `.csv`, `.png` or `.geojson` (or `format=`). The public's analyses use published reports; "
-    "staff's use every report but the trash.",
+    "suffix `.json`, `.csv`, `.png` or `.geojson` (or `format=`). The public's analyses use published reports "
+    "that are not private, on their public places; staff's use every report but the trash.",
     responses={200: {"content": {"application/json": {}, "text/csv": {}, "image/png": {},
                                  "application/geo+json": {}}},
                **error_responses(401, 403, 404, 422, 429)},
