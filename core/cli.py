@@ -238,21 +238,45 @@ def moderate(ctx: click.Context, observation_id: int, action: str, reason: str |
     click.echo(f"observation {observation_id}: {old} -> {new}")
 
 
-@cli.command("export", help="Export a project's observations as CSV or GeoJSON.")
+@cli.command("export", help="Export a project's observations as CSV, GeoJSON or a Darwin Core Archive (dwca).")
 @click.argument("project")
-@click.option("--format", "fmt", type=click.Choice(["csv", "geojson"]), default="csv")
+@click.option("--format", "fmt", type=click.Choice(["csv", "geojson", "dwca"]), default="csv")
 @click.option("--all", "everything", is_flag=True,
-              help="every observation with personal data (default: published only, as the public sees them)")
-@click.option("--output", "-o", type=click.File("w"), default="-")
+              help="every observation; CSV and GeoJSON with exact places and contributors (audited; default: "
+                   "published only, as the public sees them)")
+@click.option("--filter", "filters", multiple=True, metavar="NAME=VALUE",
+              help="a filter of the observation list, e.g. status=published, field.count>=3 (repeatable)")
+@click.option("--excel", is_flag=True, help="CSV for spreadsheets: UTF-8 byte order mark, ';' between cells")
+@click.option("--gbif-only", is_flag=True, help="only observations under a licence GBIF accepts (CC0, CC BY, CC BY-NC)")
+@click.option("--out", "--output", "-o", "out", default="-", metavar="FILE", help="where to write (default: standard output)")
 @click.pass_context
-def export_command(ctx: click.Context, project: str, fmt: str, everything: bool, output: Any) -> None:
-    from core.export import export
+def export_command(ctx: click.Context, project: str, fmt: str, everything: bool, filters: tuple[str, ...],
+                   excel: bool, gbif_only: bool, out: str) -> None:
+    from core.dwca import archive
+    from core.export import ExportOptions, export
+    from core.filters import filter_params, parse_filters
     from core.lifecycle import get_project
 
     engine = engine_of(ctx)
     try:
-        for chunk in export(engine, get_project(engine, project), fmt, public=not everything):
-            output.write(chunk)
+        context = get_project(engine, project)
+        params = filter_params(filters)
+        options = ExportOptions(scope="all" if everything else "public", filters=parse_filters(engine, context, params),
+                                filter_params=params, gbif_only=gbif_only, actor="cli")
+        if fmt == "dwca":
+            if out == "-" and sys.stdout.isatty():
+                fail("a Darwin Core Archive is a zip: name a file with --out FILE", EXIT_INVALID)
+            chunks: Any = archive(engine, context, options)
+            target = sys.stdout.buffer if out == "-" else open(out, "wb")
+        else:
+            chunks = export(engine, context, fmt, options=options, excel=excel)
+            target = sys.stdout if out == "-" else open(out, "w", encoding="utf-8", newline="")
+        try:
+            for chunk in chunks:
+                target.write(chunk)
+        finally:
+            if out != "-":
+                target.close()
     except EngineError as exc:
         fail(exc.message, EXIT_INVALID)
 
