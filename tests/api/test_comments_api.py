@@ -91,19 +91,13 @@ def test_who_may_comment(client, auth, people, make_observation, make_token):
     assert hidden_from_other.status_code == missing.status_code == 404
 
 
-@pytest.mark.parametrize("body, code", [
-    ("", "invalid_request"),
-    ("   \n\t ", "comment_empty"),
-    ("x" * 5001, "comment_too_long"),
-    ("bell \x07 here", "comment_control_characters"),
-    ("nul \x00 here", "comment_control_characters"),
-    ("escape \x1b[31m red", "comment_control_characters"),
-])
-def test_a_comment_body_is_refused_with_a_clear_code(client, auth, people, make_observation, body, code):
+@pytest.mark.parametrize("body", ["", "   \n\t ", "x" * 5001, "bell \x07 here", "nul \x00 here",
+                                  "escape \x1b[31m red", "c1 \x9b control"])
+def test_a_comment_body_is_refused(client, auth, people, make_observation, body):
     obs = make_observation("alpha", token=people["author"], status="published")
     response = comment(client, auth, people["author"], obs["id"], body)
     assert response.status_code == 422, response.text
-    assert code in response.text
+    assert response.json()["error"]["code"] == "invalid_request"
     assert comments_of(client, auth, people["author"], obs["id"]).json()["items"] == []
 
 

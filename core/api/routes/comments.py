@@ -18,14 +18,17 @@ router = APIRouter(prefix="/api/v1", tags=["comments"])
 Cursor = Annotated[str | None, Query(min_length=1, max_length=10, pattern=r"^[0-9]+$",
                                      description="next_cursor of the previous page, as given")]
 Limit = Annotated[int, Query(ge=1, le=200)]
+_CONTROL = r"\x00-\x08\x0B\x0C\x0E-\x1F\x7F-\x9F"
+BODY_PATTERN = rf"^[^{_CONTROL}]*[^\s{_CONTROL}][^{_CONTROL}]*$"
+"""What ``core.comments.check_body`` takes, as the schema can say it (it checks again)."""
 
 
 class CommentIn(BaseModel):
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"body": "Lovely photo: a red fox?"}]})
 
-    body: str = Field(min_length=1, max_length=comments.MAX_BODY + 200,
-                      description=f"1 to {comments.MAX_BODY} characters once trimmed; no control characters "
-                      "other than newline and tab")
+    body: str = Field(min_length=1, max_length=comments.MAX_BODY, pattern=BODY_PATTERN,
+                      description=f"1 to {comments.MAX_BODY} characters, not all blank; no control characters "
+                      "other than newline, carriage return and tab (stored trimmed, line ends as newlines)")
 
 
 class CommentOut(BaseModel):

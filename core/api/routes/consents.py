@@ -3,12 +3,11 @@ follow-up studies, the licence), and nothing else about anyone."""
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Path
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
-from typing_extensions import Annotated
 
 from core import consent
 from core.api.deps import EngineDep, PrincipalDep, deny
@@ -24,7 +23,8 @@ TYPES = {"csv": "text/csv; charset=utf-8", "json": "application/json"}
             "account id, display name, e-mail, when they agreed and to which version; nothing else. Audited.",
             response_class=Response,
             responses={200: {"content": {"text/csv": {}, "application/json": {}}}, **error_responses(401, 403, 404, 422, 429)})
-async def accounts_agreed(slug: str, choice: Annotated[str, Path(pattern=r"^[A-Za-z0-9_.-]{1,64}$")],
+async def accounts_agreed(slug: str, choice: Annotated[str, Path(pattern=r"^[A-Za-z0-9_.-]{1,64}$", examples=["licence"],
+                                                                  description="licence, attribution or one of the project's choices")],
                           engine: EngineDep, principal: PrincipalDep,
                           format: Literal["csv", "json"] = "csv") -> Response:
     project = get_project(engine, slug)

@@ -14,7 +14,6 @@ from pydantic import BaseModel, ConfigDict, Field
 from core import consent, gdpr
 from core.api.access import can_see_project
 from core.api.deps import EngineDep, PrincipalDep, deny
-from core.api.errors import ApiError
 from core.api.schemas import error_responses
 from core.errors import NotFound
 from core.lifecycle import get_project
@@ -26,7 +25,7 @@ NAME = r"^[A-Za-z0-9_.-]{1,64}$"
 
 class ConsentIn(BaseModel):
     model_config = ConfigDict(extra="forbid", json_schema_extra={
-        "examples": [{"project": "demo", "choice": "licence", "version": "1", "agreed": True}]})
+        "examples": [{"project": "alpha", "choice": "licence", "version": "1", "agreed": True}]})
 
     project: str = Field(pattern=NAME)
     choice: str = Field(pattern=NAME, description="licence, attribution, or one of the project's consent choices")
@@ -53,7 +52,7 @@ class ConsentsOut(BaseModel):
 class EraseIn(BaseModel):
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"confirm": ERASE_CONFIRMATION}]})
 
-    confirm: str = Field(max_length=100, description=f"exactly {ERASE_CONFIRMATION!r}")
+    confirm: Literal["erase my account"] = Field(description="exactly this sentence: erasure cannot be undone")
 
 
 class ErasureOut(BaseModel):
@@ -136,8 +135,5 @@ async def download_my_data(engine: EngineDep, principal: PrincipalDep) -> Stream
 def erase_me(body: EraseIn, engine: EngineDep, principal: PrincipalDep) -> dict[str, Any]:
     if principal.anonymous:
         raise deny(principal, "erasing your account")
-    if body.confirm != ERASE_CONFIRMATION:
-        raise ApiError(422, "confirmation_required", f"send {{\"confirm\": \"{ERASE_CONFIRMATION}\"}} to erase "
-                       "your account; it cannot be undone")
     result = gdpr.erase(engine, principal.account_id, actor=gdpr.ERASED)
     return {"erased": True, **result.as_dict()}
