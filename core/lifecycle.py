@@ -508,11 +508,12 @@ def _lookup_retry(
         # client_ids are unique per project, not per contributor: one used by someone else answers in
         # the very words of one's own conflict, so that the answer says nothing about anyone else
         if existing.contributor_id != contributor_id or (existing.content_hash != digest and not edit):
-            raise _client_id_conflict(client_id)
+            raise client_id_conflict(client_id)
         return _Found(existing.id, existing.content_hash)
 
 
-def _client_id_conflict(client_id: str) -> Conflict:
+def client_id_conflict(client_id: str) -> Conflict:
+    """The refusal of a client id already used with other content (or by someone else)."""
     return Conflict(
         f"client_id {client_id!r} is already used in this project with other content; choose another, "
         "or send it as an edit to change your own observation",
@@ -710,7 +711,7 @@ def submit_many(
 
 
 def _conflict_result(index: int, client_id: str) -> ItemResult:
-    conflict = _client_id_conflict(client_id)
+    conflict = client_id_conflict(client_id)
     return ItemResult(index, None, False, (Problem(("client_id",), conflict.message, conflict.code),))
 
 
