@@ -140,3 +140,67 @@ def test_moderate_from_the_command_line(run, tmp_path):
     assert out.returncode == 0 and "pending -> published" in out.stdout
     again = run("moderate", str(stored["id"]), "publish")
     assert again.returncode == 1 and "it is published" in again.stderr
+
+
+# -- export ---------------------------------------------------------------------------------------
+
+EXPORT_REGISTRY = BASE_REGISTRY + """
+  - slug: delta
+    name: Delta
+    description: Plants of the valley.
+    auto_publish: true
+    location_precision: 2
+    services: {}
+    dataset:
+      publisher: {name: Valley Trust}
+      contacts: [{name: Ana Contact, email: ana@valley.example}]
+      creators: [{name: Bo Creator}]
+"""
+
+
+def test_export_csv_with_filters_and_for_excel(run, tmp_path, settings_factory):
+    settings_factory(EXPORT_REGISTRY)
+    for day, species in (("01", "Quercus ilex"), ("03", "Pinus pinea")):
+        d = write(tmp_path, f"{day}.json", draft(observed_at=f"2026-05-{day}T09:30:00+02:00",
+                                                 fields={"species": species}, location={"lat": 41.387654, "lon": 2.17}))
+        assert run("submit", "delta", d).returncode == 0
+    out = run("export", "delta", "--filter", "since=2026-05-02T00:00:00Z", "--excel", "--out", "delta.csv")
+    assert out.returncode == 0, out.stderr
+    data = (tmp_path / "delta.csv").read_bytes()
+    assert data.startswith(b"\xef\xbb\xbfid;kind;") and b"Pinus pinea" in data and b"Quercus" not in data
+    assert b"41.387654" not in data and b";41.39;" in data
+    bad = run("export", "delta", "--filter", "colour=red")
+    assert bad.returncode == 2 and "unknown filter 'colour'" in bad.stderr
+    geo = run("export", "delta", "--format", "geojson", "--all")
+    assert geo.returncode == 0 and json.loads(geo.stdout)["features"][0]["properties"]["contributor_id"] is None
+
+
+def test_export_a_darwin_core_archive_and_the_audit_of_a_full_export(run, tmp_path, settings_factory):
+    from dwca.read import DwCAReader
+
+    settings_factory(EXPORT_REGISTRY)
+    d = write(tmp_path, "d.json", draft(fields={"scientific_name": "Quercus ilex"}))
+    assert run("submit", "delta", d).returncode == 0
+    made = run("export", "delta", "--format", "dwca", "--out", "delta.zip")
+    assert made.returncode == 0, made.stderr
+    with DwCAReader(str(tmp_path / "delta.zip")) as reader:
+        (row,) = list(reader)
+        assert row.data["http://rs.tdwg.org/dwc/terms/scientificName"] == "Quercus ilex"
+    incomplete = run("export", "alpha", "--format", "dwca", "--out", "alpha.zip")
+    assert incomplete.returncode == 2
+    assert "projects[alpha].description" in incomplete.stderr and "projects[alpha].dataset.creators" in incomplete.stderr
+    assert run("export", "delta", "--all", "--gbif-only", "--out", "all.csv").returncode == 0
+    audited = run("export", "delta", "--all", "--format", "dwca", "--out", "all.zip")
+    assert audited.returncode == 0
+
+    from core.db.models import AuditEntry
+    from core.db.session import make_engine
+    import sqlalchemy as sa
+
+    db = make_engine(os.environ["OBSERVATORY_DATABASE_URL"])
+    with db.connect() as conn:
+        entries = conn.execute(sa.select(AuditEntry.actor, AuditEntry.after).where(AuditEntry.action == "export")
+                               .order_by(AuditEntry.id)).all()
+    db.dispose()
+    assert [(actor, after["format"], after["rows"], after["complete"]) for actor, after in entries] == [
+        ("cli", "csv", 1, True), ("cli", "dwca", 1, True)]

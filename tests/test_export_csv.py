@@ -1,0 +1,186 @@
+"""CSV that opens well: a column per field of the project's kinds, plugins' columns, the licence
+and place-privacy columns, Excel's dialect, no row cap and memory that does not grow with rows.
+
+A test plugin gives the project two kinds with typed fields and one export column.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import tracemalloc
+from datetime import datetime, timezone
+from typing import Any, Callable
+
+import pytest
+import sqlalchemy as sa
+
+from core import hookimpl, lifecycle
+from core.db.models import Observation
+from core.engine import Engine
+from core.errors import EngineError
+from core.export import EXPORT_BATCH, ExportOptions, export
+from core.filters import parse_filters
+from core.types import ExportColumn, ObservationType
+from tests.conftest import TEST_PLUGINS, draft
+
+
+@hookimpl
+def register_observation_types(register: Callable[[ObservationType], None]) -> None:
+    register(ObservationType(name="tree", title="Tree", schema={
+        "type": "object",
+        "properties": {"species": {"type": "string"}, "height_m": {"type": "number"}, "tags": {"type": "array"}},
+    }))
+    register(ObservationType(name="nest", title="Nest", schema={
+        "type": "object", "properties": {"eggs": {"type": "integer"}, "species": {"type": "string"}},
+    }))
+
+
+@hookimpl
+def export_columns(project: Any) -> list[ExportColumn]:
+    # what a plugin can see of a row: the place and the contributor as the export shows them
+    return [ExportColumn("seen_place", lambda o: f"{o.location.lat},{o.location.lon}"),
+            ExportColumn("seen_contributor", lambda o: o.contributor_id)]
+
+
+PLUGINS = TEST_PLUGINS + ",woods=tests.test_export_csv"
+REGISTRY = """
+services:
+  woods:
+    summary: tree and nest kinds (tests of core.export)
+    settings: {type: object}
+projects:
+  - slug: woods
+    name: Woods
+    auto_publish: true
+    location_precision: 2
+    licence: CC-BY-4.0
+    licences: [CC-BY-4.0, CC-BY-SA-4.0]
+    services: {woods: {}}
+"""
+
+
+@pytest.fixture
+def engine(make_engine: Callable[..., Engine]) -> Engine:
+    return make_engine(REGISTRY, plugin_modules=PLUGINS)
+
+
+def text(engine: Engine, **kwargs: Any) -> str:
+    return "".join(export(engine, engine.registry.project("woods"), kwargs.pop("fmt", "csv"), **kwargs))
+
+
+def table(engine: Engine, delimiter: str = ",", **kwargs: Any) -> tuple[list[str], list[dict[str, str]]]:
+    found = text(engine, **kwargs)
+    reader = csv.DictReader(io.StringIO(found.removeprefix("\ufeff")), delimiter=delimiter)
+    return list(reader.fieldnames or []), list(reader)
+
+
+def submit(engine: Engine, contributor: int | None = None, **parts: Any) -> int:
+    return lifecycle.submit(engine, "woods", draft(**parts), contributor_id=contributor).observation_id
+
+
+def test_one_column_per_schema_field_then_the_rest(engine):
+    tree = submit(engine, kind="tree", fields={"species": "Quercus ilex", "height_m": 12.5, "tags": ["old", "big"],
+                                               "comment": "by the gate"})
+    nest = submit(engine, kind="nest", fields={"eggs": 4, "species": "Parus major"})
+    plain = submit(engine, fields={"note": "a generic one"})
+    header, rows = table(engine)
+    assert header[:8] == ["id", "kind", "observed_at", "lat", "lon", "accuracy_m", "status", "grade"]
+    fields = [h for h in header if h.startswith("field.")]
+    assert fields == ["field.species", "field.height_m", "field.tags", "field.eggs"], "schema order, each name once"
+    assert header[-6:] == ["licence", "licence_uri", "gbif_eligible", "location_privacy", "location_generalised",
+                           "coordinate_uncertainty_m"]
+    assert {"fields_other", "flags", "media_count", "seen_place", "seen_contributor"} <= set(header)
+    by_id = {int(r["id"]): r for r in rows}
+    assert by_id[tree]["field.species"] == "Quercus ilex" and by_id[tree]["field.height_m"] == "12.5"
+    assert by_id[tree]["field.tags"] == '["old", "big"]' and by_id[tree]["field.eggs"] == ""
+    assert by_id[tree]["fields_other"] == '{"comment": "by the gate"}'
+    assert by_id[nest]["field.eggs"] == "4" and by_id[nest]["fields_other"] == ""
+    assert by_id[plain]["fields_other"] == '{"note": "a generic one"}'
+
+
+def test_licences_and_what_plugins_see_in_a_public_export(engine):
+    obs_id = submit(engine, kind="tree", licence="CC-BY-SA-4.0", location={"lat": 41.387654, "lon": 2.170123})
+    _, rows = table(engine)
+    (row,) = rows
+    assert int(row["id"]) == obs_id
+    assert (row["licence"], row["gbif_eligible"]) == ("CC-BY-SA-4.0", "false")
+    assert row["licence_uri"] == "http://creativecommons.org/licenses/by-sa/4.0/legalcode"
+    assert row["seen_place"] == "41.39,2.17" and row["seen_contributor"] == "", "plugins see the public row"
+    assert row["location_privacy"] == "open" and row["location_generalised"] == "true"
+    assert float(row["coordinate_uncertainty_m"]) == pytest.approx(1110)
+
+
+def test_staff_export_names_the_contributor_and_the_exact_place(engine):
+    from core.tokens import create_token
+
+    person = create_token(engine, "contributor", "woods", "Pat").account_id
+    submit(engine, person, kind="tree", location={"lat": 41.387654, "lon": 2.170123, "accuracy_m": 4},
+           location_privacy="private")
+    header, rows = table(engine, options=ExportOptions(scope="all"))
+    assert header[8:10] == ["contributor_id", "source_contributor"]
+    (row,) = rows
+    assert row["contributor_id"] == str(person) and row["seen_contributor"] == str(person)
+    assert (row["lat"], row["lon"], row["coordinate_uncertainty_m"]) == ("41.387654", "2.170123", "4.0")
+    assert row["location_generalised"] == "false"
+    _, public = table(engine)
+    assert public[0]["lat"] == "" and public[0]["seen_place"] == "0.0,0.0", "a private place reaches no plugin"
+
+
+def test_excel_dialect_bom_semicolons_and_formulas_neutralised(engine):
+    submit(engine, kind="tree", fields={"species": "=cmd|' /C calc'!A0", "height_m": -2.5})
+    raw = text(engine, excel=True)
+    assert raw.startswith("\ufeffid;kind;")
+    _, rows = table(engine, ";", excel=True)
+    (row,) = rows
+    assert row["field.species"] == "'=cmd|' /C calc'!A0", "text a spreadsheet would run starts with '"
+    assert row["field.height_m"] == "-2.5", "a number stays a number"
+    _, plain = table(engine)
+    assert plain[0]["field.species"] == "=cmd|' /C calc'!A0", "the plain CSV keeps the value as it is"
+
+
+def test_filters_apply_to_the_export(engine):
+    submit(engine, kind="tree", fields={"species": "Pinus pinea", "height_m": 20})
+    low = submit(engine, kind="tree", fields={"species": "Pinus pinea", "height_m": 3})
+    project = engine.registry.project("woods")
+    params = {"field.height_m<": "10"}
+    _, rows = table(engine, options=ExportOptions(filters=parse_filters(engine, project, params), filter_params=params))
+    assert [int(r["id"]) for r in rows] == [low]
+
+
+def test_an_unknown_format_is_refused_before_any_row(engine):
+    with pytest.raises(EngineError) as refused:
+        export(engine, engine.registry.project("woods"), "xlsx")
+    assert refused.value.code == "unknown_format"
+
+
+def _bulk(engine: Engine, n: int, start: int = 0) -> None:
+    when = datetime(2026, 5, 1, 7, 30, tzinfo=timezone.utc)
+    rows = [{"project": "woods", "content_hash": f"{i:064x}", "kind": "tree", "observed_at": when,
+             "lat": 41.0 + i / 1e5, "lon": 2.0, "accuracy_m": 5.0, "status": "published",
+             "fields": {"species": "Quercus ilex", "height_m": i, "note": "n" * 500}}
+            for i in range(start, start + n)]
+    with engine.db.begin() as conn:
+        conn.execute(sa.insert(Observation.__table__), rows)
+
+
+def _peak(engine: Engine, fmt: str) -> tuple[int, int]:
+    tracemalloc.start()
+    try:
+        size = sum(len(chunk) for chunk in export(engine, engine.registry.project("woods"), fmt))
+        return size, tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+@pytest.mark.parametrize("fmt", ["csv", "geojson"])
+def test_no_row_cap_and_memory_does_not_grow_with_rows(engine, fmt):
+    _bulk(engine, 2 * EXPORT_BATCH)
+    small_size, small = _peak(engine, fmt)
+    _bulk(engine, 10 * EXPORT_BATCH, start=2 * EXPORT_BATCH)
+    large_size, large = _peak(engine, fmt)
+    assert large_size > 5 * small_size
+    assert large < small * 1.5 + 512 * 1024, f"peak {large} bytes for 6x the rows of a {small}-byte peak"
+    if fmt == "csv":
+        _, rows = table(engine)
+        assert len(rows) == 12 * EXPORT_BATCH, "every row, no cap"
