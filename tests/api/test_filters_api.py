@@ -15,15 +15,20 @@ from fastapi.testclient import TestClient
 from core.api.ratelimit import RateLimiter
 from core.engine import Engine
 from tests.api.conftest import API, API_REGISTRY
+from tests.support.odour import odour_service
 from tests.test_filters import PLUGINS, SERVICE
 
-REGISTRY = API_REGISTRY.replace("services:\n", "services:" + SERVICE, 1) + """
+REGISTRY = API_REGISTRY.replace("services:\n", "services:" + SERVICE + odour_service("filters"), 1) + """
   - slug: field
     name: Field
     auto_publish: true
     location_precision: 2
     licences: [CC-BY-4.0, CC0-1.0]
     services: {survey: {}}
+  - slug: smells
+    name: Smells
+    auto_publish: true
+    services: {odour: {}}
 """
 LIST = f"{API}/projects/field/observations"
 EXACT = (41.3912340, 2.1712340)  # shown to the public as 41.39, 2.17
@@ -77,6 +82,18 @@ def test_field_filters_as_a_user_types_them(client, make_observation):
     assert listed(client, "field.sex=unknown") == [counts[5]]
     assert listed(client, "field.alive=true") == [counts[3], counts[5]]
     assert listed(client, "field.alive=false&kind=survey") == [counts[1]]
+
+
+def test_a_plugins_kind_filters_as_the_docs_show(client, make_observation):
+    """The example of docs/filters.md: odour reports of intensity 3 or more, categories in a list."""
+    reports = {i: make_observation("smells", kind="odour", fields={"category": 5, "subtype": 53, "intensity": i,
+                                                                    "hedonic_tone": -2})["id"] for i in (1, 3, 5)}
+    url = f"{API}/projects/smells/observations"
+    assert listed(client, "kind=odour&field.intensity>=3", url=url) == [reports[3], reports[5]]
+    assert listed(client, "field.category=in:1,5&field.intensity<=3", url=url) == [reports[1], reports[3]]
+    assert listed(client, "field.category=in:1,2", url=url) == []
+    error = error_of(client, "field.intensity=9", url=url)
+    assert error["code"] == "invalid_filter_value" and "field.intensity" in error["message"]
 
 
 def test_field_422s_name_the_field(client, make_observation):
