@@ -68,7 +68,9 @@ SCHEMA_CANNOT_SAY = {"time_in_future", "invalid_cursor", "invalid_bbox", "unknow
                      "media_corrupt", "media_empty", "media_type_mismatch", "media_unknown_type",
                      "media_unsupported_type", "media_too_many_pixels",
                      # /identify's models are added while the engine runs (`observatory models add`)
-                     "unknown_model"}
+                     "unknown_model",
+                     # a project's licences are set in registry.yaml; a polygon is GeoJSON text in a query string
+                     "unknown_licence", "invalid_filter_value"}
 
 
 def _checks(response: Any = None) -> list[Any]:
