@@ -85,5 +85,5 @@ def import_command(ctx: click.Context, project: str, file: Path, fmt: str | None
                        err=True)
     click.echo(summary.text())
     if report is not None:
-        click.echo(f"report: {report} ({len(summary.lines)} problems)")
+        click.echo(f"report: {report} ({len(summary.lines)} problem{'s' if len(summary.lines) != 1 else ''})")
     sys.exit(0 if summary.ok else 1)

@@ -15,9 +15,11 @@ _URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 
 
 class MediaFinder:
-    def __init__(self, folder: Path | None, member: Callable[[str], bytes | None]):
+    def __init__(self, folder: Path | None, member: Callable[[str], bytes | None], *, archive: bool = False):
         self.folder = folder.resolve() if folder is not None else None
+        self.shown = folder  # as the user named it
         self.member = member
+        self.archive = archive
         self._by_name: dict[str, Path] | None = None
 
     def uploads(self, names: list[str]) -> tuple[list[Upload], list[Problem]]:
@@ -31,11 +33,19 @@ class MediaFinder:
                 continue
             data = self.member(name) or self._from_folder(name)
             if data is None:
-                where = f"in the archive or in {self.folder}" if self.folder else "in the source (give the folder with --media DIR)"
-                problems.append(Problem(("media", i), f"the media file {name!r} is not {where}", "media_not_found"))
+                problems.append(Problem(("media", i), f"the media file {name!r} {self._where()}", "media_not_found"))
                 continue
             uploads.append(Upload(data, Path(name.replace("\\", "/")).name, None))
         return uploads, problems
+
+    def _where(self) -> str:
+        if self.archive and self.folder:
+            return f"is neither in the archive nor in {self.shown}"
+        if self.archive:
+            return "is not in the archive (a folder of media files may be given with --media DIR)"
+        if self.folder:
+            return f"is not in {self.shown}"
+        return "cannot be found: give the folder of the media files with --media DIR"
 
     def _from_folder(self, name: str) -> bytes | None:
         if self.folder is None:

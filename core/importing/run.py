@@ -82,7 +82,7 @@ class ImportSummary:
         out = (f"{self.rows} rows ({self.format}): {self.stored} {verb}, {self.duplicates} already stored, "
                f"{self.refused} refused, {self.warnings} warnings")
         if self.accounts_made:
-            out += f"; {self.accounts_made} accounts made for people who consented"
+            out += f"; {self.accounts_made} account{'s' if self.accounts_made != 1 else ''} made for people who consented"
         return out + (" (dry run: nothing stored)" if self.dry_run else "")
 
 
@@ -163,7 +163,10 @@ def import_file(
         summary = ImportSummary(fmt, source.converter.prefix, dry_run)
         people = None if dry_run else People(engine, project, summary.source,
                                              pseudonym_key(engine.settings.data_dir, pseudonym_key_setting))
-        finder = MediaFinder(Path(media_dir) if media_dir is not None else None, source.member)
+        finder = MediaFinder(Path(media_dir) if media_dir is not None else None, source.member,
+                             archive=fmt == "dwca")
+        if progress is not None:
+            progress(0, source.total)
         for chunk in batched(source.rows(), max(1, batch_size)):
             _one_batch(engine, project, chunk, finder, people, summary)
             if progress is not None:
