@@ -58,8 +58,10 @@ def _iso(value: Any) -> str | None:
     return value.isoformat() if value is not None else None
 
 
-def _load_account(session: Session, account_id: int) -> Account:
-    account = session.get(Account, account_id, options=[selectinload(Account.memberships)])
+def _load_account(session: Session, account_id: int, *, lock: bool = False) -> Account:
+    # locked for an erasure: on PostgreSQL a submit naming the account waits, then fails, instead
+    # of storing an observation that still points at the person
+    account = session.get(Account, account_id, options=[selectinload(Account.memberships)], with_for_update=lock)
     if account is None:
         raise NotFound(f"no account {account_id}", code="account_not_found")
     return account
@@ -271,7 +273,7 @@ def erase(engine: Engine, account_id: int, actor: str = ERASED) -> Erasure:
     if _is_actor(actor, account_id):
         actor = ERASED
     with transaction(engine.sessions) as session:
-        account = _load_account(session, account_id)
+        account = _load_account(session, account_id, lock=True)
         person = _Person(account.id, account.display_name, account.email)
         contexts = engine.registry.contexts()
         owned = session.execute(select(Observation.id, Observation.project)
@@ -317,8 +319,9 @@ def erase(engine: Engine, account_id: int, actor: str = ERASED) -> Erasure:
         for project, numbers in sorted(per_project.items()) or [("*", {})]:
             audit(session, project, None, actor, "erase_account", None, numbers)
     forget_tokens(token_ids)
-    for sha256 in unused:
-        for path in (engine.media.path_for(sha256), engine.media.public_path_for(sha256)):
+    for sha256 in unused:  # the file, its cleaned public copy, and a kept "cannot be cleaned" decision
+        public = engine.media.public_path_for(sha256)
+        for path in (engine.media.path_for(sha256), public, public.with_name(sha256 + ".refused")):
             path.unlink(missing_ok=True)
     return Erasure(len(to_anonymise), len(to_delete), len(unused), sum(c for _, c in commented), rewritten,
                    len(token_ids))
