@@ -10,7 +10,6 @@ comments stay, without an author.
 from __future__ import annotations
 
 import unicodedata
-from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Select, or_, select
@@ -29,12 +28,6 @@ from core.views import observation_not_found
 MAX_BODY = 5000
 STATES = ("visible", "hidden", "all")
 ALLOWED_CONTROLS = "\n\t"
-
-
-@dataclass(frozen=True)
-class Page:
-    items: list[dict[str, Any]]
-    next_cursor: str | None
 
 
 def check_body(body: str) -> str:

@@ -4,7 +4,6 @@ list, hiding and unhiding from the CLI (audited), and who sees a hidden comment.
 from __future__ import annotations
 
 import json
-from typing import Callable
 
 import pytest
 from click.testing import CliRunner
