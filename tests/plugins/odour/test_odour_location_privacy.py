@@ -132,6 +132,9 @@ def test_an_obscured_report_counts_at_its_cell_in_public(people: People) -> None
     for path in PUBLIC_PLACE_READS:
         assert "41.4012" not in json.dumps(people.get(path)), path
 
+    for report in (carol, erin):  # the public flag is decided on the same places as the public's events
+        assert "odour.corroborated" in {f["code"] for f in people.get(f"{API}/observations/{report}")["flags"]}
+
     seen = people.get(f"{API}/observations/{carol}")
     assert seen["location"]["obscured"] is True
     enriched = seen["enrichments"]["odour"]["result"]
