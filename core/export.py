@@ -24,22 +24,25 @@ import csv
 import io
 import json
 import logging
+import re
+from math import floor
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import datetime
-from typing import Any, Iterator, Mapping
+from datetime import datetime, timezone
+from typing import Any, Callable, Iterator, Mapping
 
-from sqlalchemy import ColumnElement, and_, bindparam, func, select
+from sqlalchemy import ColumnElement, Text, and_, bindparam, cast, func, select, type_coerce
+from sqlalchemy.types import NullType
 
 from core.db.models import AuditEntry, Enrichment, MediaBlob, Observation, ObservationMedia, QualityFlag
 from core.db.session import transaction
 from core.engine import Engine
 from core.errors import EngineError
 from core.filters import ObservationFilter, filter_conditions
-from core.licences import GBIF_LICENCES, gbif_eligible, licence_uri
-from core.privacy import public_digits, public_location
+from core.licences import GBIF_LICENCES, LICENCE_URIS, gbif_eligible, licence_uri
+from core.privacy import METRES_PER_DEGREE, PRIVACIES, public_digits
 from core.projects import project_kinds
-from core.readable import readable
+from core.readable import READABLE_DEPTH, readable
 from core.types import ExportColumn, Location, MediaFile, ObservationView, ProjectContext
 
 log = logging.getLogger(__name__)
@@ -59,13 +62,17 @@ FIELD_PREFIX = "field."
 RESERVED = frozenset(BASE_COLUMNS + STAFF_COLUMNS + TAIL_COLUMNS + (OTHER_FIELDS, "fields", "flags"))
 
 _obs = Observation.__table__
+_Raw = NullType()
 _media = ObservationMedia.__table__
 _blobs = MediaBlob.__table__
 _enrichments = Enrichment.__table__
 _flags = QualityFlag.__table__
-_COLUMNS = (_obs.c.id, _obs.c.kind, _obs.c.observed_at, _obs.c.lat, _obs.c.lon, _obs.c.accuracy_m, _obs.c.status,
-            _obs.c.grade, _obs.c.contributor_id, _obs.c.source_contributor, _obs.c.fields, _obs.c.licence,
-            _obs.c.location_privacy, _obs.c.created_at, _obs.c.updated_at)
+# fields as their JSON text (parsed here, so that readable() runs only where the text needs it),
+# times as the database gives them (``_utc``)
+_COLUMNS = (_obs.c.id, _obs.c.kind, type_coerce(_obs.c.observed_at, _Raw), _obs.c.lat, _obs.c.lon, _obs.c.accuracy_m,
+            _obs.c.status, _obs.c.grade, _obs.c.contributor_id, _obs.c.source_contributor, cast(_obs.c.fields, Text),
+            _obs.c.licence, _obs.c.location_privacy, type_coerce(_obs.c.created_at, _Raw),
+            type_coerce(_obs.c.updated_at, _Raw))
 
 
 # -- what is exported ---------------------------------------------------------------------------
@@ -97,7 +104,7 @@ class MediaRow:
     height: int | None
 
 
-@dataclass
+@dataclass(slots=True)
 class ExportRecord:
     """One observation as an export shows it: ``place`` is None where its place is withheld."""
 
@@ -115,12 +122,21 @@ class ExportRecord:
     """As sent by the device (the shown place's own uncertainty is ``place.accuracy_m``)."""
     place: Location | None
     generalised: bool
-    created_at: datetime
-    updated_at: datetime
-    media: list[MediaRow] = field(default_factory=list)
-    enrichments: dict[str, dict[str, Any]] = field(default_factory=dict)
-    flags: list[tuple[str, str]] = field(default_factory=list)
+    created: Any
+    updated: Any
+    """Stored times as the database gives them: read with ``created_at`` and ``updated_at``."""
+    media: list[MediaRow]
+    enrichments: dict[str, dict[str, Any]]
+    flags: list[tuple[str, str]]
     """(plugin, code) of each quality flag."""
+
+    @property
+    def created_at(self) -> datetime:
+        return _utc(self.created)
+
+    @property
+    def updated_at(self) -> datetime:
+        return _utc(self.updated)
 
 
 class RowCount:
@@ -130,16 +146,40 @@ class RowCount:
         self.rows = 0
 
 
+class PlaceRule:
+    """``core.privacy.public_location`` for one export: each privacy's grid is looked up once, not
+    per row (``tests/test_export_csv.py`` holds the two to the same places, bit for bit)."""
+
+    def __init__(self, project: ProjectContext, public: bool) -> None:
+        self.public = public
+        self.grids: dict[str, tuple[int | None, float, float]] = {}
+        for privacy in PRIVACIES:
+            try:
+                digits = public_digits(project, privacy)
+            except ValueError:
+                continue  # private: no public place
+            self.grids[privacy] = (digits, float(10**digits) if digits is not None else 1.0,
+                                   METRES_PER_DEGREE / 10**digits if digits is not None else 0.0)
+
+    def __call__(self, lat: float, lon: float, accuracy_m: float | None, privacy: str) -> tuple[Location | None, bool]:
+        """The place shown, and whether it is generalised (the rule, not the values: a place that
+        happens to lie on the grid is still a generalised one)."""
+        if not self.public:
+            return Location(lat, lon, accuracy_m), False
+        grid = self.grids.get(privacy)
+        if grid is None:  # private, or a privacy this engine does not know: withheld
+            return None, False
+        digits, scale, cell = grid
+        if digits is None:
+            return Location(lat, lon, accuracy_m), False
+        return Location(floor(lat * scale + 0.5) / scale, floor(lon * scale + 0.5) / scale,
+                        max(accuracy_m or 0.0, cell)), True
+
+
 def shown_place(exact: Location, project: ProjectContext, privacy: str, public: bool) -> tuple[Location | None, bool]:
-    """The place an export shows, and whether it is generalised (snapped to a grid): exact for staff;
-    for the public as ``core.privacy.public_location`` says (None: private, withheld)."""
-    if not public:
-        return exact, False
-    place = public_location(exact, project, privacy)
-    if place is None:
-        return None, False
-    # the rule, not the values: a place that happens to lie on the grid is still a generalised one
-    return place, public_digits(project, privacy) is not None
+    """The place an export shows, and whether it is generalised: exact for staff; for the public
+    as ``core.privacy.public_location`` says (None: private, withheld)."""
+    return PlaceRule(project, public)(exact.lat, exact.lon, exact.accuracy_m, privacy)
 
 
 def record_conditions(engine: Engine, project: ProjectContext, options: ExportOptions) -> list[ColumnElement[bool]]:
@@ -161,56 +201,89 @@ def records(engine: Engine, project: ProjectContext, options: ExportOptions, *, 
     transaction each: a long export never holds the database). Places are shown as the public
     sees them in a public export, or wherever ``public_places`` says so."""
     public_places = options.public if public_places is None else public_places
-    query = (select(*_COLUMNS).where(and_(*record_conditions(engine, project, options)))
-             .where(_obs.c.id > bindparam("last")).order_by(_obs.c.id).limit(batch))
+    conditions = and_(*record_conditions(engine, project, options))
+    query = select(*_COLUMNS).where(conditions, _obs.c.id > bindparam("last")).order_by(_obs.c.id).limit(batch)
+    # the batch's media, enrichments and flags: one statement each, the same for every batch
+    # (the database narrows them to the batch; no list of ids to expand into each statement)
+    in_batch = select(_obs.c.id).where(conditions, _obs.c.id > bindparam("last"), _obs.c.id <= bindparam("upto"))
+    children = tuple(child.where(child.selected_columns.observation_id.in_(in_batch)) for child in _CHILDREN)
+    default_licence = project.licence
+    place_of = PlaceRule(project, public_places)
+    reader = engine.db.execution_options(readonly=True)  # SQLite: read beside a writer, never lock
     last = 0
     while True:
-        with transaction(engine.readers) as session:
-            rows = session.execute(query, {"last": last}).all()
+        with reader.begin() as conn:  # one short transaction per batch
+            rows = conn.execute(query, {"last": last}).all()
             if not rows:
                 return
-            ids = [row.id for row in rows]
-            media, enrichments, flags = _children(session, ids)
-        for row in rows:
-            place, generalised = shown_place(Location(row.lat, row.lon, row.accuracy_m), project,
-                                             row.location_privacy or "open", public_places)
+            span = {"last": last, "upto": rows[-1][0]}
+            media, enrichments, flags = _children(*(conn.execute(child, span) for child in children))
+        for (obs_id, kind, observed_at, lat, lon, accuracy_m, status, grade, contributor_id, source_contributor,
+             fields_text, licence, privacy, created, updated) in rows:
+            privacy = privacy or "open"
+            place, generalised = place_of(lat, lon, accuracy_m, privacy)
             yield ExportRecord(
-                id=row.id, kind=row.kind, observed_at=row.observed_at, status=row.status, grade=row.grade,
-                contributor_id=row.contributor_id, source_contributor=row.source_contributor,
-                fields=readable(row.fields or {}), licence=row.licence or project.licence,
-                location_privacy=row.location_privacy or "open", accuracy_m=row.accuracy_m, place=place, generalised=generalised,
-                created_at=row.created_at, updated_at=row.updated_at,
-                media=media.get(row.id, []), enrichments=enrichments.get(row.id, {}), flags=flags.get(row.id, []))
+                obs_id, kind, _utc(observed_at), status, grade, contributor_id, source_contributor,
+                _fields_of(fields_text), licence or default_licence, privacy, accuracy_m, place, generalised,
+                created, updated, media.get(obs_id, _NONE), enrichments.get(obs_id, _NO_RESULTS),
+                flags.get(obs_id, _NONE))
             if counter is not None:
                 counter.rows += 1
         if len(rows) < batch:
             return
-        last = ids[-1]
+        last = rows[-1][0]
 
 
-_MEDIA_OF = (select(_media.c.observation_id, _media.c.id, _media.c.sha256, _blobs.c.content_type, _blobs.c.size,
-                    _blobs.c.width, _blobs.c.height)
-             .join(_blobs, _blobs.c.sha256 == _media.c.sha256)
-             .where(_media.c.observation_id.in_(bindparam("ids", expanding=True)))
-             .order_by(_media.c.observation_id, _media.c.position, _media.c.id))
-_ENRICHMENTS_OF = (select(_enrichments.c.observation_id, _enrichments.c.plugin, _enrichments.c.result)
-                   .where(_enrichments.c.observation_id.in_(bindparam("ids", expanding=True)),
-                          _enrichments.c.status == "done"))
-_FLAGS_OF = (select(_flags.c.observation_id, _flags.c.plugin, _flags.c.code)
-             .where(_flags.c.observation_id.in_(bindparam("ids", expanding=True))).order_by(_flags.c.id))
+def _utc(value: Any) -> datetime:
+    """A stored time as an aware UTC datetime: SQLite gives the text it keeps (read here with the
+    C parser, faster than a result processor per column), PostgreSQL a datetime."""
+    if type(value) is str:
+        return datetime.fromisoformat(value).replace(tzinfo=timezone.utc)
+    return value if value.tzinfo is not None else value.replace(tzinfo=timezone.utc)
 
 
-def _children(session: Any, ids: list[int]) -> tuple[dict[int, list[MediaRow]], dict[int, dict[str, Any]],
-                                                     dict[int, list[tuple[str, str]]]]:
+_NONE: list[Any] = []
+_NO_RESULTS: dict[str, Any] = {}
+_MAY_NEED_REPAIR = re.compile(r"\\u[dD][89a-fA-F]|NaN|Infinity|[\ud800-\udfff]")
+"""What a stored JSON text holds when ``readable`` may have to repair its value (surrogates,
+escaped or not, NaN, infinities); an astral character escaped as a pair matches too, harmlessly."""
+
+
+def _fields_of(text: str | None) -> dict[str, Any]:
+    """An observation's fields from their JSON text; ``readable`` only where the text says it may
+    be needed (nearly every row: one C parse, no walk)."""
+    if not text:
+        return {}
+    value = json.loads(text)
+    if not isinstance(value, dict):
+        return {}
+    if _MAY_NEED_REPAIR.search(text) or text.count("[") + text.count("{") > READABLE_DEPTH:
+        value = readable(value)
+    return value
+
+
+_CHILDREN = (
+    select(_media.c.observation_id, _media.c.id, _media.c.sha256, _blobs.c.content_type, _blobs.c.size,
+           _blobs.c.width, _blobs.c.height)
+    .join(_blobs, _blobs.c.sha256 == _media.c.sha256).order_by(_media.c.observation_id, _media.c.position, _media.c.id),
+    select(_enrichments.c.observation_id, _enrichments.c.plugin, _enrichments.c.result)
+    .where(_enrichments.c.status == "done"),
+    select(_flags.c.observation_id, _flags.c.plugin, _flags.c.code).order_by(_flags.c.id),
+)
+"""Media, finished enrichments and flags, narrowed to a batch by ``records``."""
+
+
+def _children(media_rows: Iterator[Any], enrichment_rows: Iterator[Any], flag_rows: Iterator[Any]
+              ) -> tuple[dict[int, list[MediaRow]], dict[int, dict[str, Any]], dict[int, list[tuple[str, str]]]]:
     media: defaultdict[int, list[MediaRow]] = defaultdict(list)
-    for row in session.execute(_MEDIA_OF, {"ids": ids}):
+    for row in media_rows:
         media[row.observation_id].append(MediaRow(row.id, row.sha256, row.content_type, row.size, row.width,
                                                   row.height))
     enrichments: defaultdict[int, dict[str, Any]] = defaultdict(dict)
-    for row in session.execute(_ENRICHMENTS_OF, {"ids": ids}):
+    for row in enrichment_rows:
         enrichments[row.observation_id][row.plugin] = row.result or {}
     flags: defaultdict[int, list[tuple[str, str]]] = defaultdict(list)
-    for row in session.execute(_FLAGS_OF, {"ids": ids}):
+    for row in flag_rows:
         flags[row.observation_id].append((row.plugin, row.code))
     return media, enrichments, flags
 
@@ -259,16 +332,20 @@ def schema_fields(engine: Engine, project: ProjectContext) -> list[str]:
 # -- cells --------------------------------------------------------------------------------------
 
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+_dumps = json.JSONEncoder(ensure_ascii=False, sort_keys=True).encode
 
 
 def _cell(value: Any) -> Any:
-    value = readable(value)  # a plugin's column, or an older row, may hold what UTF-8 cannot carry
+    """A CSV cell of a value already ``readable``: empty for None, true/false, JSON for objects."""
+    kind = type(value)
+    if kind is str or kind is int or kind is float:
+        return value
     if value is None:
         return ""
-    if value is True or value is False:
+    if kind is bool:
         return "true" if value else "false"
-    if isinstance(value, (dict, list)):
-        return json.dumps(value, ensure_ascii=False, sort_keys=True)
+    if kind is dict or kind is list or kind is tuple:
+        return _dumps(value)
     return value
 
 
@@ -276,65 +353,100 @@ def _excel_cell(value: Any) -> Any:
     """A cell for a spreadsheet: text that a spreadsheet would run as a formula starts with ``'``
     (OWASP's advice against CSV injection); numbers are left as they are."""
     value = _cell(value)
-    if isinstance(value, str) and value.startswith(_FORMULA_START):
+    if type(value) is str and value.startswith(_FORMULA_START):
         return "'" + value
     return value
-
-
-def _iso(value: datetime) -> str:
-    return value.isoformat()
-
-
-def _values(record: ExportRecord, project: ProjectContext, options: ExportOptions, field_names: list[str],
-            known: frozenset[str], columns: list[ExportColumn], engine: Engine) -> list[Any]:
-    fields = record.fields
-    other = {k: v for k, v in fields.items() if k not in known}
-    place = record.place
-    view = view_of(record, project, engine, options.public)
-    row: list[Any] = [record.id, record.kind, _iso(record.observed_at), place.lat if place else None,
-                      place.lon if place else None, record.accuracy_m if place else None, record.status, record.grade]
-    if not options.public:
-        row += [record.contributor_id, record.source_contributor]
-    row += [fields.get(name) for name in field_names]
-    row += [other or None, [code for _, code in record.flags]]
-    row += [column.value(view) for column in columns]
-    row += [record.licence, licence_uri(record.licence) or None,
-            gbif_eligible(record.licence), record.location_privacy, record.generalised if place else None,
-            place.accuracy_m if place else None]
-    return row
 
 
 # -- formats ------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
 class Plan:
-    """What every row of one export needs, computed once before the first row."""
+    """What every row of one export needs, computed once before the first row; ``values`` gives a
+    record's values in the order of ``header`` (plain Python values, each ``readable``)."""
 
-    engine: Engine
-    project: ProjectContext
-    options: ExportOptions
-    field_names: list[str]
-    columns: list[ExportColumn]
+    def __init__(self, engine: Engine, project: ProjectContext, options: ExportOptions) -> None:
+        self.engine, self.project, self.options = engine, project, options
+        self.field_names = schema_fields(engine, project)
+        self.columns = export_columns(engine, project)
+        self.header = [*BASE_COLUMNS, *(() if options.public else STAFF_COLUMNS),
+                       *(FIELD_PREFIX + name for name in self.field_names), OTHER_FIELDS, "flags",
+                       *(c.name for c in self.columns), *TAIL_COLUMNS]
+        self._known = frozenset(self.field_names)
+        self._licences = {name: (licence_uri(name) or None, gbif_eligible(name)) for name in LICENCE_URIS}
+        self._no_fields: list[Any] = [None] * (len(self.field_names) + 1)
 
     @classmethod
     def of(cls, engine: Engine, project: ProjectContext, options: ExportOptions) -> "Plan":
-        return cls(engine, project, options, schema_fields(engine, project), export_columns(engine, project))
-
-    @property
-    def header(self) -> list[str]:
-        return [*BASE_COLUMNS, *(() if self.options.public else STAFF_COLUMNS),
-                *(FIELD_PREFIX + name for name in self.field_names), OTHER_FIELDS, "flags",
-                *(c.name for c in self.columns), *TAIL_COLUMNS]
+        return cls(engine, project, options)
 
     def values(self, record: ExportRecord) -> list[Any]:
-        return _values(record, self.project, self.options, self.field_names, frozenset(self.field_names),
-                       self.columns, self.engine)
+        """The record's values in the order of ``header``, as plain Python values (for GeoJSON)."""
+        fields = record.fields
+        known = self._known
+        place = record.place
+        row: list[Any] = [record.id, record.kind, record.observed_at.isoformat(),
+                          place.lat if place else None, place.lon if place else None,
+                          record.accuracy_m if place else None, record.status, record.grade]
+        if not self.options.public:
+            row += (record.contributor_id, record.source_contributor)
+        row += [fields.get(name) for name in self.field_names]
+        row.append({k: v for k, v in fields.items() if k not in known} or None)
+        row.append([code for _, code in record.flags])
+        row += self.plugin_values(record)
+        uri, eligible = self.licence_facts(record.licence)
+        row += (record.licence, uri, eligible, record.location_privacy, record.generalised if place else None,
+                place.accuracy_m if place else None)
+        return row
+
+    def cells(self, record: ExportRecord, cell: Callable[[Any], Any] = None) -> list[Any]:  # type: ignore[assignment]
+        """The record's CSV cells in the order of ``header``: ``cell`` (``_cell`` or ``_excel_cell``)
+        turns fields' and plugins' values into text; the engine's own columns need no turning
+        (the csv module writes None as an empty cell)."""
+        cell = cell or _cell
+        fields = record.fields
+        known = self._known
+        place = record.place
+        if place is None:
+            row: list[Any] = [record.id, record.kind, record.observed_at.isoformat(), None, None, None,
+                              record.status, record.grade]
+        else:
+            row = [record.id, record.kind, record.observed_at.isoformat(), place.lat, place.lon, record.accuracy_m,
+                   record.status, record.grade]
+        if not self.options.public:
+            row += (record.contributor_id, record.source_contributor)
+        if fields:
+            row += [cell(fields.get(name)) for name in self.field_names]
+            other = {k: v for k, v in fields.items() if k not in known}
+            row.append(_dumps(other) if other else None)
+        else:
+            row += self._no_fields
+        row.append(_dumps([code for _, code in record.flags]) if record.flags else "[]")
+        if self.columns:
+            row += [cell(v) for v in self.plugin_values(record)]
+        uri, eligible = self.licence_facts(record.licence)
+        row += (record.licence, uri, "true" if eligible else "false", record.location_privacy,
+                None if place is None else "true" if record.generalised else "false",
+                None if place is None else place.accuracy_m)
+        return row
+
+    def plugin_values(self, record: ExportRecord) -> list[Any]:
+        """Plugins' columns, computed on the record as this export shows it; ``readable``, since a
+        plugin's value may hold what UTF-8 cannot carry."""
+        if not self.columns:
+            return []
+        view = view_of(record, self.project, self.engine, self.options.public)
+        return [readable(column.value(view)) for column in self.columns]
+
+    def licence_facts(self, licence: str) -> tuple[str | None, bool]:
+        """The licence's URI (None for all rights reserved) and whether GBIF accepts it."""
+        found = self._licences.get(licence)
+        return found if found is not None else (licence_uri(licence) or None, gbif_eligible(licence))
 
 
 def header(engine: Engine, project: ProjectContext, options: ExportOptions) -> list[str]:
     """The CSV header of an export of ``project``."""
-    return Plan.of(engine, project, options).header
+    return Plan(engine, project, options).header
 
 
 FLUSH_CHARS = 64 * 1024
@@ -349,10 +461,10 @@ def csv_chunks(plan: Plan, *, excel: bool = False, counter: RowCount | None = No
     if excel:
         buffer.write("\ufeff")
     writer.writerow(plan.header)
-    known = frozenset(plan.field_names)
+    cells = plan.cells
+    writerow = writer.writerow
     for record in records(plan.engine, plan.project, plan.options, counter=counter):
-        writer.writerow([cell(v) for v in _values(record, plan.project, plan.options, plan.field_names, known,
-                                                  plan.columns, plan.engine)])
+        writerow(cells(record, cell))
         if buffer.tell() > FLUSH_CHARS:
             yield buffer.getvalue()
             buffer.seek(0)
@@ -364,17 +476,17 @@ def geojson_chunks(plan: Plan, *, counter: RowCount | None = None) -> Iterator[s
     """A GeoJSON FeatureCollection as chunks of text; a withheld place has ``geometry: null``."""
     names = plan.header
     skip = {"lat", "lon", OTHER_FIELDS} | {FIELD_PREFIX + n for n in plan.field_names}
-    known = frozenset(plan.field_names)
+    keep = [i for i, name in enumerate(names) if name not in skip]
+    dumps = json.JSONEncoder(ensure_ascii=False, default=str).encode
     yield '{"type": "FeatureCollection", "features": ['
     first = True
     for record in records(plan.engine, plan.project, plan.options, counter=counter):
-        values = _values(record, plan.project, plan.options, plan.field_names, known, plan.columns, plan.engine)
-        properties = {name: value for name, value in zip(names, values) if name not in skip}
+        values = plan.values(record)
+        properties = {names[i]: values[i] for i in keep}
         properties["fields"] = record.fields
         place = record.place
         geometry = None if place is None else {"type": "Point", "coordinates": [place.lon, place.lat]}
-        feature = {"type": "Feature", "geometry": geometry, "properties": properties}
-        yield ("" if first else ",") + json.dumps(readable(feature), ensure_ascii=False, default=str)
+        yield ("" if first else ",") + dumps({"type": "Feature", "geometry": geometry, "properties": properties})
         first = False
     yield "]}"
 

@@ -184,3 +184,25 @@ def test_no_row_cap_and_memory_does_not_grow_with_rows(engine, fmt):
     if fmt == "csv":
         _, rows = table(engine)
         assert len(rows) == 12 * EXPORT_BATCH, "every row, no cap"
+
+
+@pytest.mark.parametrize("precision", [None, 0, 2, 5])
+def test_the_export_places_are_core_privacys_bit_for_bit(engine, precision):
+    import dataclasses
+    import random
+
+    from core.export import PlaceRule
+    from core.privacy import public_location
+    from core.types import Location
+
+    project = dataclasses.replace(engine.registry.project("woods"), location_precision=precision, obscured_precision=1)
+    rule = PlaceRule(project, public=True)
+    draw = random.Random(precision)
+    for _ in range(2000):
+        exact = Location(draw.uniform(-90, 90), draw.uniform(-180, 180), draw.choice([None, 0.0, 3.5, 50_000.0]))
+        for privacy in ("open", "obscured", "private", "unknown"):
+            shown, generalised = rule(exact.lat, exact.lon, exact.accuracy_m, privacy)
+            assert shown == public_location(exact, project, privacy)
+            assert generalised == (shown is not None and (privacy == "obscured" or precision is not None))
+    staff = PlaceRule(project, public=False)
+    assert staff(41.387654, 2.170123, 4.0, "private") == (Location(41.387654, 2.170123, 4.0), False)
