@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo
 import jsonschema
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 from pydantic_core import PydanticCustomError
-from sqlalchemy import insert, select
+from sqlalchemy import func, insert, select, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection
@@ -267,22 +267,30 @@ def parse_draft(data: Any, project: ProjectContext, settings: Settings | None = 
     return draft
 
 
-_validators: dict[int, tuple[ObservationType, jsonschema.Draft202012Validator]] = {}
+_validators: dict[int, tuple[ObservationType, jsonschema.Draft202012Validator | None]] = {}
+# keywords that say nothing of an object's content: a schema of only these accepts any fields
+_NO_CONSTRAINT = {"type", "additionalProperties", "title", "description", "$schema", "$id", "$comment"}
 
 
-def _validator_for(otype: ObservationType) -> jsonschema.Draft202012Validator:
-    """One compiled validator per observation type (building one costs more than validating)."""
+def _validator_for(otype: ObservationType) -> jsonschema.Draft202012Validator | None:
+    """One compiled validator per observation type (building one costs more than validating);
+    None for a schema that any object passes (``fields`` is always an object by then)."""
     cached = _validators.get(id(otype))
     if cached is None:  # the type is kept with its validator, so its id cannot be reused meanwhile
         if len(_validators) >= 256:  # engines started again and again (tests) leave old types behind
             _validators.clear()
-        cached = _validators[id(otype)] = (otype, jsonschema.Draft202012Validator(otype.schema))
+        schema = otype.schema
+        open_object = (set(schema) <= _NO_CONSTRAINT and schema.get("type") == "object"
+                       and schema.get("additionalProperties", True) is True)
+        cached = _validators[id(otype)] = (otype, None if open_object else jsonschema.Draft202012Validator(schema))
     return cached[1]
 
 
-def _check_kind(engine: Engine, draft: DraftIn, project: ProjectContext) -> list[Problem]:
+def _check_kind(engine: Engine, draft: DraftIn, project: ProjectContext,
+                kinds: dict[str, ObservationType] | None = None) -> list[Problem]:
     kind = draft.kind or GENERIC_KIND
-    kinds = {t.name: t for t in project_kinds(engine, project)}
+    if kinds is None:
+        kinds = {t.name: t for t in project_kinds(engine, project)}
     otype = kinds.get(kind)
     if otype is None:
         known = ", ".join(sorted(kinds))
@@ -292,6 +300,8 @@ def _check_kind(engine: Engine, draft: DraftIn, project: ProjectContext) -> list
             message += f"; the service {other.plugin!r} that adds it is not enabled for this project"
         return [Problem(("kind",), message, "unknown_kind")]
     validator = _validator_for(otype)
+    if validator is None:
+        return []
     return [
         Problem(("fields", *err.path) if err.path else ("fields",), err.message, f"schema_{err.validator}")
         for err in sorted(validator.iter_errors(draft.fields), key=lambda e: list(e.path))
@@ -320,7 +330,7 @@ def content_hash(draft: DraftIn, media_shas: list[str]) -> str:
     """What makes two submissions 'the same content' (the client_id aside)."""
     body = {
         "observed_at": draft.observed_at.astimezone(timezone.utc).isoformat(),
-        "location": draft.location.model_dump(),
+        "location": {"lat": draft.location.lat, "lon": draft.location.lon, "accuracy_m": draft.location.accuracy_m},
         "kind": draft.kind or GENERIC_KIND,
         "fields": draft.fields,
         "media": media_shas,
@@ -332,9 +342,12 @@ def content_hash(draft: DraftIn, media_shas: list[str]) -> str:
     return hashlib.sha256(json.dumps(body, sort_keys=True, default=str).encode()).hexdigest()
 
 
-def plugin_problems(engine: Engine, draft: Draft, project: ProjectContext) -> list[Problem]:
+def plugin_problems(engine: Engine, draft: Draft, project: ProjectContext,
+                    impls: list[tuple[str, Any]] | None = None) -> list[Problem]:
     problems: list[Problem] = []
-    for _name, call in engine.host.enabled_impls("validate_observation", project):
+    if impls is None:
+        impls = list(engine.host.enabled_impls("validate_observation", project))
+    for _name, call in impls:
         problems.extend(call(draft=draft, project=project) or [])
     return problems
 
@@ -346,11 +359,25 @@ def validate(
     return _validate_in(engine, get_project(engine, project_slug), data, uploads, contributor_id)
 
 
+@dataclass(frozen=True)
+class _Checks:
+    """What the checks of one project need, found once for a whole batch."""
+
+    kinds: dict[str, ObservationType]
+    validators: list[tuple[str, Any]]
+
+    @classmethod
+    def of(cls, engine: Engine, project: ProjectContext) -> "_Checks":
+        return cls({t.name: t for t in project_kinds(engine, project)},
+                   list(engine.host.enabled_impls("validate_observation", project)))
+
+
 def _validate_in(
-    engine: Engine, project: ProjectContext, data: Any, uploads: list[Upload], contributor_id: int | None
+    engine: Engine, project: ProjectContext, data: Any, uploads: list[Upload], contributor_id: int | None,
+    checks: _Checks | None = None,
 ) -> tuple[DraftIn, Draft, list[tuple[Upload, Any]]]:
     parsed = parse_draft(data, project, engine.settings)
-    problems = _check_kind(engine, parsed, project)
+    problems = _check_kind(engine, parsed, project, checks.kinds if checks else None)
     if parsed.licence is not None and parsed.licence not in project.licences:
         problems.append(Problem(("licence",), f"{parsed.licence!r} is not a licence of project {project.slug!r}; "
                                 f"one of {', '.join(project.licences)}", "unknown_licence"))
@@ -382,7 +409,8 @@ def _validate_in(
         licence=parsed.licence or project.licence,
         location_privacy=parsed.location_privacy or project.default_location_privacy,
     )
-    errors = [p for p in plugin_problems(engine, draft, project) if p.severity == "error"]
+    errors = [p for p in plugin_problems(engine, draft, project, checks.validators if checks else None)
+              if p.severity == "error"]
     if errors:
         raise ValidationFailed(errors)
     return parsed, draft, checked
@@ -675,10 +703,11 @@ def submit_many(
     first_with: dict[str, _Ready] = {}
     twins: list[tuple[int, _Ready]] = []  # later items that repeat an earlier one of the batch
     status = "published" if project.auto_publish else "pending"
+    checks = _Checks.of(engine, project)
     for index, (data, uploads) in enumerate(items):
         contributor_id = contributor_of[index]
         try:
-            parsed, draft, checked = _validate_in(engine, project, data, list(uploads or []), contributor_id)
+            parsed, draft, checked = _validate_in(engine, project, data, list(uploads or []), contributor_id, checks)
         except ValidationFailed as exc:
             results[index] = ItemResult(index, None, False, tuple(exc.problems))
             continue
@@ -776,6 +805,30 @@ _RETURNING_IDS = insert(Observation.__table__).returning(Observation.__table__.c
 _RETURNING_ENRICHMENTS = insert(Enrichment.__table__).returning(
     Enrichment.__table__.c.id, Enrichment.__table__.c.observation_id, Enrichment.__table__.c.plugin,
     sort_by_parameter_order=True)
+_sequences: dict[tuple[str, str], str] = {}
+
+
+def _reserve_ids(conn: Connection, table: Any, n: int) -> list[int] | None:
+    """``n`` new primary keys of ``table``, so that rows can be inserted with a plain executemany
+    (a third faster than RETURNING them, and that much of a batch's time); None: RETURNING them.
+
+    SQLite: the batch's transaction began with BEGIN IMMEDIATE (``core.db.session``), so it holds
+    the write lock and no other writer takes an id before it commits; max + 1 is what SQLite itself
+    gives. PostgreSQL: taken from the column's sequence."""
+    if n == 0:
+        return []
+    dialect = conn.dialect.name
+    if dialect == "sqlite":
+        top = conn.execute(select(func.max(table.c.id))).scalar() or 0
+        return list(range(top + 1, top + n + 1))
+    if dialect == "postgresql":
+        key = (str(conn.engine.url), table.name)
+        if key not in _sequences:
+            _sequences[key] = conn.execute(text("SELECT pg_get_serial_sequence(:table, 'id')"),
+                                           {"table": table.name}).scalar_one()
+        return list(conn.execute(text("SELECT nextval(CAST(:sequence AS regclass)) FROM generate_series(1, :n)"),
+                                 {"sequence": _sequences[key], "n": n}).scalars())
+    return None
 
 
 def _insert_batch(
@@ -783,11 +836,19 @@ def _insert_batch(
 ) -> list[tuple[_Ready, int, list[tuple[int, str]]]]:
     """One transaction: the observations, their media and their pending enrichments, many rows a statement."""
     now = utcnow()
-    rows = [{**item.row, "created_at": now, "updated_at": now, "assess_due_at": now} for item in items]
+    rows = [item.row for item in items]
+    for row in rows:
+        row["created_at"] = row["updated_at"] = row["assess_due_at"] = now
     services = engine.host.enriching_services(project)
     blob_insert = (pg_insert if engine.db.dialect.name == "postgresql" else sqlite_insert)(MediaBlob).on_conflict_do_nothing()
     with engine.db.begin() as conn:
-        ids = list(conn.execute(_RETURNING_IDS, rows).scalars())
+        ids = _reserve_ids(conn, Observation.__table__, len(rows))
+        if ids is None:
+            ids = list(conn.execute(_RETURNING_IDS, rows).scalars())
+        else:
+            for row, obs_id in zip(rows, ids):
+                row["id"] = obs_id
+            conn.execute(_INSERT_OBSERVATION, rows)
         blobs: dict[str, dict[str, Any]] = {}
         links = []
         for item, obs_id in zip(items, ids):
@@ -805,6 +866,13 @@ def _insert_batch(
         if services:
             values = [{"observation_id": obs_id, "plugin": name, "status": "pending", "attempts": 0, "updated_at": now}
                       for obs_id in ids for name in services]
-            for row in conn.execute(_RETURNING_ENRICHMENTS, values):
-                by_obs[row.observation_id].append((row.id, row.plugin))
+            enrichment_ids = _reserve_ids(conn, Enrichment.__table__, len(values))
+            if enrichment_ids is None:
+                for found in conn.execute(_RETURNING_ENRICHMENTS, values):
+                    by_obs[found.observation_id].append((found.id, found.plugin))
+            else:
+                for value, enrichment_id in zip(values, enrichment_ids):
+                    value["id"] = enrichment_id
+                    by_obs[value["observation_id"]].append((enrichment_id, value["plugin"]))
+                conn.execute(_INSERT_ENRICHMENT, values)
     return [(item, obs_id, by_obs[obs_id]) for item, obs_id in zip(items, ids)]

@@ -24,6 +24,8 @@ from core.types import ObservationType, Problem
 _TRUE = {"1", "true", "t", "yes", "y", "x", "si", "sí", "ja", "oui", "agreed", "consented"}
 _FALSE = {"0", "false", "f", "no", "n", "nein", "non", "declined"}
 _ISO_START = re.compile(r"^\d{4}-\d{2}")
+_UTC_SUFFIX = re.compile(r"\s*(UTC|GMT)$")
+_DATE_ONLY = re.compile(r"\d{4}-\d{2}-\d{2}")
 
 
 @dataclass
@@ -64,11 +66,15 @@ def read(column: Column | None, record: dict[str, Any]) -> tuple[Any, str]:
         return None, ""
     for name in column.column:
         raw = record.get(name)
-        if not _empty(raw):
-            raw = raw.strip() if isinstance(raw, str) else raw
-            if column.values and isinstance(raw, (str, int, float)) and str(raw) in column.values:
-                raw = column.values[str(raw)]
-            return raw, name
+        if raw is None:
+            continue
+        if type(raw) is str:  # noqa: E721 (nearly every value: CSV cells)
+            raw = raw.strip()
+            if not raw:
+                continue
+        if column.values and isinstance(raw, (str, int, float)) and str(raw) in column.values:
+            raw = column.values[str(raw)]
+        return raw, name
     return column.value, ""
 
 
@@ -137,10 +143,16 @@ def parse_time(text: Any, formats: list[str], zone: str | None) -> datetime | da
         except ValueError:
             continue
         return found.date() if not any(d in fmt for d in ("%H", "%I", "%M", "%S", "%z", "%X", "%c")) else found
+    if len(text) == 10:
+        return date.fromisoformat(text)  # a date alone (ValueError if it is not one)
+    try:
+        return datetime.fromisoformat(text)
+    except ValueError:
+        pass
     if _ISO_START.match(text) and "/" in text:
         text = text.split("/", 1)[0]
-    iso = re.sub(r"\s*(UTC|GMT)$", "+00:00", text)
-    if re.fullmatch(r"\d{4}-\d{2}-\d{2}", iso):
+    iso = _UTC_SUFFIX.sub("+00:00", text)
+    if _DATE_ONLY.fullmatch(iso):
         return date.fromisoformat(iso)
     return datetime.fromisoformat(iso)
 
@@ -326,7 +338,7 @@ def _parse_clock(value: Any, formats: list[str]) -> time:
         except ValueError:
             continue
         return found.timetz()
-    return time.fromisoformat(re.sub(r"\s*(UTC|GMT)$", "+00:00", text))
+    return time.fromisoformat(_UTC_SUFFIX.sub("+00:00", text))
 
 
 # -- licences ----------------------------------------------------------------------------------
