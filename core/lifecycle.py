@@ -783,9 +783,9 @@ def _resolve_stored(engine: Engine, project: str, items: list[_Ready], results: 
         return items
     table = Observation.__table__
     found: dict[str, tuple[int, str, int | None]] = {}
-    with engine.db.connect() as conn:
+    with engine.readers() as session:  # never SQLite's write lock: a row stored meanwhile fails the insert
         for start in range(0, len(wanted), _LOOKUP_CHUNK):
-            rows = conn.execute(
+            rows = session.execute(
                 select(table.c.client_id, table.c.id, table.c.content_hash, table.c.contributor_id)
                 .where(table.c.project == project, table.c.client_id.in_(wanted[start:start + _LOOKUP_CHUNK])))
             found.update((row.client_id, (row.id, row.content_hash, row.contributor_id)) for row in rows)

@@ -136,3 +136,24 @@ def test_racing_batches_store_each_client_id_once(engine):
     ids = {tuple(r.observation_id for r in answer) for answer in results}
     assert len(ids) == 1, "every batch answers the same stored ids"
     assert sum(r.created for answer in results for r in answer) == 20
+
+
+def test_a_client_id_stored_by_another_writer_meanwhile_does_not_fail_the_batch(engine):
+    """Another writer stores one of the batch's client ids between the batch's look-up and its insert."""
+    from sqlalchemy import event
+
+    raced = []
+
+    def another_writer(conn, cursor, statement, parameters, context, executemany):
+        if not raced and "FROM observations" in statement and "client_id IN" in statement:
+            raced.append(lifecycle.submit(engine, "beta", draft(client_id="b-3", fields={"note": "row 3"})))
+
+    event.listen(engine.db, "after_cursor_execute", another_writer)
+    try:
+        results = lifecycle.submit_many(engine, "beta", batch(6))
+    finally:
+        event.remove(engine.db, "after_cursor_execute", another_writer)
+    assert raced, "the other writer ran"
+    assert [r.status for r in results] == ["stored"] * 3 + ["duplicate"] + ["stored"] * 2
+    assert results[3].observation_id == raced[0].observation_id
+    assert count(engine) == 6

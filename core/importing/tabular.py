@@ -90,13 +90,21 @@ class CsvSource:
     def rows(self) -> Iterator[SourceRow]:
         with self.path.open(encoding=self.mapping.encoding, newline="") as fh:
             reader = csv.reader(fh, delimiter=self.delimiter)
-            next(reader, None)
             width = len(self.header)
-            for number, values in enumerate(reader, start=2):
-                if not any(v.strip() for v in values):
-                    continue  # a blank line
-                record = dict(zip(self.header, values + [""] * (width - len(values))))
-                yield self.converter.convert(record, number)
+            number = 1
+            try:
+                next(reader, None)
+                for number, values in enumerate(reader, start=2):
+                    if not any(v.strip() for v in values):
+                        continue  # a blank line
+                    record = dict(zip(self.header, values + [""] * (width - len(values))))
+                    yield self.converter.convert(record, number)
+            except csv.Error as exc:  # a cell past the csv module's limit, a NUL byte...
+                raise SourceError(f"{self.path.name}: row {number + 1} cannot be read as CSV ({exc}); fix it and run "
+                                  "again (rows stored so far are not stored twice)") from None
+            except UnicodeDecodeError as exc:
+                raise SourceError(f"{self.path.name}: after row {number}, bytes that are not {self.mapping.encoding} "
+                                  f"({exc.reason}); set 'encoding' in the mapping and run again") from None
 
     def member(self, name: str) -> bytes | None:
         return None
