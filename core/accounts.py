@@ -25,11 +25,19 @@ from core.engine import Engine
 from core.errors import Conflict, EngineError, NotFound
 from core.tokens import PROJECT_ROLES, NewToken, create_account_token, forget_tokens
 
-EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]{1,255}$")
+EMAIL_PATTERN = r"^[^@\s]{1,64}@[^@\s]{1,255}$"
+EMAIL = re.compile(EMAIL_PATTERN)
+DISPLAY_NAME_PATTERN = r"^[^\x00-\x1f\x7f]*[^\x00-\x1f\x7f\s][^\x00-\x1f\x7f]*$"
 MIN_PASSWORD = 10
 MAX_PASSWORD = 1024  # argon2 hashes any length; a megabyte "password" would only cost CPU
 _hasher = PasswordHasher()  # argon2id, with the library's current recommended parameters
 _DUMMY_HASH = _hasher.hash("not a password of anyone")
+
+
+class AccountInputError(EngineError):
+    """A value an account cannot take (an e-mail, a name, a role, a password)."""
+
+    http_status = 422
 
 
 class SignInRefused(EngineError):
@@ -78,21 +86,21 @@ def normalise_email(email: str | None) -> str | None:
         return None
     email = email.strip().lower()
     if not EMAIL.match(email):
-        raise EngineError(f"{email!r} is not an e-mail address", code="invalid_email")
+        raise AccountInputError(f"{email!r} is not an e-mail address", code="invalid_email")
     return email
 
 
 def _display_name(name: str) -> str:
     name = name.strip()
     if not 1 <= len(name) <= 200 or any(ord(c) < 32 or ord(c) == 127 for c in name):
-        raise EngineError("a display name has 1 to 200 characters and no control characters",
+        raise AccountInputError("a display name has 1 to 200 characters and no control characters",
                           code="invalid_display_name")
     return name
 
 
 def _check_role(engine: Engine, project: str, role: str) -> None:
     if role not in PROJECT_ROLES:
-        raise EngineError(f"unknown role {role!r}; one of {', '.join(PROJECT_ROLES)}", code="unknown_role")
+        raise AccountInputError(f"unknown role {role!r}; one of {', '.join(PROJECT_ROLES)}", code="unknown_role")
     if project not in engine.registry.contexts():
         raise NotFound(f"unknown project {project!r}", code="unknown_project")
 
@@ -182,9 +190,9 @@ def set_operator(engine: Engine, account_id: int, operator: bool) -> AccountInfo
 
 def check_password_strength(password: str) -> None:
     if not MIN_PASSWORD <= len(password) <= MAX_PASSWORD:
-        raise EngineError(f"a password has {MIN_PASSWORD} to {MAX_PASSWORD} characters", code="weak_password")
+        raise AccountInputError(f"a password has {MIN_PASSWORD} to {MAX_PASSWORD} characters", code="weak_password")
     if password.strip() == "" or len(set(password)) < 4:
-        raise EngineError("this password is too easy to guess", code="weak_password")
+        raise AccountInputError("this password is too easy to guess", code="weak_password")
 
 
 def set_password(engine: Engine, account_id: int, password: str) -> None:
@@ -193,7 +201,7 @@ def set_password(engine: Engine, account_id: int, password: str) -> None:
     with transaction(engine.sessions) as session:
         account = _load(session, account_id)
         if account.email is None:
-            raise EngineError(f"account {account_id} has no e-mail to sign in with: set one first "
+            raise AccountInputError(f"account {account_id} has no e-mail to sign in with: set one first "
                               "(observatory accounts create --email, or set-email)", code="email_required")
         account.password_hash = _hasher.hash(password)
 

@@ -10,7 +10,7 @@ from core.db.models import Observation
 from core.engine import Engine
 from core.tokens import Principal
 from core.types import ProjectContext
-from core.views import public_view
+from core.views import public_view, with_licence
 
 
 class Owned(Protocol):
@@ -62,5 +62,5 @@ def visible_filter(query: Select[Any], principal: Principal, project: ProjectCon
 
 def render(engine: Engine, principal: Principal, obs: Owned, data: dict[str, Any]) -> dict[str, Any]:
     if sees_everything(principal, obs):
-        return data
+        return with_licence(data, engine.registry.project(obs.project))
     return public_view(data, engine.registry.project(obs.project))

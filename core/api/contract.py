@@ -31,6 +31,27 @@ TOKEN_REQUIRED = {
     ("post", "/api/v1/observations/{obs_id}/moderation"),
     ("get", "/api/v1/projects/{slug}/audit"),
     ("post", "/api/v1/identify"),
+    # accounts
+    ("post", "/api/v1/sign-out"),
+    ("get", "/api/v1/me"),
+    ("delete", "/api/v1/me"),
+    ("get", "/api/v1/me/tokens"),
+    ("post", "/api/v1/me/tokens"),
+    ("delete", "/api/v1/me/tokens/{token_id}"),
+    ("get", "/api/v1/projects/{slug}/members"),
+    ("put", "/api/v1/projects/{slug}/members/{account_id}"),
+    ("delete", "/api/v1/projects/{slug}/members/{account_id}"),
+    ("get", "/api/v1/accounts"),
+    ("post", "/api/v1/accounts"),
+    # comments, consent, personal data
+    ("post", "/api/v1/observations/{obs_id}/comments"),
+    ("post", "/api/v1/comments/{comment_id}/{action}"),
+    ("post", "/api/v1/observations/{obs_id}/comments/{action}"),
+    ("get", "/api/v1/projects/{slug}/comments"),
+    ("get", "/api/v1/me/consents"),
+    ("post", "/api/v1/me/consents"),
+    ("get", "/api/v1/me/data"),
+    ("get", "/api/v1/projects/{slug}/consents/{choice}/accounts"),
 }
 """Operations that answer 401 without a token; every other one also serves anonymous callers."""
 

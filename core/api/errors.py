@@ -76,7 +76,8 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def _request(_: Request, exc: RequestValidationError) -> JSONResponse:
         details = [
-            {"path": [p for p in e["loc"] if p != "body"], "message": e["msg"], "code": e["type"]}
+            {"path": list(e["loc"][1:] if e["loc"] and e["loc"][0] == "body" else e["loc"]), "message": e["msg"],
+             "code": e["type"]}
             for e in exc.errors()
         ]
         summary = "; ".join(f"{'.'.join(map(str, d['path']))}: {d['message']}" for d in details)

@@ -23,6 +23,7 @@ from core.api.ratelimit import RateLimiter
 from tests.api.test_schemathesis import _checks, _token_headers
 
 EXAMPLES = int(os.environ.get("OBSERVATORY_STATEFUL_EXAMPLES", "25"))
+ENDS_THE_SESSION = {("DELETE", "/api/v1/me"), ("POST", "/api/v1/sign-out"), ("DELETE", "/api/v1/me/tokens/{token_id}")}
 
 
 def test_api_stateful_as_operator(app: Any, client: Any, operator_token: str, make_observation: Any,
@@ -30,7 +31,11 @@ def test_api_stateful_as_operator(app: Any, client: Any, operator_token: str, ma
     app.state.rate_limiter = RateLimiter(0)
     make_observation("alpha", status="published", files=[("seed.png", small_png, "image/png")])
     document = client.get("/openapi.json").json()
-    schema = schemathesis.openapi.from_dict(document)
+    # the walk acts as one operator throughout: what would end that token's life is left out
+    # (erasing the account, signing out, revoking one's own tokens); tests/test_gdpr.py and
+    # tests/accounts/ walk those
+    schema = schemathesis.openapi.from_dict(document).exclude(
+        func=lambda ctx: (ctx.operation.method.upper(), ctx.operation.path) in ENDS_THE_SESSION)
     schema.app = app
     seen: dict[str, int] = {}
 

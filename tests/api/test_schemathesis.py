@@ -70,7 +70,9 @@ SCHEMA_CANNOT_SAY = {"time_in_future", "invalid_cursor", "invalid_bbox", "unknow
                      # /identify's models are added while the engine runs (`observatory models add`)
                      "unknown_model",
                      # a project's licences are set in registry.yaml; a polygon is GeoJSON text in a query string
-                     "unknown_licence", "invalid_filter_value"}
+                     "unknown_licence", "invalid_filter_value",
+                     # a project's consent choices and their text versions are set in registry.yaml
+                     "unknown_choice", "consent_version_outdated"}
 
 
 def _checks(response: Any = None) -> list[Any]:
@@ -101,7 +103,7 @@ def call_and_check(case: schemathesis.Case, headers: dict[str, str] | None = Non
 
 @pytest.fixture
 def seeded(make_observation: Callable[..., dict[str, Any]], make_token: Callable[..., str],
-           small_png: bytes) -> dict[str, list[Any]]:
+           small_png: bytes, client: TestClient) -> dict[str, list[Any]]:
     """Observations in every status, in each project, one with a photo; returns their ids."""
     contributor = make_token("contributor", "alpha")
     made = [  # the first is the one the document's examples name
@@ -113,7 +115,11 @@ def seeded(make_observation: Callable[..., dict[str, Any]], make_token: Callable
         make_observation("beta", status="published"),
         make_observation("gamma", fields={"note": "coarsened in public"}),
     ]
+    comment = client.post(f"/api/v1/observations/{made[0]['id']}/comments", json={"body": "a seeded comment"},
+                          headers={"Authorization": f"Bearer {contributor}"})
+    assert comment.status_code == 201, comment.text
     return {
+        "comment_id": [comment.json()["id"]],
         "obs_id": [o["id"] for o in made],
         "media_id": [m["id"] for o in made for m in o["media"]],
         "slug": ["alpha", "beta", "gamma"],

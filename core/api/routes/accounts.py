@@ -82,8 +82,8 @@ class AccountIn(BaseModel):
     model_config = ConfigDict(extra="forbid", json_schema_extra={
         "examples": [{"display_name": "Ada", "email": "ada@example.org", "memberships": {"demo": "admin"}}]})
 
-    display_name: str = Field(min_length=1, max_length=200)
-    email: str | None = Field(None, max_length=320)
+    display_name: str = Field(min_length=1, max_length=200, pattern=accounts.DISPLAY_NAME_PATTERN)
+    email: str | None = Field(None, max_length=320, pattern=accounts.EMAIL_PATTERN)
     operator: bool = False
     memberships: dict[Annotated[str, Field(max_length=64)], Role] = Field(default_factory=dict, max_length=100)
 
