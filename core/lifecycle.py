@@ -691,9 +691,8 @@ def submit_many(
 
     ``contributors``: one account id for every item, or one per item (None: anonymous);
     ``source_contributors``: the keyed hash of an imported observation's original author
-    (``Observation.source_contributor``), one for all or one per item. ``actor`` names who stored
-    them (kept for the audit trail of later changes; storing is not itself audited, as in submit).
-    """
+    (``Observation.source_contributor``), one for all or one per item. ``actor``: who stores them
+    (as in ``submit``, creating an observation writes no audit entry)."""
     project = get_project(engine, project_slug)
     n = len(items)
     contributor_of = _per_item(contributors, n, "contributors")
@@ -840,7 +839,8 @@ def _insert_batch(
     for row in rows:
         row["created_at"] = row["updated_at"] = row["assess_due_at"] = now
     services = engine.host.enriching_services(project)
-    blob_insert = (pg_insert if engine.db.dialect.name == "postgresql" else sqlite_insert)(MediaBlob).on_conflict_do_nothing()
+    dialect_insert = pg_insert if engine.db.dialect.name == "postgresql" else sqlite_insert
+    blob_insert = dialect_insert(MediaBlob).on_conflict_do_nothing()
     with engine.db.begin() as conn:
         ids = _reserve_ids(conn, Observation.__table__, len(rows))
         if ids is None:

@@ -74,7 +74,8 @@ class DwcaSource:
         try:
             self.reader = DwCAReader(str(path))
         except Exception as exc:  # noqa: BLE001 (the reader raises many kinds; each means "not readable")
-            raise SourceError(f"{path.name}: not a readable Darwin Core Archive ({type(exc).__name__}: {exc})") from None
+            raise SourceError(f"{path.name}: not a readable Darwin Core Archive "
+                              f"({type(exc).__name__}: {exc})") from None
         core = self.reader.descriptor.core.type if self.reader.descriptor else None
         if core != OCCURRENCE:
             self.reader.close()

@@ -62,7 +62,8 @@ def _read_or_create_key(path: Path) -> bytes:
             if key:
                 return key.encode()
             time.sleep(0.02)
-        raise SourceError(f"{path} is empty: delete it to make a new pseudonym key", code="import_key_missing") from None
+        raise SourceError(f"{path} is empty: delete it to make a new pseudonym key",
+                          code="import_key_missing") from None
     key = secrets.token_hex(32)
     with os.fdopen(fd, "w", encoding="ascii") as fh:
         fh.write(key + "\n")

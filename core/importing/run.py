@@ -82,7 +82,8 @@ class ImportSummary:
         out = (f"{self.rows} rows ({self.format}): {self.stored} {verb}, {self.duplicates} already stored, "
                f"{self.refused} refused, {self.warnings} warnings")
         if self.accounts_made:
-            out += f"; {self.accounts_made} account{'s' if self.accounts_made != 1 else ''} made for people who consented"
+            plural = "s" if self.accounts_made != 1 else ""
+            out += f"; {self.accounts_made} account{plural} made for people who consented"
         return out + (" (dry run: nothing stored)" if self.dry_run else "")
 
 
