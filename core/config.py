@@ -52,6 +52,10 @@ class Settings(BaseSettings):
     token_cache_s: float = Field(5.0, description="how long an API process trusts a token it has checked "
                                  "(a token revoked elsewhere stops working within this time; 0: check every request)")
 
+    import_pseudonym_key: str = Field("", description="secret behind the pseudonymous contributor keys of "
+                                      "imported data; empty: made once in <data_dir>/import-pseudonym.key; "
+                                      "env:NAME reads another variable")
+
     host: str = "127.0.0.1"
     port: int = 8000
     public_url: str = Field("", description="the engine's address as the world reaches it, e.g. "

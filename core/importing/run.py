@@ -163,7 +163,8 @@ def import_file(
     try:
         summary = ImportSummary(fmt, source.converter.prefix, dry_run)
         people = None if dry_run else People(engine, project, summary.source,
-                                             pseudonym_key(engine.settings.data_dir, pseudonym_key_setting))
+                                             pseudonym_key(engine.settings.data_dir,
+                                                           pseudonym_key_setting or engine.settings.import_pseudonym_key))
         finder = MediaFinder(Path(media_dir) if media_dir is not None else None, source.member,
                              archive=fmt == "dwca")
         if progress is not None:
