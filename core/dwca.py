@@ -87,6 +87,7 @@ LICENCE_TITLES = {
     "CC-BY-NC-4.0": "Creative Commons Attribution Non Commercial (CC-BY-NC) 4.0 License",
 }
 FLUSH_BYTES = 64 * 1024
+LINES_PER_WRITE = 200
 
 
 class DatasetIncomplete(Conflict):
@@ -349,7 +350,12 @@ def _names_of_consenting(engine: Engine, project: ProjectContext) -> dict[int, s
 
 
 def _line(values: list[Any]) -> bytes:
-    return ("\t".join(_clean(v) for v in values) + "\n").encode("utf-8")
+    """One row of a tab-separated file; cells are cleaned only when the row needs it."""
+    cells = ["" if v is None else v if type(v) is str else str(v) for v in values]
+    line = "\t".join(cells)
+    if line.count("\t") != len(cells) - 1 or "\n" in line or "\r" in line:
+        line = "\t".join(_clean(v) for v in cells)
+    return (line + "\n").encode("utf-8")
 
 
 def _archive_chunks(engine: Engine, project: ProjectContext, options: ExportOptions,
@@ -369,6 +375,7 @@ def _archive_chunks(engine: Engine, project: ProjectContext, options: ExportOpti
         spool.write(_line(["coreid", *(term for term, _ in MULTIMEDIA_TERMS)]))
         with archive.open("occurrence.txt", "w", force_zip64=True) as core:
             core.write(_line([term for term, _ in OCCURRENCE_TERMS]))
+            lines: list[bytes] = []
             # an archive is made to be published: places as the public sees them, in every scope
             for record in records(engine, project, options, counter=counter, public_places=True):
                 occurrence_id = f"{base}/api/v1/observations/{record.id}"
@@ -378,7 +385,7 @@ def _archive_chunks(engine: Engine, project: ProjectContext, options: ExportOpti
                 created = record.observed_at.astimezone(zone).isoformat()
                 licence = licence_uri(record.licence)
                 licences.add(record.licence)
-                core.write(_line([
+                lines.append(_line([
                     occurrence_id, basis_of_record(record, kind_flags), "present", created,
                     *_place_terms(record, project),
                     taxon.name if taxon else "", taxon.rank if taxon else "", taxon.kingdom if taxon else "",
@@ -386,6 +393,9 @@ def _archive_chunks(engine: Engine, project: ProjectContext, options: ExportOpti
                     recorder, licence, rights_holder, record.updated_at.isoformat(),
                     publisher_name, project.slug, dataset_name, record.id,
                 ]))
+                if len(lines) >= LINES_PER_WRITE:
+                    core.write(b"".join(lines))
+                    lines.clear()
                 for media in record.media:
                     if not media.content_type.startswith("image/"):
                         continue
@@ -394,6 +404,7 @@ def _archive_chunks(engine: Engine, project: ProjectContext, options: ExportOpti
                                        rights_holder]))
                 if pipe.pending >= FLUSH_BYTES:
                     yield pipe.drain()
+            core.write(b"".join(lines))
         spool.seek(0)
         with archive.open("multimedia.txt", "w", force_zip64=True) as extension:
             while block := spool.read(FLUSH_BYTES):

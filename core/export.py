@@ -494,12 +494,22 @@ def geojson_chunks(plan: Plan, *, counter: RowCount | None = None) -> Iterator[s
 # -- the audit of staff exports -----------------------------------------------------------------
 
 
+def filters_asked(options: ExportOptions) -> dict[str, Any]:
+    """The filters as asked, for the audit entry; a contributor filter as ``contributor_id`` (an
+    integer), the key under which erasing that person nulls it (``core.gdpr``)."""
+    asked: dict[str, Any] = dict(options.filter_params)
+    if "contributor" in asked and options.filters is not None and options.filters.contributor is not None:
+        del asked["contributor"]
+        asked["contributor_id"] = options.filters.contributor
+    return asked
+
+
 def audited(engine: Engine, project: ProjectContext, fmt: str, options: ExportOptions, chunks: Iterator[Any],
             counter: RowCount) -> Iterator[Any]:
     """``chunks``, audited: the entry is written before the first chunk leaves (an export that
     cannot be audited sends nothing), and completed when the stream ends or is dropped with the
     number of rows sent and ``complete`` (false: the reader stopped early, or it failed)."""
-    after = {"format": fmt, "scope": options.scope, "filters": dict(options.filter_params),
+    after = {"format": fmt, "scope": options.scope, "filters": filters_asked(options),
              "gbif_only": options.gbif_only, "rows": None, "complete": False}
     with transaction(engine.sessions) as session:
         entry = AuditEntry(project=project.slug, observation_id=None, actor=options.actor, action="export",

@@ -111,6 +111,11 @@ def test_the_staff_export_has_everything_and_is_audited(make_token, make_observa
     assert entry.project == "alpha" and entry.observation_id is None and entry.actor.startswith("account:")
     assert entry.after == {"format": "csv", "scope": "all", "filters": {"kind": "generic"}, "gbif_only": False,
                            "rows": 2, "complete": True}
+    one = client.get(f"{API}/projects/alpha/export", params={"scope": "all", "contributor": pending["contributor_id"]},
+                     headers=auth(mod))
+    assert len(rows_of(one.text)) == 2
+    # an account id is kept as one, under the key that erasing that person nulls (core.gdpr)
+    assert exports_audited(engine)[-1].after["filters"] == {"contributor_id": pending["contributor_id"]}
 
 
 def test_filters_of_the_list_narrow_the_export(make_token, make_observation, client, auth):
