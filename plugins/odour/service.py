@@ -21,10 +21,7 @@ from __future__ import annotations
 import csv
 import io
 import logging
-import os
 import re
-import secrets
-import time as time_module
 from collections.abc import Iterable, Sequence
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
@@ -36,6 +33,7 @@ from core.engine import Engine
 from core.errors import EngineError, NotFound
 from core.lifecycle import get_project
 from core.privacy import obscured_digits
+from core.secret_keys import secret_key
 from core.types import ObservationView, ProjectContext
 from plugins.odour import event_store
 from plugins.odour.catalogue import CATEGORIES
@@ -395,9 +393,6 @@ def json_part(result: dict[str, Any]) -> dict[str, Any]:
 # --------------------------------------------------------------------------- pseudonyms
 
 
-_KEYS: dict[str, bytes] = {}
-
-
 def pseudonym_key(engine: Engine) -> bytes:
     """The secret behind the OdourCollect-compatible ``id_user``.
 
@@ -408,37 +403,8 @@ def pseudonym_key(engine: Engine) -> bytes:
     """
     spec = engine.registry.services.get(PLUGIN)
     configured = str((spec.config.get("pseudonym_key") if spec else "") or "")
-    if configured.startswith("env:"):
-        value = os.environ.get(configured[4:], "")
-        if not value:
-            raise OdourError(f"services.odour.config.pseudonym_key names the environment variable "
-                             f"{configured[4:]!r}, which is not set", code="odour_key_missing")
-        return value.encode()
-    if configured:
-        return configured.encode()
-    path = Path(engine.settings.data_dir) / KEY_FILE
-    cache_key = str(path.resolve())
-    if cache_key not in _KEYS:
-        _KEYS[cache_key] = _read_or_create_key(path)
-    return _KEYS[cache_key]
-
-
-def _read_or_create_key(path: Path) -> bytes:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        for _ in range(50):  # another process may have created it and not written it yet
-            key = path.read_text(encoding="ascii").strip()
-            if key:
-                return key.encode()
-            time_module.sleep(0.02)
-        raise OdourError(f"{path} is empty: delete it to make a new pseudonym key", code="odour_key_missing") from None
-    key = secrets.token_hex(32)
-    with os.fdopen(fd, "w", encoding="ascii") as fh:
-        fh.write(key + "\n")
-    log.info("odour: made a new pseudonym key in %s", path)
-    return key.encode()
+    return secret_key(configured, Path(engine.settings.data_dir) / KEY_FILE,
+                      setting="services.odour.config.pseudonym_key", error=OdourError, code="odour_key_missing")
 
 
 # --------------------------------------------------------------------------- OdourCollect list

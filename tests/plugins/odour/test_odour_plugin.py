@@ -29,6 +29,7 @@ from core.export import export
 from core.moderation import moderate
 from core.projects import project_kinds
 from core.registry import load_registry
+from core.secret_keys import forget_cached_keys
 from core.tokens import create_token
 from core.views import load_observation, observation_dict
 from plugins.odour import service
@@ -373,7 +374,7 @@ def test_the_pseudonym_key_is_made_once_per_installation_with_mode_0600(engine, 
     path = Path(engine.settings.data_dir) / service.KEY_FILE
     assert path.exists() and stat.S_IMODE(path.stat().st_mode) == 0o600
     assert path.read_text().strip().encode() == key and len(key) == 64
-    service._KEYS.clear()
+    forget_cached_keys()
     assert service.pseudonym_key(engine) == key, "the same key after a restart"
     monkeypatch.setenv("ODOUR_TEST_KEY", "from-the-environment")
     configured = make_engine(ODOUR_REGISTRY.replace('pseudonym_key: ""', "pseudonym_key: env:ODOUR_TEST_KEY"))

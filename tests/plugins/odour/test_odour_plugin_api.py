@@ -16,6 +16,7 @@ from fastapi.testclient import TestClient
 
 from core.api.app import create_app
 from core.moderation import moderate
+from core.secret_keys import forget_cached_keys
 from core.tokens import create_token
 from plugins.odour import service
 from plugins.odour.compat import pseudonymous_user_id
@@ -360,11 +361,11 @@ def test_compat_list_refuses_a_huge_body_with_413_in_both_shapes(client):
 
 def test_the_pseudonym_key_file_is_made_on_first_use(client, engine, submitted):
     path = Path(engine.settings.data_dir) / service.KEY_FILE
-    service._KEYS.clear()
+    forget_cached_keys()
     path.unlink(missing_ok=True)
     first = client.post("/api/odor/list", json=pyodcollect_body()).json()["content"]
     assert path.exists() and oct(path.stat().st_mode & 0o777) == "0o600"
-    service._KEYS.clear()
+    forget_cached_keys()
     assert client.post("/api/odor/list", json=pyodcollect_body()).json()["content"] == first, "stable pseudonyms"
 
 
