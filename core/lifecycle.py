@@ -22,7 +22,7 @@ from sqlalchemy import func, insert, select, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session
 
 from core.config import Settings, get_settings
@@ -326,6 +326,9 @@ def _check_uploads(engine: Engine, uploads: list[Upload]) -> tuple[list[tuple[Up
     return checked, problems
 
 
+_hash_json = json.JSONEncoder(sort_keys=True, default=str).encode  # json.dumps(sort_keys=True, default=str), made once
+
+
 def content_hash(draft: DraftIn, media_shas: list[str]) -> str:
     """What makes two submissions 'the same content' (the client_id aside)."""
     body = {
@@ -339,7 +342,7 @@ def content_hash(draft: DraftIn, media_shas: list[str]) -> str:
     for key in ("licence", "location_privacy"):
         if getattr(draft, key) is not None:
             body[key] = getattr(draft, key)
-    return hashlib.sha256(json.dumps(body, sort_keys=True, default=str).encode()).hexdigest()
+    return hashlib.sha256(_hash_json(body).encode()).hexdigest()
 
 
 def plugin_problems(engine: Engine, draft: Draft, project: ProjectContext,
@@ -644,16 +647,20 @@ class ItemResult:
         return "stored" if self.created else "duplicate"
 
 
-@dataclass
+@dataclass(slots=True)
 class _Ready:
-    """An item that passed every check, with the row it stores."""
+    """An item that passed every check: what its row stores."""
 
     index: int
-    client_id: str | None
     digest: str
     contributor_id: int | None
+    source_contributor: str | None
+    draft: Draft
     checked: list[tuple[Upload, Any]]
-    row: dict[str, Any]
+
+    @property
+    def client_id(self) -> str | None:
+        return self.draft.client_id
 
 
 _LOOKUP_CHUNK = 500  # client ids per look-up query (far below every driver's parameter limit)
@@ -701,41 +708,45 @@ def submit_many(
     ready: list[_Ready] = []
     first_with: dict[str, _Ready] = {}
     twins: list[tuple[int, _Ready]] = []  # later items that repeat an earlier one of the batch
-    status = "published" if project.auto_publish else "pending"
     checks = _Checks.of(engine, project)
     for index, (data, uploads) in enumerate(items):
         contributor_id = contributor_of[index]
         try:
-            parsed, draft, checked = _validate_in(engine, project, data, list(uploads or []), contributor_id, checks)
+            parsed, draft, checked = _validate_in(engine, project, data, list(uploads or ()), contributor_id, checks)
         except ValidationFailed as exc:
             results[index] = ItemResult(index, None, False, tuple(exc.problems))
             continue
         digest = content_hash(parsed, [m.sha256 for m in draft.media])
-        item = _Ready(index, draft.client_id, digest, contributor_id, checked, {
-            "project": project.slug, "client_id": draft.client_id, "content_hash": digest,
-            "contributor_id": contributor_id, "source_contributor": source_of[index], "kind": draft.kind,
-            "observed_at": draft.observed_at, "lat": draft.location.lat, "lon": draft.location.lon,
-            "accuracy_m": draft.location.accuracy_m, "fields": draft.fields, "status": status,
-            "licence": draft.licence, "location_privacy": draft.location_privacy,
-        })
-        if draft.client_id:
-            first = first_with.get(draft.client_id)
+        item = _Ready(index, digest, contributor_id, source_of[index], draft, checked)
+        client_id = draft.client_id
+        if client_id:
+            first = first_with.get(client_id)
             if first is not None:
                 if first.digest == digest and first.contributor_id == contributor_id:
                     twins.append((index, first))
                 else:
-                    results[index] = _conflict_result(index, draft.client_id)
+                    results[index] = _conflict_result(index, client_id)
                 continue
-            first_with[draft.client_id] = item
+            first_with[client_id] = item
         ready.append(item)
 
     stored = _store_batch(engine, project, ready, results)
     for index, first in twins:
         answer = results[first.index]
         results[index] = ItemResult(index, answer.observation_id, False, answer.problems)
-    for obs_id, enrichments in stored:
-        _after_commit(engine, obs_id, enrichments)
+    _after_commit_many(engine, stored)
     return [results[i] for i in range(n)]
+
+
+def _after_commit_many(engine: Engine, stored: list[tuple[int, list[tuple[int, str]]]]) -> None:
+    """What ``_after_commit`` does for each stored observation, with the enrichments of the whole
+    batch handed to the dispatcher at once (one call instead of one per observation)."""
+    enrichments = [enrichment for _obs_id, found in stored for enrichment in found]
+    if enrichments:
+        _after_commit(engine, stored[0][0], enrichments)
+    for obs_id, found in stored:
+        if not found:  # nothing to enrich: its assessment is owed now
+            _after_commit(engine, obs_id, [])
 
 
 def _conflict_result(index: int, client_id: str) -> ItemResult:
@@ -777,33 +788,55 @@ def _record(done: list[tuple[_Ready, int, list[tuple[int, str]]]],
 
 def _resolve_stored(engine: Engine, project: str, items: list[_Ready], results: dict[int, ItemResult]) -> list[_Ready]:
     """Settle the items whose client id is stored already (a duplicate, or a conflict); return the rest."""
-    wanted = [item.client_id for item in items if item.client_id]
+    wanted = [item.draft.client_id for item in items if item.draft.client_id]
     if not wanted:
         return items
-    table = Observation.__table__
     found: dict[str, tuple[int, str, int | None]] = {}
     with engine.readers() as session:  # never SQLite's write lock: a row stored meanwhile fails the insert
+        conn = session.connection()
         for start in range(0, len(wanted), _LOOKUP_CHUNK):
-            rows = session.execute(
-                select(table.c.client_id, table.c.id, table.c.content_hash, table.c.contributor_id)
-                .where(table.c.project == project, table.c.client_id.in_(wanted[start:start + _LOOKUP_CHUNK])))
-            found.update((row.client_id, (row.id, row.content_hash, row.contributor_id)) for row in rows)
+            found.update((row[0], (row[1], row[2], row[3]))
+                         for row in _stored_with(conn, project, wanted[start:start + _LOOKUP_CHUNK]))
+    if not found:  # the usual case of a first import: none of them
+        return items
     rest = []
     for item in items:
-        existing = found.get(item.client_id) if item.client_id else None
+        client_id = item.draft.client_id
+        existing = found.get(client_id) if client_id else None
         if existing is None:
             rest.append(item)
         elif existing[1] == item.digest and existing[2] == item.contributor_id:
             results[item.index] = ItemResult(item.index, existing[0], False)
         else:
-            results[item.index] = _conflict_result(item.index, item.client_id)  # type: ignore[arg-type]
+            results[item.index] = _conflict_result(item.index, client_id)  # type: ignore[arg-type]
     return rest
 
 
+# One index probe per client id, whatever the planner believes of the project's size: with the
+# statistics of a table that an import is filling (a project of "25 rows"), PostgreSQL reads a
+# plain IN list by scanning every row of the project, once per batch.
+_STORED_PG = ("SELECT found.client_id, found.id, found.content_hash, found.contributor_id "
+              "FROM unnest(CAST(%s AS text[])) AS wanted(client_id) CROSS JOIN LATERAL ("
+              "SELECT client_id, id, content_hash, contributor_id FROM observations "
+              "WHERE project = %s AND client_id IN (wanted.client_id) LIMIT 1) AS found")
+_STORED_SQLITE = "SELECT client_id, id, content_hash, contributor_id FROM observations WHERE project = ? AND client_id IN ({})"
+
+
+def _stored_with(conn: Connection, project: str, client_ids: list[str]) -> Any:
+    """(client_id, id, content_hash, contributor_id) of the observations of ``project`` stored
+    with one of ``client_ids`` (on the unique index of the two)."""
+    dialect = conn.dialect
+    if dialect.name == "postgresql" and dialect.paramstyle in ("format", "pyformat"):
+        return conn.exec_driver_sql(_STORED_PG, (client_ids, project))
+    if dialect.name == "sqlite":
+        return conn.exec_driver_sql(_STORED_SQLITE.format(", ".join("?" * len(client_ids))), (project, *client_ids))
+    table = Observation.__table__
+    return conn.execute(select(table.c.client_id, table.c.id, table.c.content_hash, table.c.contributor_id)
+                        .where(table.c.project == project, table.c.client_id.in_(client_ids)))
+
+
 _RETURNING_IDS = insert(Observation.__table__).returning(Observation.__table__.c.id, sort_by_parameter_order=True)
-_RETURNING_ENRICHMENTS = insert(Enrichment.__table__).returning(
-    Enrichment.__table__.c.id, Enrichment.__table__.c.observation_id, Enrichment.__table__.c.plugin,
-    sort_by_parameter_order=True)
+_RETURNING_ENRICHMENTS = insert(Enrichment.__table__).returning(Enrichment.__table__.c.id, sort_by_parameter_order=True)
 _sequences: dict[tuple[str, str], str] = {}
 
 
@@ -830,25 +863,100 @@ def _reserve_ids(conn: Connection, table: Any, n: int) -> list[int] | None:
     return None
 
 
+_PLACEHOLDERS = {"qmark": "?", "format": "%s", "pyformat": "%s"}
+
+
+class _RowWriter:
+    """A plain INSERT of a table's rows as the driver takes them: the SQL in the driver's parameter
+    style and each column's bind processor (SQLAlchemy's own for the dialect), found once per
+    engine. The rows of a batch then go to the driver as tuples, by executemany, or, on
+    PostgreSQL with psycopg, by COPY: SQLAlchemy's per-row parameter handling, and on PostgreSQL
+    one statement a row, cost more than the database's own work on such rows.
+
+    ``columns`` vary from row to row (the first one is the primary key); ``fixed`` ones hold one
+    value for the whole batch (processed once)."""
+
+    def __init__(self, dialect: Any, table: Any, columns: tuple[str, ...], fixed: tuple[str, ...]):
+        self.table, self.columns, self.fixed = table, columns, fixed
+        names = (*columns, *fixed)
+        quote = dialect.identifier_preparer.quote
+        into = f"{quote(table.name)} ({', '.join(map(quote, names))})"
+        mark = _PLACEHOLDERS.get(dialect.paramstyle)
+        self.sql = None if mark is None else f"INSERT INTO {into} VALUES ({', '.join([mark] * len(names))})"
+        self.copy = f"COPY {into} FROM STDIN" if dialect.name == "postgresql" and dialect.driver == "psycopg" else None
+        processors = [table.c[name].type.dialect_impl(dialect).bind_processor(dialect) for name in names]
+        self.steps = [(i, p) for i, p in enumerate(processors[:len(columns)]) if p is not None]
+        self.fixed_processors = processors[len(columns):]
+
+    def insert(self, conn: Connection, ids: list[int], rows: list[tuple[Any, ...]], fixed: tuple[Any, ...]) -> None:
+        """Insert ``rows`` (values of ``columns`` after the key, in order) with their ``ids``, each
+        with the ``fixed`` values."""
+        if self.sql is None:  # a driver of another parameter style: SQLAlchemy Core, as usual
+            extra = dict(zip(self.fixed, fixed))
+            conn.execute(insert(self.table), [{**dict(zip(self.columns, (key, *row))), **extra}
+                                              for key, row in zip(ids, rows)])
+            return
+        tail = tuple(v if p is None else p(v) for p, v in zip(self.fixed_processors, fixed))
+        steps = self.steps
+        out = []
+        for key, row in zip(ids, rows):
+            values = [key, *row]
+            for i, process in steps:
+                values[i] = process(values[i])
+            out.append((*values, *tail))
+        if self.copy is None:
+            conn.exec_driver_sql(self.sql, out)
+            return
+        dbapi_error = conn.dialect.loaded_dbapi.Error
+        try:
+            with conn.connection.driver_connection.cursor() as cursor, cursor.copy(self.copy) as copy:
+                for values in out:
+                    copy.write_row(values)
+        except dbapi_error as exc:  # as SQLAlchemy raises it from a statement (IntegrityError: a client id taken)
+            raise DBAPIError.instance(self.copy, None, exc, dbapi_error, dialect=conn.dialect) from exc
+
+
+_writers: dict[Any, tuple[Any, dict[str, _RowWriter]]] = {}
+_OBSERVATION_ROW = ("id", "client_id", "content_hash", "contributor_id", "source_contributor", "kind", "observed_at",
+                    "lat", "lon", "accuracy_m", "fields", "licence", "location_privacy")
+_OBSERVATION_FIXED = ("project", "status", "comments_locked", "created_at", "updated_at", "assess_due_at")
+_ENRICHMENT_ROW = ("id", "observation_id", "plugin")
+_ENRICHMENT_FIXED = ("status", "attempts", "updated_at")
+
+
+def _writers_for(engine: Engine) -> dict[str, _RowWriter]:
+    """The row writers of observations and enrichments for ``engine``'s database."""
+    dialect = engine.db.dialect
+    found = _writers.get(id(dialect))
+    if found is None:  # the dialect is kept with its writers, so its id cannot be reused meanwhile
+        if len(_writers) >= 64:  # engines started again and again (tests)
+            _writers.clear()
+        found = _writers[id(dialect)] = (dialect, {
+            "observations": _RowWriter(dialect, Observation.__table__, _OBSERVATION_ROW, _OBSERVATION_FIXED),
+            "enrichments": _RowWriter(dialect, Enrichment.__table__, _ENRICHMENT_ROW, _ENRICHMENT_FIXED)})
+    return found[1]
+
+
 def _insert_batch(
     engine: Engine, project: ProjectContext, items: list[_Ready]
 ) -> list[tuple[_Ready, int, list[tuple[int, str]]]]:
     """One transaction: the observations, their media and their pending enrichments, many rows a statement."""
     now = utcnow()
-    rows = [item.row for item in items]
-    for row in rows:
-        row["created_at"] = row["updated_at"] = row["assess_due_at"] = now
     services = engine.host.enriching_services(project)
+    writers = _writers_for(engine)
     dialect_insert = pg_insert if engine.db.dialect.name == "postgresql" else sqlite_insert
-    blob_insert = dialect_insert(MediaBlob).on_conflict_do_nothing()
+    rows = [(d.client_id, item.digest, item.contributor_id, item.source_contributor, d.kind, d.observed_at,
+             d.location.lat, d.location.lon, d.location.accuracy_m, d.fields, d.licence, d.location_privacy)
+            for item in items for d in (item.draft,)]
+    fixed = (project.slug, "published" if project.auto_publish else "pending", False, now, now, now)
     with engine.db.begin() as conn:
         ids = _reserve_ids(conn, Observation.__table__, len(rows))
-        if ids is None:
-            ids = list(conn.execute(_RETURNING_IDS, rows).scalars())
+        if ids is None:  # neither SQLite nor PostgreSQL: the database gives the ids back
+            ids = list(conn.execute(_RETURNING_IDS, [
+                {**dict(zip(_OBSERVATION_ROW[1:], row)), **dict(zip(_OBSERVATION_FIXED, fixed))} for row in rows
+            ]).scalars())
         else:
-            for row, obs_id in zip(rows, ids):
-                row["id"] = obs_id
-            conn.execute(_INSERT_OBSERVATION, rows)
+            writers["observations"].insert(conn, ids, rows, fixed)
         blobs: dict[str, dict[str, Any]] = {}
         links = []
         for item, obs_id in zip(items, ids):
@@ -859,20 +967,20 @@ def _insert_batch(
                 links.append({"observation_id": obs_id, "sha256": sha, "filename": upload.filename,
                               "position": position})
         if blobs:
-            conn.execute(blob_insert, list(blobs.values()))
+            conn.execute(dialect_insert(MediaBlob).on_conflict_do_nothing(), list(blobs.values()))
         if links:
             conn.execute(insert(ObservationMedia.__table__), links)
         by_obs: dict[int, list[tuple[int, str]]] = {obs_id: [] for obs_id in ids}
         if services:
-            values = [{"observation_id": obs_id, "plugin": name, "status": "pending", "attempts": 0, "updated_at": now}
-                      for obs_id in ids for name in services]
-            enrichment_ids = _reserve_ids(conn, Enrichment.__table__, len(values))
+            pairs = [(obs_id, name) for obs_id in ids for name in services]
+            enrichment_fixed = ("pending", 0, now)
+            enrichment_ids = _reserve_ids(conn, Enrichment.__table__, len(pairs))
             if enrichment_ids is None:
-                for found in conn.execute(_RETURNING_ENRICHMENTS, values):
-                    by_obs[found.observation_id].append((found.id, found.plugin))
+                enrichment_ids = list(conn.execute(_RETURNING_ENRICHMENTS, [
+                    {"observation_id": obs_id, "plugin": name, **dict(zip(_ENRICHMENT_FIXED, enrichment_fixed))}
+                    for obs_id, name in pairs]).scalars())
             else:
-                for value, enrichment_id in zip(values, enrichment_ids):
-                    value["id"] = enrichment_id
-                    by_obs[value["observation_id"]].append((enrichment_id, value["plugin"]))
-                conn.execute(_INSERT_ENRICHMENT, values)
+                writers["enrichments"].insert(conn, enrichment_ids, pairs, enrichment_fixed)
+            for enrichment_id, (obs_id, name) in zip(enrichment_ids, pairs):
+                by_obs[obs_id].append((enrichment_id, name))
     return [(item, obs_id, by_obs[obs_id]) for item, obs_id in zip(items, ids)]

@@ -85,9 +85,17 @@ class People:
         self.key = key
         self.accounts: dict[str, int] = {}
         self.made = 0
+        self._pseudonyms: dict[str, str] = {}
 
     def pseudonym(self, row: SourceRow) -> str | None:
-        return source_contributor(self.key, self.source, row.user_id) if row.user_id else None
+        if not row.user_id:
+            return None
+        found = self._pseudonyms.get(row.user_id)
+        if found is None:  # each person's once: a source has far fewer people than rows
+            if len(self._pseudonyms) >= 100_000:
+                self._pseudonyms.clear()
+            found = self._pseudonyms[row.user_id] = source_contributor(self.key, self.source, row.user_id)
+        return found
 
     def contributors(self, rows: list[SourceRow]) -> list[int | None]:
         """The account of each row's person where they consented (found or made), else None."""

@@ -115,6 +115,7 @@ def to_boolean(value: Any) -> bool:
     raise ValueError
 
 
+_UNSET = object()
 _CONVERT = {"integer": to_integer, "number": to_number, "boolean": to_boolean, "string": str}
 _TYPE_WORDS = {"integer": "a whole number", "number": "a number", "boolean": "yes or no", "string": "text"}
 
@@ -176,6 +177,16 @@ class Converter:
         self.kinds = kinds
         self.default_kind = default_kind
         self.named = mapping.named_columns()
+        m = mapping
+        # the entries the mapping sets, found once: a row reads only those
+        self._place = [(key, entry, path) for key, entry, path in (
+            ("lat", m.lat, "location.lat"), ("lon", m.lon, "location.lon"),
+            ("accuracy_m", m.accuracy, "location.accuracy_m"))]
+        self._chosen = [(key, entry) for key, entry in (("licence", m.licence), ("location_privacy", m.location_privacy))
+                        if entry is not None]
+        self._fields = [(name, entry, f"fields.{name}") for name, entry in m.fields.items()]
+        self._people = any(entry is not None for entry in (m.user_id, m.user_name, m.email, m.consent))
+        self._types: dict[tuple[str, str], str | None] = {}
 
     def convert(self, record: dict[str, Any], row: int, *, point: tuple[float, float] | None = None,
                 source_id: Any = None, media: list[str] | None = None, skip: set[str] | None = None) -> SourceRow:
@@ -184,7 +195,7 @@ class Converter:
         keys of ``record`` that are never ``other_fields``."""
         m = self.mapping
         out = SourceRow(row=row, source_id=None, draft={})
-        problems, columns = out.problems, out.columns
+        problems, columns, draft = out.problems, out.columns, out.draft
 
         def problem(path: tuple[str | int, ...], message: str, code: str) -> None:
             problems.append(Problem(path, message, code))
@@ -192,24 +203,24 @@ class Converter:
         # the source id -> the client id
         if _empty(source_id):
             source_id, columns["client_id"] = read(m.id, record)
-        if _empty(source_id):
-            source_id = source_id_of(record)
+            if _empty(source_id):
+                source_id = source_id_of(record)
         out.source_id = str(source_id).strip()
-        out.draft["client_id"] = f"{self.prefix}:{out.source_id}"
+        draft["client_id"] = f"{self.prefix}:{out.source_id}"
 
         # kind first: its schema says how to read the fields
-        kind, columns["kind"] = read(m.kind, record)
+        kind = None
+        if m.kind is not None:
+            kind, columns["kind"] = read(m.kind, record)
         kind = str(kind) if not _empty(kind) else self.default_kind
-        out.draft["kind"] = kind
-        otype = self.kinds.get(kind)
+        draft["kind"] = kind
 
         when = self._when(record, columns, problem)
         if when is not None:
-            out.draft["observed_at"] = when.isoformat()
+            draft["observed_at"] = when  # a datetime: the lifecycle reads it as it reads ISO 8601 text
 
         location: dict[str, Any] = {}
-        for key, entry, path in (("lat", m.lat, "location.lat"), ("lon", m.lon, "location.lon"),
-                                 ("accuracy_m", m.accuracy, "location.accuracy_m")):
+        for key, entry, path in self._place:
             if point is not None and key != "accuracy_m":
                 location[key] = point[1] if key == "lat" else point[0]
                 continue
@@ -224,33 +235,40 @@ class Converter:
                 location[key] = to_number(raw)
             except (TypeError, ValueError):
                 problem(("location", key), f"column {columns[path]!r}: {raw!r} is not a number", "not_a_number")
-        out.draft["location"] = location
+        draft["location"] = location
 
-        for key, entry in (("licence", m.licence), ("location_privacy", m.location_privacy)):
+        for key, entry in self._chosen:
             raw, columns[key] = read(entry, record)
             if not _empty(raw):
-                out.draft[key] = normalise_licence(str(raw)) if key == "licence" else str(raw).lower()
+                draft[key] = normalise_licence(str(raw)) if key == "licence" else str(raw).lower()
 
         fields: dict[str, Any] = {}
-        for name, entry in m.fields.items():
-            raw, columns[f"fields.{name}"] = read(entry, record)
+        for name, entry, path in self._fields:
+            raw, columns[path] = read(entry, record)
             if not _empty(raw):
-                self._field(fields, name, raw, entry.type, otype, columns[f"fields.{name}"] or "value", problem)
+                self._field(fields, name, raw, entry.type, kind, columns[path] or "value", problem)
         if m.other_fields:
             for key, raw in record.items():
                 if key in self.named or (skip and key in skip) or _empty(raw) or key in fields:
                     continue
                 columns[f"fields.{key}"] = key
-                self._field(fields, key, raw.strip() if isinstance(raw, str) else raw, None, otype, key, problem)
-        out.draft["fields"] = fields
+                self._field(fields, key, raw.strip() if isinstance(raw, str) else raw, None, kind, key, problem)
+        draft["fields"] = fields
 
         for entry in m.media:
             raw, column = read(entry, record)
             if not _empty(raw):
                 columns.setdefault("media", column)
                 out.media += [name.strip() for name in str(raw).split(m.media_separator) if name.strip()]
-        out.media += media or []
+        if media:
+            out.media += media
 
+        if self._people:
+            self._person(out, record, problem)
+        return out
+
+    def _person(self, out: SourceRow, record: dict[str, Any], problem: Any) -> None:
+        m = self.mapping
         user_id, _ = read(m.user_id, record)
         out.user_id = None if _empty(user_id) else str(user_id).strip()
         name, _ = read(m.user_name, record)
@@ -263,11 +281,20 @@ class Converter:
                 out.consent = to_boolean(consent)
             except ValueError:
                 problem(("consent",), f"column {consent_column!r}: {consent!r} is not yes or no", "not_a_boolean")
-        return out
 
-    def _field(self, fields: dict[str, Any], name: str, raw: Any, declared: str | None, otype: ObservationType | None,
+    def _type_of(self, kind: str, name: str) -> str | None:
+        """The type the kind's schema gives field ``name`` (found once per kind and field)."""
+        key = (kind, name)
+        found = self._types.get(key, _UNSET)
+        if found is _UNSET:
+            if len(self._types) >= 10_000:  # other_fields of a source with ever new column names
+                self._types.clear()
+            found = self._types[key] = _schema_type(self.kinds.get(kind), name)
+        return found
+
+    def _field(self, fields: dict[str, Any], name: str, raw: Any, declared: str | None, kind: str,
                column: str, problem: Any) -> None:
-        wanted = declared or _schema_type(otype, name)
+        wanted = declared or self._type_of(kind, name)
         if wanted is None or (wanted == "string" and isinstance(raw, str)):
             fields[name] = raw
             return
