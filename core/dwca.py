@@ -3,7 +3,7 @@ Multimedia extension for photos, described by ``meta.xml`` and ``eml.xml``.
 
 The archive is a zip written to a non-seekable stream (``zipfile`` then writes data descriptors),
 so it streams in bounded memory: observations are read ``EXPORT_BATCH`` at a time as for CSV
-(``core.export.records``), occurrence rows go straight into the zip, media rows are spooled to a
+(``core.export.pages``), occurrence rows go straight into the zip, media rows are spooled to a
 temporary file (disk, not memory) and copied in after them, and ``eml.xml`` comes last, once the
 licences of the rows are known.
 
@@ -41,13 +41,14 @@ from datetime import date
 from typing import Any, BinaryIO, Iterator
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
+from sqlalchemy import Text, cast, select, type_coerce
 
 from core.consent import ATTRIBUTION, agreed
 from core.db.models import Account
 from core.engine import Engine
 from core.errors import Conflict
-from core.export import ExportOptions, ExportRecord, RowCount, audited, records
+from core.export import (OBS, PRIVACY, RAW, ExportOptions, ExportRecord, RowCount, as_utc, audited, fields_of,
+                         iso_utc, pages, shown_place_columns)
 from core.licences import licence_uri
 from core.privacy import public_digits
 from core.projects import project_kinds
@@ -87,7 +88,7 @@ LICENCE_TITLES = {
     "CC-BY-NC-4.0": "Creative Commons Attribution Non Commercial (CC-BY-NC) 4.0 License",
 }
 FLUSH_BYTES = 64 * 1024
-LINES_PER_WRITE = 200
+NUMBERS_KEPT = 100_000
 
 
 class DatasetIncomplete(Conflict):
@@ -236,17 +237,40 @@ def _text(value: Any) -> str | None:
 
 def taxon_of(record: ExportRecord) -> Taxon | None:
     """scientificName, taxonRank and kingdom where known (the module's rule)."""
-    fields = record.fields
+    return _taxon(record.fields, record.enrichments, record.flags)
+
+
+_NO_TAXON = ("", "", "", "")
+
+
+def _taxon_cells(fields: dict[str, Any], enrichments: dict[str, Any] | None,
+                 flags: list[tuple[str, str]]) -> tuple[str, str, str, str]:
+    """scientificName, taxonRank, kingdom and identificationRemarks of a row (``taxon_of``'s rule;
+    a name among the fields is looked up without making a Taxon)."""
+    get = fields.get
+    for key in NAME_FIELDS:
+        name = get(key)
+        if isinstance(name, str) and (name := name.strip()):
+            for key in RANK_FIELDS:
+                rank = get(key)
+                if isinstance(rank, str) and (rank := rank.strip()):
+                    return name, rank, "", ""
+            return name, "", "", ""
+    taxon = _taxon(fields, enrichments, flags) if enrichments else None
+    return _NO_TAXON if taxon is None else (taxon.name, taxon.rank or "", taxon.kingdom or "", taxon.remarks or "")
+
+
+def _taxon(fields: dict[str, Any], enrichments: dict[str, Any], flags: list[tuple[str, str]]) -> Taxon | None:
     for key in NAME_FIELDS:
         name = _text(fields.get(key))
         if name:
             rank = next((_text(fields.get(k)) for k in RANK_FIELDS if _text(fields.get(k))), None)
             return Taxon(name, rank)
-    result = record.enrichments.get(SPECIES_SERVICE) or {}
+    result = enrichments.get(SPECIES_SERVICE) or {}
     best = result.get("best")
     if result.get("outcome") != "identified" or not isinstance(best, dict) or not _text(best.get("scientific_name")):
         return None
-    if (SPECIES_SERVICE, "low_confidence") in record.flags:
+    if (SPECIES_SERVICE, "low_confidence") in flags:
         return None
     model = result.get("model") or {}
     score = best.get("score")
@@ -288,7 +312,22 @@ def _place_terms(record: ExportRecord, project: ProjectContext) -> tuple[str, st
 
 
 def _number(value: float) -> str:
-    return repr(float(value)) if value != int(value) else str(int(value)) if abs(value) < 1e15 else repr(value)
+    """A coordinate or an uncertainty: the shortest text that reads back as the same double, without
+    a trailing ``.0`` (41 for 41.0)."""
+    text = repr(float(value))
+    if text.endswith(".0") and -1e15 < value < 1e15:
+        return "0" if value == 0 else text[:-2]
+    return text
+
+
+class _Numbers(dict[float, str]):
+    """``_number`` of each value seen, kept (up to ``NUMBERS_KEPT`` of them)."""
+
+    def __missing__(self, value: float) -> str:
+        if len(self) >= NUMBERS_KEPT:
+            self.clear()
+        self[value] = text = _number(value)
+        return text
 
 
 def _clean(value: Any) -> str:
@@ -358,6 +397,32 @@ def _line(values: list[Any]) -> bytes:
     return (line + "\n").encode("utf-8")
 
 
+_OCCURRENCE_COLUMNS = len(OCCURRENCE_TERMS)
+
+
+def _occurrence_select(project: ProjectContext) -> tuple[Any, ...]:
+    """What an occurrence row reads: id, kind, observed_at, the place as the public sees it
+    (``core.export.shown_place_columns``: lat, lon, location_generalised, uncertainty), location
+    privacy, fields' JSON text, licence, contributor (for ``recordedBy`` only) and updated_at."""
+    lat, lon, _, generalised, uncertainty = shown_place_columns(project, public=True)
+    return (OBS.c.id, OBS.c.kind, type_coerce(OBS.c.observed_at, RAW), lat, lon, generalised, uncertainty,
+            PRIVACY, cast(OBS.c.fields, Text), OBS.c.licence, OBS.c.contributor_id,
+            type_coerce(OBS.c.updated_at, RAW))
+
+
+def _place_cells(project: ProjectContext) -> tuple[tuple[str, str, str], dict[str, tuple[str, str]]]:
+    """The cells informationWithheld and dataGeneralizations of a withheld place, and of a
+    generalised one by its privacy."""
+    withheld = ("location withheld at the contributor's request (location privacy: private)", "")
+    generalised = {}
+    for privacy in ("open", "obscured"):
+        digits = public_digits(project, privacy)
+        why = "at the contributor's request" if privacy == "obscured" else "by the project"
+        generalised[privacy] = (f"exact coordinates withheld {why}",
+                                f"coordinates rounded to {digits} decimal place{'s' if digits != 1 else ''} of a degree")
+    return ("", "", "", "", *withheld), generalised  # type: ignore[return-value]
+
+
 def _archive_chunks(engine: Engine, project: ProjectContext, options: ExportOptions,
                     counter: RowCount) -> Iterator[bytes]:
     base = engine.settings.base_url
@@ -368,43 +433,65 @@ def _archive_chunks(engine: Engine, project: ProjectContext, options: ExportOpti
     publisher = (dataset.publisher or {})
     publisher_name = str(publisher.get("organisation") or publisher.get("name") or project.name)
     dataset_name = dataset.title or project.name
+    tail = "\t".join(_clean(v) for v in (publisher_name, project.slug, dataset_name))
+    withheld, generalised = _place_cells(project)
+    rights = _clean(dataset.rights_holder) if dataset.rights_holder else None
+    uris: dict[Any, tuple[str, str]] = {}  # a stored licence (None: the project's) -> (licence, its URI)
     licences: set[str] = set()
+    prefix = f"{base}/api/v1/observations/"
+    numbers = _Numbers()
+    number = numbers.__missing__
     pipe = _Pipe()
     with zipfile.ZipFile(pipe, "w", compression=zipfile.ZIP_DEFLATED) as archive, \
             tempfile.TemporaryFile() as spool:
         spool.write(_line(["coreid", *(term for term, _ in MULTIMEDIA_TERMS)]))
         with archive.open("occurrence.txt", "w", force_zip64=True) as core:
             core.write(_line([term for term, _ in OCCURRENCE_TERMS]))
-            lines: list[bytes] = []
             # an archive is made to be published: places as the public sees them, in every scope
-            for record in records(engine, project, options, counter=counter, public_places=True):
-                occurrence_id = f"{base}/api/v1/observations/{record.id}"
-                recorder = names.get(record.contributor_id) if record.contributor_id is not None else None
-                rights_holder = dataset.rights_holder or recorder or publisher_name
-                taxon = taxon_of(record)
-                created = record.observed_at.astimezone(zone).isoformat()
-                licence = licence_uri(record.licence)
-                licences.add(record.licence)
-                lines.append(_line([
-                    occurrence_id, basis_of_record(record, kind_flags), "present", created,
-                    *_place_terms(record, project),
-                    taxon.name if taxon else "", taxon.rank if taxon else "", taxon.kingdom if taxon else "",
-                    taxon.remarks if taxon else "",
-                    recorder, licence, rights_holder, record.updated_at.isoformat(),
-                    publisher_name, project.slug, dataset_name, record.id,
-                ]))
-                if len(lines) >= LINES_PER_WRITE:
-                    core.write(b"".join(lines))
-                    lines.clear()
-                for media in record.media:
-                    if not media.content_type.startswith("image/"):
-                        continue
-                    spool.write(_line([occurrence_id, "StillImage", media.content_type,
-                                       f"{occurrence_id}/media/{media.id}", occurrence_id, created, licence,
-                                       rights_holder]))
+            for page in pages(engine, project, options, _occurrence_select(project)):
+                media, enrichments, flags = page.media, page.enrichments, page.flags
+                lines: list[str] = []
+                for (obs_id, kind, observed_at, lat, lon, shown_generalised, uncertainty, privacy, _, stored_licence,
+                     contributor_id, updated), fields in zip(page.rows, fields_of(page.rows, 8)):
+                    occurrence_id = prefix + str(obs_id)
+                    recorder = names.get(contributor_id) if contributor_id is not None else None
+                    rights_holder = rights or recorder or publisher_name
+                    taxon = _taxon_cells(fields, enrichments.get(obs_id), flags.get(obs_id, ()))
+                    created = as_utc(observed_at).astimezone(zone).isoformat()
+                    found = uris.get(stored_licence)
+                    if found is None:
+                        resolved = stored_licence or project.licence
+                        uris[stored_licence] = found = (resolved, licence_uri(resolved))
+                        licences.add(resolved)
+                    licence = found[1]
+                    basis = fields.get(BASIS_FIELD)
+                    if basis not in BASES_OF_RECORD:
+                        basis = kind_flags.get(kind or "", "HumanObservation")
+                    if lat is None:
+                        place = withheld
+                    else:  # places on a grid repeat: each number written once
+                        place = (numbers[lat] if lat in numbers else number(lat),
+                                 numbers[lon] if lon in numbers else number(lon), "WGS84",
+                                 "" if uncertainty is None else numbers[uncertainty] if uncertainty in numbers
+                                 else number(uncertainty),
+                                 *(generalised[privacy] if shown_generalised == "true" else ("", "")))
+                    cells = (occurrence_id, basis, "present", created, *place, *taxon, recorder or "", licence,
+                             rights_holder, iso_utc(updated), tail, str(obs_id))
+                    line = "\t".join(cells)
+                    if line.count("\t") != _OCCURRENCE_COLUMNS - 1 or "\n" in line or "\r" in line:
+                        line = "\t".join(_clean(v) for v in cells[:-2]) + "\t" + tail + "\t" + cells[-1]
+                    lines.append(line)
+                    for item in media.get(obs_id, ()):
+                        if not item.content_type.startswith("image/"):
+                            continue
+                        spool.write(_line([occurrence_id, "StillImage", item.content_type,
+                                           f"{occurrence_id}/media/{item.id}", occurrence_id, created, licence,
+                                           rights_holder]))
+                lines.append("")
+                core.write("\n".join(lines).encode("utf-8"))
+                counter.rows += len(page.rows)
                 if pipe.pending >= FLUSH_BYTES:
                     yield pipe.drain()
-            core.write(b"".join(lines))
         spool.seek(0)
         with archive.open("multimedia.txt", "w", force_zip64=True) as extension:
             while block := spool.read(FLUSH_BYTES):

@@ -16,6 +16,12 @@ Rows are read ``EXPORT_BATCH`` at a time with plain selects (one transaction per
 so memory does not grow with the number of rows. Plugins' columns (``export_columns``) are
 computed on the observation as the export shows it, so no column can say more about a place or
 a person than the base columns do.
+
+The CSV is built batch by batch with as little Python per row as the columns allow: places are
+shown by SQL (``core.privacy.snap_sql``, the same doubles as ``core.privacy.public_location``),
+fields' JSON texts are parsed in one call per batch, rows are written with ``writerows``, and
+a plugin's view of a row (``ObservationView``) is made only where a plugin other than the
+engine's own ``media_count`` asks for columns.
 """
 
 from __future__ import annotations
@@ -31,7 +37,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Callable, Iterator, Mapping
 
-from sqlalchemy import ColumnElement, Text, and_, bindparam, cast, func, select, type_coerce
+from sqlalchemy import ColumnElement, Float, Text, and_, bindparam, case, cast, exists, func, literal, select, type_coerce
 from sqlalchemy.types import NullType
 
 from core.db.models import AuditEntry, Enrichment, MediaBlob, Observation, ObservationMedia, QualityFlag
@@ -40,7 +46,7 @@ from core.engine import Engine
 from core.errors import EngineError
 from core.filters import ObservationFilter, filter_conditions
 from core.licences import GBIF_LICENCES, LICENCE_URIS, gbif_eligible, licence_uri
-from core.privacy import METRES_PER_DEGREE, PRIVACIES, public_digits
+from core.privacy import METRES_PER_DEGREE, PRIVACIES, public_digits, snap_sql
 from core.projects import project_kinds
 from core.readable import READABLE_DEPTH, readable
 from core.types import ExportColumn, Location, MediaFile, ObservationView, ProjectContext
@@ -61,18 +67,22 @@ TAIL_COLUMNS = ("licence", "licence_uri", "gbif_eligible", "location_privacy", "
 FIELD_PREFIX = "field."
 RESERVED = frozenset(BASE_COLUMNS + STAFF_COLUMNS + TAIL_COLUMNS + (OTHER_FIELDS, "fields", "flags"))
 
-_obs = Observation.__table__
-_Raw = NullType()
+_obs = OBS = Observation.__table__
+_Raw = RAW = NullType()
+"""No result processing: times as the database gives them (read with ``as_utc``)."""
 _media = ObservationMedia.__table__
 _blobs = MediaBlob.__table__
 _enrichments = Enrichment.__table__
 _flags = QualityFlag.__table__
 # fields as their JSON text (parsed here, so that readable() runs only where the text needs it),
-# times as the database gives them (``_utc``)
+# times as the database gives them (``as_utc``)
 _COLUMNS = (_obs.c.id, _obs.c.kind, type_coerce(_obs.c.observed_at, _Raw), _obs.c.lat, _obs.c.lon, _obs.c.accuracy_m,
             _obs.c.status, _obs.c.grade, _obs.c.contributor_id, _obs.c.source_contributor, cast(_obs.c.fields, Text),
             _obs.c.licence, _obs.c.location_privacy, type_coerce(_obs.c.created_at, _Raw),
             type_coerce(_obs.c.updated_at, _Raw))
+
+_PRIVACY = PRIVACY = func.coalesce(func.nullif(_obs.c.location_privacy, ""), "open")
+"""An observation's location privacy, ``open`` where none is stored (as ``records`` reads it)."""
 
 
 # -- what is exported ---------------------------------------------------------------------------
@@ -132,11 +142,11 @@ class ExportRecord:
 
     @property
     def created_at(self) -> datetime:
-        return _utc(self.created)
+        return as_utc(self.created)
 
     @property
     def updated_at(self) -> datetime:
-        return _utc(self.updated)
+        return as_utc(self.updated)
 
 
 class RowCount:
@@ -176,6 +186,26 @@ class PlaceRule:
                         max(accuracy_m or 0.0, cell)), True
 
 
+def shown_place_columns(project: ProjectContext, public: bool) -> tuple[ColumnElement[Any], ...]:
+    """``lat``, ``lon``, ``accuracy_m``, ``location_generalised`` and ``coordinate_uncertainty_m``
+    as an export shows them, computed by the database: the places of :class:`PlaceRule`, bit for
+    bit (``core.privacy.snap_sql``); NULL where the place is withheld."""
+    lat, lon, accuracy = _obs.c.lat, _obs.c.lon, _obs.c.accuracy_m
+    if not public:
+        return lat, lon, accuracy, literal("false"), accuracy
+    grids = PlaceRule(project, public).grids
+    shown_lat, shown_lon, generalised, uncertainty = {}, {}, {}, {}
+    for privacy, (digits, _, cell) in grids.items():
+        shown_lat[privacy], shown_lon[privacy] = snap_sql(lat, digits), snap_sql(lon, digits)
+        generalised[privacy] = literal("false" if digits is None else "true")
+        # max(accuracy_m or 0, cell), as PlaceRule
+        uncertainty[privacy] = accuracy if digits is None else case(
+            (accuracy > literal(cell, Float), accuracy), else_=literal(cell, Float))
+    return (case(shown_lat, value=_PRIVACY, else_=None), case(shown_lon, value=_PRIVACY, else_=None),
+            case((_PRIVACY.in_(list(grids)), accuracy), else_=None), case(generalised, value=_PRIVACY, else_=None),
+            case(uncertainty, value=_PRIVACY, else_=None))
+
+
 def shown_place(exact: Location, project: ProjectContext, privacy: str, public: bool) -> tuple[Location | None, bool]:
     """The place an export shows, and whether it is generalised: exact for staff; for the public
     as ``core.privacy.public_location`` says (None: private, withheld)."""
@@ -195,20 +225,35 @@ def record_conditions(engine: Engine, project: ProjectContext, options: ExportOp
     return conditions
 
 
-def records(engine: Engine, project: ProjectContext, options: ExportOptions, *, counter: RowCount | None = None,
-            batch: int = EXPORT_BATCH, public_places: bool | None = None) -> Iterator[ExportRecord]:
-    """The observations of an export, in id order, read ``batch`` at a time (one short read
-    transaction each: a long export never holds the database). Places are shown as the public
-    sees them in a public export, or wherever ``public_places`` says so."""
-    public_places = options.public if public_places is None else public_places
+@dataclass
+class Page:
+    """One batch of an export: its rows (the columns asked for, the observation's id first) and
+    the rows' media, finished enrichments and flags by observation id (empty where not asked)."""
+
+    rows: list[Any]
+    media: dict[int, list[MediaRow]]
+    enrichments: dict[int, dict[str, Any]]
+    flags: dict[int, list[tuple[str, str]]]
+
+
+CHILDREN = ("media", "enrichments", "flags")
+
+
+def pages(engine: Engine, project: ProjectContext, options: ExportOptions, columns: tuple[Any, ...], *,
+          children: tuple[str, ...] = CHILDREN, batch: int = EXPORT_BATCH) -> Iterator[Page]:
+    """The export's observations as pages of ``batch`` rows of ``columns`` (``_obs.c.id`` first), in
+    id order, each read in one short transaction (a long export never holds the database), with
+    the ``children`` asked for."""
     conditions = and_(*record_conditions(engine, project, options))
-    query = select(*_COLUMNS).where(conditions, _obs.c.id > bindparam("last")).order_by(_obs.c.id).limit(batch)
-    # the batch's media, enrichments and flags: one statement each, the same for every batch
-    # (the database narrows them to the batch; no list of ids to expand into each statement)
-    in_batch = select(_obs.c.id).where(conditions, _obs.c.id > bindparam("last"), _obs.c.id <= bindparam("upto"))
-    children = tuple(child.where(child.selected_columns.observation_id.in_(in_batch)) for child in _CHILDREN)
-    default_licence = project.licence
-    place_of = PlaceRule(project, public_places)
+    query = select(*columns).where(conditions, _obs.c.id > bindparam("last")).order_by(_obs.c.id).limit(batch)
+    # each child table read by a range of its observation_id index, kept to the export's rows
+    # (the same statement for every batch; no list of ids to expand into it)
+    queries = tuple(_CHILD_QUERIES[name].where(
+        _CHILD_QUERIES[name].selected_columns.observation_id > bindparam("last"),
+        _CHILD_QUERIES[name].selected_columns.observation_id <= bindparam("upto"),
+        exists(select(literal(1)).where(_obs.c.id == _CHILD_QUERIES[name].selected_columns.observation_id,
+                                        conditions)))
+        if name in children else None for name in CHILDREN)
     reader = engine.db.execution_options(readonly=True)  # SQLite: read beside a writer, never lock
     last = 0
     while True:
@@ -217,29 +262,51 @@ def records(engine: Engine, project: ProjectContext, options: ExportOptions, *, 
             if not rows:
                 return
             span = {"last": last, "upto": rows[-1][0]}
-            media, enrichments, flags = _children(*(conn.execute(child, span) for child in children))
-        for (obs_id, kind, observed_at, lat, lon, accuracy_m, status, grade, contributor_id, source_contributor,
-             fields_text, licence, privacy, created, updated) in rows:
-            privacy = privacy or "open"
-            place, generalised = place_of(lat, lon, accuracy_m, privacy)
-            yield ExportRecord(
-                obs_id, kind, _utc(observed_at), status, grade, contributor_id, source_contributor,
-                _fields_of(fields_text), licence or default_licence, privacy, accuracy_m, place, generalised,
-                created, updated, media.get(obs_id, _NONE), enrichments.get(obs_id, _NO_RESULTS),
-                flags.get(obs_id, _NONE))
-            if counter is not None:
-                counter.rows += 1
+            found = [_NO_CHILDREN if child is None else conn.execute(child, span).all() for child in queries]
+        yield Page(rows, *_children(*found))
         if len(rows) < batch:
             return
         last = rows[-1][0]
 
 
-def _utc(value: Any) -> datetime:
+def records(engine: Engine, project: ProjectContext, options: ExportOptions, *, counter: RowCount | None = None,
+            batch: int = EXPORT_BATCH, public_places: bool | None = None) -> Iterator[ExportRecord]:
+    """The observations of an export, in id order, read ``batch`` at a time (one short read
+    transaction each: a long export never holds the database). Places are shown as the public
+    sees them in a public export, or wherever ``public_places`` says so."""
+    public_places = options.public if public_places is None else public_places
+    default_licence = project.licence
+    place_of = PlaceRule(project, public_places)
+    for page in pages(engine, project, options, _COLUMNS, batch=batch):
+        media, enrichments, flags = page.media, page.enrichments, page.flags
+        for (obs_id, kind, observed_at, lat, lon, accuracy_m, status, grade, contributor_id, source_contributor,
+             fields_text, licence, privacy, created, updated), fields in zip(page.rows, fields_of(page.rows, 10)):
+            privacy = privacy or "open"
+            place, generalised = place_of(lat, lon, accuracy_m, privacy)
+            yield ExportRecord(
+                obs_id, kind, as_utc(observed_at), status, grade, contributor_id, source_contributor,
+                fields, licence or default_licence, privacy, accuracy_m, place, generalised,
+                created, updated, media.get(obs_id, _NONE), enrichments.get(obs_id, _NO_RESULTS),
+                flags.get(obs_id, _NONE))
+            if counter is not None:
+                counter.rows += 1
+
+
+def as_utc(value: Any) -> datetime:
     """A stored time as an aware UTC datetime: SQLite gives the text it keeps (read here with the
     C parser, faster than a result processor per column), PostgreSQL a datetime."""
     if type(value) is str:
         return datetime.fromisoformat(value).replace(tzinfo=timezone.utc)
     return value if value.tzinfo is not None else value.replace(tzinfo=timezone.utc)
+
+
+def iso_utc(value: Any) -> str:
+    """A stored time as ``as_utc(value).isoformat()`` (UTC, ISO 8601); SQLite's usual text is
+    rewritten without parsing it."""
+    if type(value) is str and len(value) == 26 and value[10] == " " and value[19] == ".":
+        return value[:10] + "T" + value[11:19] + ("+00:00" if value.endswith("000000") else value[19:] + "+00:00")
+    value = as_utc(value)
+    return (value if not value.utcoffset() else value.astimezone(timezone.utc)).isoformat()
 
 
 _NONE: list[Any] = []
@@ -249,31 +316,39 @@ _MAY_NEED_REPAIR = re.compile(r"\\u[dD][89a-fA-F]|NaN|Infinity|[\ud800-\udfff]")
 escaped or not, NaN, infinities); an astral character escaped as a pair matches too, harmlessly."""
 
 
-def _fields_of(text: str | None) -> dict[str, Any]:
-    """An observation's fields from their JSON text; ``readable`` only where the text says it may
-    be needed (nearly every row: one C parse, no walk)."""
-    if not text:
-        return {}
-    value = json.loads(text)
-    if not isinstance(value, dict):
-        return {}
-    if _MAY_NEED_REPAIR.search(text) or text.count("[") + text.count("{") > READABLE_DEPTH:
-        value = readable(value)
-    return value
+def fields_of(rows: list[Any], index: int) -> list[dict[str, Any]]:
+    """The fields of each row, from the JSON text in column ``index``: one C parse for the whole
+    batch, then ``readable`` only where a row's text says it may be needed (surrogates, NaN,
+    infinities, deep nesting). A text that is not an object gives no fields."""
+    texts = [row[index] or "{}" for row in rows]
+    joined = "[" + ",".join(texts) + "]"
+    values = json.loads(joined)
+    # most batches are ASCII without escapes, NaN or infinities: no regular expression to run
+    may_repair = (not joined.isascii() or "\\u" in joined or "NaN" in joined or "Infinity" in joined) and \
+        _MAY_NEED_REPAIR.search(joined) is not None
+    for i, text in enumerate(texts):
+        value = values[i]
+        if type(value) is not dict:
+            values[i] = {}
+        elif (may_repair and _MAY_NEED_REPAIR.search(text)) or (
+                len(text) > READABLE_DEPTH and text.count("[") + text.count("{") > READABLE_DEPTH):
+            values[i] = readable(value)
+    return values
 
 
-_CHILDREN = (
-    select(_media.c.observation_id, _media.c.id, _media.c.sha256, _blobs.c.content_type, _blobs.c.size,
-           _blobs.c.width, _blobs.c.height)
+_CHILD_QUERIES = {
+    "media": select(_media.c.observation_id, _media.c.id, _media.c.sha256, _blobs.c.content_type, _blobs.c.size,
+                    _blobs.c.width, _blobs.c.height)
     .join(_blobs, _blobs.c.sha256 == _media.c.sha256).order_by(_media.c.observation_id, _media.c.position, _media.c.id),
-    select(_enrichments.c.observation_id, _enrichments.c.plugin, _enrichments.c.result)
+    "enrichments": select(_enrichments.c.observation_id, _enrichments.c.plugin, _enrichments.c.result)
     .where(_enrichments.c.status == "done"),
-    select(_flags.c.observation_id, _flags.c.plugin, _flags.c.code).order_by(_flags.c.id),
-)
-"""Media, finished enrichments and flags, narrowed to a batch by ``records``."""
+    "flags": select(_flags.c.observation_id, _flags.c.plugin, _flags.c.code).order_by(_flags.c.id),
+}
+"""Media, finished enrichments and flags, narrowed to a batch by ``pages``."""
+_NO_CHILDREN: list[Any] = []
 
 
-def _children(media_rows: Iterator[Any], enrichment_rows: Iterator[Any], flag_rows: Iterator[Any]
+def _children(media_rows: list[Any], enrichment_rows: list[Any], flag_rows: list[Any]
               ) -> tuple[dict[int, list[MediaRow]], dict[int, dict[str, Any]], dict[int, list[tuple[str, str]]]]:
     media: defaultdict[int, list[MediaRow]] = defaultdict(list)
     for row in media_rows:
@@ -285,7 +360,7 @@ def _children(media_rows: Iterator[Any], enrichment_rows: Iterator[Any], flag_ro
     flags: defaultdict[int, list[tuple[str, str]]] = defaultdict(list)
     for row in flag_rows:
         flags[row.observation_id].append((row.plugin, row.code))
-    return media, enrichments, flags
+    return dict(media), dict(enrichments), dict(flags)
 
 
 def view_of(record: ExportRecord, project: ProjectContext, engine: Engine, public: bool) -> ObservationView:
@@ -333,6 +408,20 @@ def schema_fields(engine: Engine, project: ProjectContext) -> list[str]:
 
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 _dumps = json.JSONEncoder(ensure_ascii=False, sort_keys=True).encode
+try:  # the C encoder of _dumps, made once (JSONEncoder.encode makes one per call): for stored JSON
+    from json.encoder import c_make_encoder, encode_basestring
+
+    _encoder = c_make_encoder(None, json.JSONEncoder().default, encode_basestring, None, ": ", ", ", True, False,
+                              True)
+except (ImportError, TypeError):  # pragma: no cover (an interpreter without the C module)
+    _encoder = None
+
+
+def _encode(value: Any) -> str:
+    """``_dumps`` of a value parsed from stored JSON (no cycles: no check for them)."""
+    return "".join(_encoder(value, 0)) if _encoder is not None else _dumps(value)
+
+
 
 
 def _cell(value: Any) -> Any:
@@ -374,7 +463,11 @@ class Plan:
                        *(c.name for c in self.columns), *TAIL_COLUMNS]
         self._known = frozenset(self.field_names)
         self._licences = {name: (licence_uri(name) or None, gbif_eligible(name)) for name in LICENCE_URIS}
-        self._no_fields: list[Any] = [None] * (len(self.field_names) + 1)
+        self._licences_cells = _LicenceCells(self, project.licence)
+        # the engine's own media_count is the number of the row's media: no view needed for it
+        engine_only = all((c.plugin, c.name) == ENGINE_MEDIA_COUNT for c in self.columns)
+        self.views: list[ExportColumn] | None = None if engine_only else self.columns
+        """The columns that need a plugin's view of each row (None: the engine's own only)."""
 
     @classmethod
     def of(cls, engine: Engine, project: ProjectContext, options: ExportOptions) -> "Plan":
@@ -399,36 +492,62 @@ class Plan:
                 place.accuracy_m if place else None)
         return row
 
-    def cells(self, record: ExportRecord, cell: Callable[[Any], Any] = None) -> list[Any]:  # type: ignore[assignment]
-        """The record's CSV cells in the order of ``header``: ``cell`` (``_cell`` or ``_excel_cell``)
+    def csv_select(self) -> tuple[Any, ...]:
+        """What the CSV reads of each observation, in this order: the base columns with the place
+        as shown (``shown_place_columns``), the staff columns in ``scope=all``, the fields' JSON
+        text, licence, location privacy, ``location_generalised``, ``coordinate_uncertainty_m``,
+        and the stored times where plugins' views need them."""
+        lat, lon, accuracy, generalised, uncertainty = shown_place_columns(self.project, self.options.public)
+        staff = () if self.options.public else (_obs.c.contributor_id, _obs.c.source_contributor)
+        times = (type_coerce(_obs.c.created_at, _Raw),) if self.views else ()
+        return (_obs.c.id, _obs.c.kind, type_coerce(_obs.c.observed_at, _Raw), lat, lon, accuracy, _obs.c.status,
+                _obs.c.grade, *staff, cast(_obs.c.fields, Text), _obs.c.licence, _PRIVACY, generalised, uncertainty,
+                *times)
+
+    def csv_rows(self, page: Page, cell: Callable[[Any], Any]) -> list[list[Any]]:
+        """The page's CSV rows in the order of ``header``: ``cell`` (``_cell`` or ``_excel_cell``)
         turns fields' and plugins' values into text; the engine's own columns need no turning
         (the csv module writes None as an empty cell)."""
-        cell = cell or _cell
-        fields = record.fields
-        known = self._known
-        place = record.place
-        if place is None:
-            row: list[Any] = [record.id, record.kind, record.observed_at.isoformat(), None, None, None,
-                              record.status, record.grade]
-        else:
-            row = [record.id, record.kind, record.observed_at.isoformat(), place.lat, place.lon, record.accuracy_m,
-                   record.status, record.grade]
-        if not self.options.public:
-            row += (record.contributor_id, record.source_contributor)
-        if fields:
-            row += [cell(fields.get(name)) for name in self.field_names]
-            other = {k: v for k, v in fields.items() if k not in known}
-            row.append(_dumps(other) if other else None)
-        else:
-            row += self._no_fields
-        row.append(_dumps([code for _, code in record.flags]) if record.flags else "[]")
-        if self.columns:
-            row += [cell(v) for v in self.plugin_values(record)]
-        uri, eligible = self.licence_facts(record.licence)
-        row += (record.licence, uri, "true" if eligible else "false", record.location_privacy,
-                None if place is None else "true" if record.generalised else "false",
-                None if place is None else place.accuracy_m)
-        return row
+        rows = page.rows
+        head = 10 if not self.options.public else 8
+        all_fields = fields_of(rows, head)
+        names, known, licences = self.field_names, self._known, self._licences_cells
+        media, flags = page.media, page.flags
+        counted = self.views is None and bool(self.columns)  # media_count alone: no view to make
+        encode, iso = _encode, iso_utc
+        out: list[list[Any]] = []
+        append = out.append
+        for row, fields in zip(rows, all_fields):
+            obs_id = row[0]
+            line = list(row[:head])
+            line[2] = iso(line[2])
+            if names:
+                get = fields.get
+                line += [cell(get(name)) for name in names]
+                other = {k: v for k, v in fields.items() if k not in known} if fields else None
+            else:
+                other = fields
+            line.append(encode(other) if other else None)
+            codes = flags.get(obs_id)
+            line.append(encode([code for _, code in codes]) if codes else "[]")
+            if counted:
+                line.append(len(media.get(obs_id, _NONE)))
+            elif self.views is not None:
+                line += [cell(v) for v in self.plugin_values(self._record(row, head, fields, page))]
+            line += licences[row[head + 1]]
+            line += row[head + 2:head + 5]
+            append(line)
+        return out
+
+    def _record(self, row: Any, head: int, fields: dict[str, Any], page: Page) -> ExportRecord:
+        """A CSV row as the record plugins' views are made of."""
+        obs_id, lat, lon, uncertainty = row[0], row[3], row[4], row[head + 4]
+        place = None if lat is None else Location(lat, lon, uncertainty)
+        return ExportRecord(
+            obs_id, row[1], as_utc(row[2]), row[6], row[7], None if head == 8 else row[8],
+            None if head == 8 else row[9], fields, row[head + 1] or self.project.licence, row[head + 2], row[5], place,
+            row[head + 3] == "true", row[head + 5], None, page.media.get(obs_id, _NONE),
+            page.enrichments.get(obs_id, _NO_RESULTS), page.flags.get(obs_id, _NONE))
 
     def plugin_values(self, record: ExportRecord) -> list[Any]:
         """Plugins' columns, computed on the record as this export shows it; ``readable``, since a
@@ -444,6 +563,24 @@ class Plan:
         return found if found is not None else (licence_uri(licence) or None, gbif_eligible(licence))
 
 
+ENGINE_MEDIA_COUNT = ("core.builtin.columns", "media_count")
+"""The engine's own ``media_count`` column (``core.builtin.columns``): ``len(view.media)``."""
+
+
+class _LicenceCells(dict[Any, tuple[str, str | None, str]]):
+    """A stored licence (None: the project's) -> its cells ``licence``, ``licence_uri``, ``gbif_eligible``."""
+
+    def __init__(self, plan: Plan, default: str) -> None:
+        super().__init__()
+        self.plan, self.default = plan, default
+
+    def __missing__(self, stored: Any) -> tuple[str, str | None, str]:
+        licence = stored or self.default
+        uri, eligible = self.plan.licence_facts(licence)
+        self[stored] = found = (licence, uri, "true" if eligible else "false")
+        return found
+
+
 def header(engine: Engine, project: ProjectContext, options: ExportOptions) -> list[str]:
     """The CSV header of an export of ``project``."""
     return Plan(engine, project, options).header
@@ -453,18 +590,20 @@ FLUSH_CHARS = 64 * 1024
 
 
 def csv_chunks(plan: Plan, *, excel: bool = False, counter: RowCount | None = None) -> Iterator[str]:
-    """The CSV as chunks of text. ``excel``: a UTF-8 byte order mark and ``;`` between cells (what a
-    spreadsheet opened by double-click expects in most locales), formulas neutralised."""
+    """The CSV as chunks of text, about a batch each. ``excel``: a UTF-8 byte order mark and ``;``
+    between cells (what a spreadsheet opened by double-click expects in most locales), formulas
+    neutralised."""
     cell = _excel_cell if excel else _cell
     buffer = io.StringIO()
     writer = csv.writer(buffer, delimiter=";" if excel else ",")
     if excel:
         buffer.write("\ufeff")
     writer.writerow(plan.header)
-    cells = plan.cells
-    writerow = writer.writerow
-    for record in records(plan.engine, plan.project, plan.options, counter=counter):
-        writerow(cells(record, cell))
+    children = ("media", "flags") + (("enrichments",) if plan.views else ())
+    for page in pages(plan.engine, plan.project, plan.options, plan.csv_select(), children=children):
+        writer.writerows(plan.csv_rows(page, cell))
+        if counter is not None:
+            counter.rows += len(page.rows)
         if buffer.tell() > FLUSH_CHARS:
             yield buffer.getvalue()
             buffer.seek(0)
