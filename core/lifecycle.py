@@ -247,24 +247,28 @@ def _json_size(fields: dict[str, Any]) -> int:
 def parse_draft(data: Any, project: ProjectContext, settings: Settings | None = None) -> DraftIn:
     """Check the shape of a draft and its field values (``field_problems``); raise ValidationFailed
     with field paths. ``settings``: the limits (the process's settings when left out)."""
+    return _parse(data, project, settings or get_settings())[0]
+
+
+def _parse(data: Any, project: ProjectContext, settings: Settings) -> tuple[DraftIn, datetime]:
+    """``parse_draft``, and the draft's time in UTC."""
     if not isinstance(data, dict):
         raise ValidationFailed([Problem((), "the draft must be a JSON object", "not_an_object")])
     try:
         draft = DraftIn.model_validate(data)
     except ValidationError as exc:
         raise ValidationFailed(_pydantic_problems(exc)) from None
-    problems = field_problems(draft.fields, settings or get_settings())
+    problems = field_problems(draft.fields, settings)
     if problems:
         raise ValidationFailed(problems)
     if draft.observed_at.tzinfo is None:
         draft.observed_at = draft.observed_at.replace(tzinfo=ZoneInfo(project.timezone))
     try:
-        draft.observed_at.astimezone(timezone.utc)
+        return draft, draft.observed_at.astimezone(timezone.utc)
     except OverflowError:
         raise ValidationFailed(
             [Problem(("observed_at",), "the time is outside the years 1 to 9999 in UTC", "time_out_of_range")]
         ) from None
-    return draft
 
 
 _validators: dict[int, tuple[ObservationType, jsonschema.Draft202012Validator | None]] = {}
@@ -326,23 +330,42 @@ def _check_uploads(engine: Engine, uploads: list[Upload]) -> tuple[list[tuple[Up
     return checked, problems
 
 
-_hash_json = json.JSONEncoder(sort_keys=True, default=str).encode  # json.dumps(sort_keys=True, default=str), made once
+def _sorted_json() -> Any:
+    """``json.dumps(value, sort_keys=True, default=str)`` as a function: json's C encoder made once
+    (json.dumps makes one per call, which costs more than encoding a few fields), or the standard
+    encoder where the C one is missing. Values are checked (``field_problems``) before they are
+    hashed, so no cycle needs looking for."""
+    make = getattr(json.encoder, "c_make_encoder", None)
+    if make is None:
+        return json.JSONEncoder(sort_keys=True, default=str).encode
+    # markers, default, string encoder, indent, key and item separators, sort_keys, skipkeys, allow_nan
+    encode = make(None, str, json.encoder.encode_basestring_ascii, None, ": ", ", ", True, False, True)
+    return lambda value: "".join(encode(value, 0))
+
+
+_hash_json = _sorted_json()
+
+
+def _hash_number(value: float | None) -> str:
+    return "null" if value is None else float.__repr__(value)  # as json writes a finite float (pydantic: floats)
 
 
 def content_hash(draft: DraftIn, media_shas: list[str]) -> str:
-    """What makes two submissions 'the same content' (the client_id aside)."""
-    body = {
-        "observed_at": draft.observed_at.astimezone(timezone.utc).isoformat(),
-        "location": {"lat": draft.location.lat, "lon": draft.location.lon, "accuracy_m": draft.location.accuracy_m},
-        "kind": draft.kind or GENERIC_KIND,
-        "fields": draft.fields,
-        "media": media_shas,
-    }
-    # only when chosen: a draft without them hashes as it did before they existed
-    for key in ("licence", "location_privacy"):
-        if getattr(draft, key) is not None:
-            body[key] = getattr(draft, key)
-    return hashlib.sha256(_hash_json(body).encode()).hexdigest()
+    """What makes two submissions 'the same content' (the client_id aside): the sha256 of the JSON
+    text, keys sorted, of {observed_at (UTC), location, kind, fields, media} and of the licence and
+    the location privacy where chosen (a draft without them hashes as it did before they existed).
+
+    Written piece by piece, it is the very text ``json.dumps(body, sort_keys=True, default=str)``
+    gives, without walking the whole body each time."""
+    location = draft.location
+    text = (f'{{"fields": {_hash_json(draft.fields)}, "kind": {_hash_json(draft.kind or GENERIC_KIND)}'
+            + ("" if draft.licence is None else f', "licence": {_hash_json(draft.licence)}')
+            + f', "location": {{"accuracy_m": {_hash_number(location.accuracy_m)}, "lat": {_hash_number(location.lat)}'
+            f', "lon": {_hash_number(location.lon)}}}'
+            + ("" if draft.location_privacy is None else f', "location_privacy": {_hash_json(draft.location_privacy)}')
+            + f', "media": {_hash_json(media_shas)}'
+            f', "observed_at": {_hash_json(draft.observed_at.astimezone(timezone.utc).isoformat())}}}')
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def plugin_problems(engine: Engine, draft: Draft, project: ProjectContext,
@@ -379,13 +402,15 @@ def _validate_in(
     engine: Engine, project: ProjectContext, data: Any, uploads: list[Upload], contributor_id: int | None,
     checks: _Checks | None = None,
 ) -> tuple[DraftIn, Draft, list[tuple[Upload, Any]]]:
-    parsed = parse_draft(data, project, engine.settings)
+    parsed, observed_at = _parse(data, project, engine.settings)
     problems = _check_kind(engine, parsed, project, checks.kinds if checks else None)
     if parsed.licence is not None and parsed.licence not in project.licences:
         problems.append(Problem(("licence",), f"{parsed.licence!r} is not a licence of project {project.slug!r}; "
                                 f"one of {', '.join(project.licences)}", "unknown_licence"))
-    checked, media_problems = _check_uploads(engine, uploads)
-    problems += media_problems
+    checked: list[tuple[Upload, Any]] = []
+    if uploads:
+        checked, media_problems = _check_uploads(engine, uploads)
+        problems += media_problems
     if problems:
         raise ValidationFailed(problems)
     media = tuple(
@@ -399,11 +424,12 @@ def _validate_in(
             height=s.height,
         )
         for u, s in checked
-    )
+    ) if checked else ()
+    location = parsed.location
     draft = Draft(
         project=project.slug,
-        observed_at=parsed.observed_at.astimezone(timezone.utc),
-        location=Location(parsed.location.lat, parsed.location.lon, parsed.location.accuracy_m),
+        observed_at=observed_at,
+        location=Location(location.lat, location.lon, location.accuracy_m),
         kind=parsed.kind or GENERIC_KIND,
         fields=parsed.fields,
         media=media,
@@ -716,7 +742,7 @@ def submit_many(
         except ValidationFailed as exc:
             results[index] = ItemResult(index, None, False, tuple(exc.problems))
             continue
-        digest = content_hash(parsed, [m.sha256 for m in draft.media])
+        digest = content_hash(parsed, [m.sha256 for m in draft.media] if draft.media else [])
         item = _Ready(index, digest, contributor_id, source_of[index], draft, checked)
         client_id = draft.client_id
         if client_id:

@@ -94,11 +94,13 @@ class CsvSource:
             number = 1
             try:
                 next(reader, None)
+                header, convert = self.header, self.converter.convert
                 for number, values in enumerate(reader, start=2):
-                    if not any(v.strip() for v in values):
+                    if not "".join(values).strip():
                         continue  # a blank line
-                    record = dict(zip(self.header, values + [""] * (width - len(values))))
-                    yield self.converter.convert(record, number)
+                    if len(values) < width:
+                        values += [""] * (width - len(values))
+                    yield convert(dict(zip(header, values)), number)
             except csv.Error as exc:  # a cell past the csv module's limit, a NUL byte...
                 raise SourceError(f"{self.path.name}: row {number + 1} cannot be read as CSV ({exc}); fix it and run "
                                   "again (rows stored so far are not stored twice)") from None
