@@ -41,14 +41,14 @@ from datetime import date
 from typing import Any, BinaryIO, Iterator
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Text, cast, select, type_coerce
+from sqlalchemy import select, type_coerce
 
 from core.consent import ATTRIBUTION, agreed
 from core.db.models import Account
 from core.engine import Engine
 from core.errors import Conflict
-from core.export import (OBS, PRIVACY, RAW, ExportOptions, ExportRecord, RowCount, as_utc, audited, fields_of,
-                         iso_utc, pages, shown_place_columns)
+from core.export import (FIELDS_TEXT, OBS, PRIVACY, RAW, ExportOptions, ExportRecord, RowCount, as_utc, audited,
+                         iso_utc, pages, parsed, shown_place_columns)
 from core.licences import licence_uri
 from core.privacy import public_digits
 from core.projects import project_kinds
@@ -406,7 +406,7 @@ def _occurrence_select(project: ProjectContext) -> tuple[Any, ...]:
     privacy, fields' JSON text, licence, contributor (for ``recordedBy`` only) and updated_at."""
     lat, lon, _, generalised, uncertainty = shown_place_columns(project, public=True)
     return (OBS.c.id, OBS.c.kind, type_coerce(OBS.c.observed_at, RAW), lat, lon, generalised, uncertainty,
-            PRIVACY, cast(OBS.c.fields, Text), OBS.c.licence, OBS.c.contributor_id,
+            PRIVACY, FIELDS_TEXT, OBS.c.licence, OBS.c.contributor_id,
             type_coerce(OBS.c.updated_at, RAW))
 
 
@@ -452,7 +452,7 @@ def _archive_chunks(engine: Engine, project: ProjectContext, options: ExportOpti
                 media, enrichments, flags = page.media, page.enrichments, page.flags
                 lines: list[str] = []
                 for (obs_id, kind, observed_at, lat, lon, shown_generalised, uncertainty, privacy, _, stored_licence,
-                     contributor_id, updated), fields in zip(page.rows, fields_of(page.rows, 8)):
+                     contributor_id, updated), fields in zip(page.rows, parsed(page.rows, 8)):
                     occurrence_id = prefix + str(obs_id)
                     recorder = names.get(contributor_id) if contributor_id is not None else None
                     rights_holder = rights or recorder or publisher_name

@@ -12,8 +12,8 @@ Two scopes:
   audited once, when its stream ends (``action="export"``, with format, scope, filters, the
   number of rows sent and whether the stream was read to its end).
 
-Rows are read ``EXPORT_BATCH`` at a time with plain selects (one transaction per batch, by id),
-so memory does not grow with the number of rows. Plugins' columns (``export_columns``) are
+Rows are read ``EXPORT_BATCH`` at a time with plain selects (one transaction per batch, by id;
+fewer where fields are large: ``pages``), so memory does not grow with the number of rows. Plugins' columns (``export_columns``) are
 computed on the observation as the export shows it, so no column can say more about a place or
 a person than the base columns do.
 
@@ -55,8 +55,16 @@ log = logging.getLogger(__name__)
 
 FORMATS = ("csv", "geojson")
 SCOPES = ("public", "all")
-EXPORT_BATCH = 200
-"""Rows held at once: at most what a page of the list holds (200 x max_fields_bytes of fields)."""
+EXPORT_BATCH = 500
+"""Rows read at once, each with ``SMALL_FIELDS`` characters of fields at most (4 MiB in all; a
+page of 500 rows keeps the garbage collector's older generations quiet, and PostgreSQL's round
+trips few)."""
+SMALL_FIELDS = 8 * 1024
+LARGE_BATCH = 200
+PARSE_BATCH = 200
+"""Rows whose fields are parsed at once (one ``json.loads``)."""
+"""Rows read at once from a row with larger fields on: at most what a page of the list holds
+(200 x ``max_fields_bytes`` of fields)."""
 
 BASE_COLUMNS = ("id", "kind", "observed_at", "lat", "lon", "accuracy_m", "status", "grade")
 STAFF_COLUMNS = ("contributor_id", "source_contributor")
@@ -76,8 +84,10 @@ _enrichments = Enrichment.__table__
 _flags = QualityFlag.__table__
 # fields as their JSON text (parsed here, so that readable() runs only where the text needs it),
 # times as the database gives them (``as_utc``)
+FIELDS_TEXT = cast(_obs.c.fields, Text)
+"""An observation's fields as their JSON text (``fields_of`` parses them a batch at a time)."""
 _COLUMNS = (_obs.c.id, _obs.c.kind, type_coerce(_obs.c.observed_at, _Raw), _obs.c.lat, _obs.c.lon, _obs.c.accuracy_m,
-            _obs.c.status, _obs.c.grade, _obs.c.contributor_id, _obs.c.source_contributor, cast(_obs.c.fields, Text),
+            _obs.c.status, _obs.c.grade, _obs.c.contributor_id, _obs.c.source_contributor, FIELDS_TEXT,
             _obs.c.licence, _obs.c.location_privacy, type_coerce(_obs.c.created_at, _Raw),
             type_coerce(_obs.c.updated_at, _Raw))
 
@@ -241,11 +251,19 @@ CHILDREN = ("media", "enrichments", "flags")
 
 def pages(engine: Engine, project: ProjectContext, options: ExportOptions, columns: tuple[Any, ...], *,
           children: tuple[str, ...] = CHILDREN, batch: int = EXPORT_BATCH) -> Iterator[Page]:
-    """The export's observations as pages of ``batch`` rows of ``columns`` (``_obs.c.id`` first), in
-    id order, each read in one short transaction (a long export never holds the database), with
-    the ``children`` asked for."""
+    """The export's observations as pages of rows of ``columns`` (``_obs.c.id`` first, and
+    ``FIELDS_TEXT`` among them), in id order, each read in one short transaction (a long export
+    never holds the database), with the ``children`` asked for.
+
+    A page holds ``batch`` rows whose fields are small (``SMALL_FIELDS`` characters of JSON at
+    most); where a larger one comes, the page ends before it, and a page that starts with one
+    holds ``LARGE_BATCH`` rows (at most what a page of the list holds)."""
     conditions = and_(*record_conditions(engine, project, options))
-    query = select(*columns).where(conditions, _obs.c.id > bindparam("last")).order_by(_obs.c.id).limit(batch)
+    at = next(i for i, column in enumerate(columns) if column is FIELDS_TEXT)
+    capped = (*columns[:at], case((func.length(FIELDS_TEXT) <= SMALL_FIELDS, FIELDS_TEXT), else_=None),
+              *columns[at + 1:])  # NULL: larger (stored fields are never NULL)
+    small, large = (select(*selected).where(conditions, _obs.c.id > bindparam("last")).order_by(_obs.c.id).limit(n)
+                    for selected, n in ((capped, batch), (columns, LARGE_BATCH)))
     # each child table read by a range of its observation_id index, kept to the export's rows
     # (the same statement for every batch; no list of ids to expand into it)
     queries = tuple(_CHILD_QUERIES[name].where(
@@ -258,13 +276,21 @@ def pages(engine: Engine, project: ProjectContext, options: ExportOptions, colum
     last = 0
     while True:
         with reader.begin() as conn:  # one short transaction per batch
-            rows = conn.execute(query, {"last": last}).all()
+            rows = conn.execute(small, {"last": last}).all()
             if not rows:
                 return
+            more = len(rows) == batch
+            larger = next((i for i, row in enumerate(rows) if row[at] is None), None)
+            if larger == 0:
+                rows = conn.execute(large, {"last": last}).all()
+                more = len(rows) == LARGE_BATCH
+            elif larger is not None:
+                del rows[larger:]
+                more = True
             span = {"last": last, "upto": rows[-1][0]}
             found = [_NO_CHILDREN if child is None else conn.execute(child, span).all() for child in queries]
         yield Page(rows, *_children(*found))
-        if len(rows) < batch:
+        if not more:
             return
         last = rows[-1][0]
 
@@ -314,6 +340,13 @@ _NO_RESULTS: dict[str, Any] = {}
 _MAY_NEED_REPAIR = re.compile(r"\\u[dD][89a-fA-F]|NaN|Infinity|[\ud800-\udfff]")
 """What a stored JSON text holds when ``readable`` may have to repair its value (surrogates,
 escaped or not, NaN, infinities); an astral character escaped as a pair matches too, harmlessly."""
+
+
+def parsed(rows: list[Any], index: int) -> Iterator[dict[str, Any]]:
+    """``fields_of`` the rows, ``PARSE_BATCH`` rows at a time (few objects alive at once: little
+    for the garbage collector to go through)."""
+    for start in range(0, len(rows), PARSE_BATCH):
+        yield from fields_of(rows[start:start + PARSE_BATCH], index)
 
 
 def fields_of(rows: list[Any], index: int) -> list[dict[str, Any]]:
@@ -501,23 +534,20 @@ class Plan:
         staff = () if self.options.public else (_obs.c.contributor_id, _obs.c.source_contributor)
         times = (type_coerce(_obs.c.created_at, _Raw),) if self.views else ()
         return (_obs.c.id, _obs.c.kind, type_coerce(_obs.c.observed_at, _Raw), lat, lon, accuracy, _obs.c.status,
-                _obs.c.grade, *staff, cast(_obs.c.fields, Text), _obs.c.licence, _PRIVACY, generalised, uncertainty,
+                _obs.c.grade, *staff, FIELDS_TEXT, _obs.c.licence, _PRIVACY, generalised, uncertainty,
                 *times)
 
-    def csv_rows(self, page: Page, cell: Callable[[Any], Any]) -> list[list[Any]]:
+    def csv_rows(self, page: Page, cell: Callable[[Any], Any]) -> Iterator[list[Any]]:
         """The page's CSV rows in the order of ``header``: ``cell`` (``_cell`` or ``_excel_cell``)
         turns fields' and plugins' values into text; the engine's own columns need no turning
-        (the csv module writes None as an empty cell)."""
-        rows = page.rows
+        (the csv module writes None as an empty cell). Made one at a time, as ``writerows`` takes
+        them (few objects alive at once: little for the garbage collector to go through)."""
         head = 10 if not self.options.public else 8
-        all_fields = fields_of(rows, head)
         names, known, licences = self.field_names, self._known, self._licences_cells
         media, flags = page.media, page.flags
         counted = self.views is None and bool(self.columns)  # media_count alone: no view to make
         encode, iso = _encode, iso_utc
-        out: list[list[Any]] = []
-        append = out.append
-        for row, fields in zip(rows, all_fields):
+        for row, fields in zip(page.rows, parsed(page.rows, head)):
             obs_id = row[0]
             line = list(row[:head])
             line[2] = iso(line[2])
@@ -536,8 +566,7 @@ class Plan:
                 line += [cell(v) for v in self.plugin_values(self._record(row, head, fields, page))]
             line += licences[row[head + 1]]
             line += row[head + 2:head + 5]
-            append(line)
-        return out
+            yield line
 
     def _record(self, row: Any, head: int, fields: dict[str, Any], page: Page) -> ExportRecord:
         """A CSV row as the record plugins' views are made of."""
