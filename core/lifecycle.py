@@ -402,18 +402,78 @@ def _validate_in(
     engine: Engine, project: ProjectContext, data: Any, uploads: list[Upload], contributor_id: int | None,
     checks: _Checks | None = None,
 ) -> tuple[DraftIn, Draft, list[tuple[Upload, Any]]]:
-    parsed, observed_at = _parse(data, project, engine.settings)
-    problems = _check_kind(engine, parsed, project, checks.kinds if checks else None)
-    if parsed.licence is not None and parsed.licence not in project.licences:
-        problems.append(Problem(("licence",), f"{parsed.licence!r} is not a licence of project {project.slug!r}; "
-                                f"one of {', '.join(project.licences)}", "unknown_licence"))
-    checked: list[tuple[Upload, Any]] = []
-    if uploads:
-        checked, media_problems = _check_uploads(engine, uploads)
-        problems += media_problems
-    if problems:
-        raise ValidationFailed(problems)
-    media = tuple(
+    valid, refused = _validate_batch(engine, project, [(data, uploads, contributor_id)], checks)
+    if refused:
+        raise ValidationFailed(refused[0])
+    return valid[0][1:]
+
+
+def _validate_batch(
+    engine: Engine, project: ProjectContext, items: list[tuple[Any, list[Upload], int | None]],
+    checks: _Checks | None = None,
+) -> tuple[list[tuple[int, DraftIn, Draft, list[tuple[Upload, Any]]]], dict[int, list[Problem]]]:
+    """Every check of ``submit`` on each ``(data, uploads, contributor_id)``: the valid ones as
+    (position, parsed, draft, checked media), the others' problems by position.
+
+    The checks go one at a time over the whole batch (shape and field values, then kind, licence
+    and media, then each plugin's validation): each check's code stays in the processor's caches,
+    which makes a batch markedly faster than checking item by item. An item's problems are those
+    submit raises: the first stage that finds any says them all."""
+    checks = checks or _Checks.of(engine, project)
+    refused: dict[int, list[Problem]] = {}
+    parsed_items = []
+    for position, (data, _uploads, _contributor_id) in enumerate(items):
+        try:
+            parsed_items.append((position, *_parse(data, project, engine.settings)))
+        except ValidationFailed as exc:
+            refused[position] = exc.problems
+    drafts = []
+    for position, parsed, observed_at in parsed_items:
+        _data, uploads, contributor_id = items[position]
+        problems = _check_kind(engine, parsed, project, checks.kinds)
+        if parsed.licence is not None and parsed.licence not in project.licences:
+            problems.append(Problem(("licence",), f"{parsed.licence!r} is not a licence of project {project.slug!r}; "
+                                    f"one of {', '.join(project.licences)}", "unknown_licence"))
+        checked: list[tuple[Upload, Any]] = []
+        if uploads:
+            checked, media_problems = _check_uploads(engine, uploads)
+            problems += media_problems
+        if problems:
+            refused[position] = problems
+            continue
+        location = parsed.location
+        drafts.append((position, parsed, Draft(
+            project=project.slug,
+            observed_at=observed_at,
+            location=Location(location.lat, location.lon, location.accuracy_m),
+            kind=parsed.kind or GENERIC_KIND,
+            fields=parsed.fields,
+            media=_media_files(engine, checked) if checked else (),
+            client_id=parsed.client_id,
+            contributor_id=contributor_id,
+            licence=parsed.licence or project.licence,
+            location_privacy=parsed.location_privacy or project.default_location_privacy,
+        ), checked))
+    found: dict[int, list[Problem]] = {}
+    for _name, call in checks.validators:  # plugin by plugin, as plugin_problems does for one draft
+        for position, _parsed, draft, _checked in drafts:
+            problems = call(draft=draft, project=project)
+            if problems:
+                found.setdefault(position, []).extend(problems)
+    if not found:
+        return drafts, refused
+    valid = []
+    for entry in drafts:
+        errors = [p for p in found.get(entry[0], ()) if p.severity == "error"]
+        if errors:
+            refused[entry[0]] = errors
+        else:
+            valid.append(entry)
+    return valid, refused
+
+
+def _media_files(engine: Engine, checked: list[tuple[Upload, Any]]) -> tuple[MediaFile, ...]:
+    return tuple(
         MediaFile(
             sha256=hashlib.sha256(u.data).hexdigest(),
             content_type=s.content_type,
@@ -424,25 +484,7 @@ def _validate_in(
             height=s.height,
         )
         for u, s in checked
-    ) if checked else ()
-    location = parsed.location
-    draft = Draft(
-        project=project.slug,
-        observed_at=observed_at,
-        location=Location(location.lat, location.lon, location.accuracy_m),
-        kind=parsed.kind or GENERIC_KIND,
-        fields=parsed.fields,
-        media=media,
-        client_id=parsed.client_id,
-        contributor_id=contributor_id,
-        licence=parsed.licence or project.licence,
-        location_privacy=parsed.location_privacy or project.default_location_privacy,
     )
-    errors = [p for p in plugin_problems(engine, draft, project, checks.validators if checks else None)
-              if p.severity == "error"]
-    if errors:
-        raise ValidationFailed(errors)
-    return parsed, draft, checked
 
 
 def get_project(engine: Engine, slug: str) -> ProjectContext:
@@ -734,15 +776,15 @@ def submit_many(
     ready: list[_Ready] = []
     first_with: dict[str, _Ready] = {}
     twins: list[tuple[int, _Ready]] = []  # later items that repeat an earlier one of the batch
-    checks = _Checks.of(engine, project)
-    for index, (data, uploads) in enumerate(items):
-        contributor_id = contributor_of[index]
-        try:
-            parsed, draft, checked = _validate_in(engine, project, data, list(uploads or ()), contributor_id, checks)
-        except ValidationFailed as exc:
-            results[index] = ItemResult(index, None, False, tuple(exc.problems))
-            continue
+    # every check, then every hash: one step at a time over the whole batch (see _validate_batch)
+    valid, refused = _validate_batch(
+        engine, project, [(data, list(uploads or ()), contributor_of[index]) for index, (data, uploads)
+                          in enumerate(items)], _Checks.of(engine, project))
+    for index, problems in refused.items():
+        results[index] = ItemResult(index, None, False, tuple(problems))
+    for index, parsed, draft, checked in valid:
         digest = content_hash(parsed, [m.sha256 for m in draft.media] if draft.media else [])
+        contributor_id = contributor_of[index]
         item = _Ready(index, digest, contributor_id, source_of[index], draft, checked)
         client_id = draft.client_id
         if client_id:
