@@ -1,6 +1,6 @@
 """Import throughput: rows per second through ``observatory import`` against a plain bulk insert.
 
-    python bench/import.py [--rows 100000] [--batch 500] [--database sqlite|postgresql|both]
+    python bench/import.py [--rows 100000] [--batch 2000] [--database sqlite|postgresql|both]
                            [--database-url postgresql://postgres@127.0.0.1:5432/test] [--profile]
 
 The bench writes a CSV of ``--rows`` old observations (a source id, an ISO time, a place, an
@@ -10,11 +10,12 @@ in the same run and on the same database:
 - *import*: ``core.importing.import_file``, the machinery of ``observatory import`` called
   in-process with the progress bar off: the CSV read through the mapping, each row checked as a
   submitted observation is (pydantic, the kind's JSON Schema, the plugins' validation), the
-  observer's pseudonym computed, then ``core.lifecycle.submit_many`` per ``--batch`` rows (one
-  transaction each: observations and one pending enrichment each, many rows a statement), and the
-  enrichments queued by the engine's CeleryDispatcher on the embedded file-system broker. The
-  project enables one enriching plugin (``bench/noop_plugin.py``), as in ``bench/ingest.py``.
-  The clock stops once every task message is on the broker.
+  observer's pseudonym computed, then ``core.lifecycle.submit_many`` per ``--batch`` rows (the
+  client ids looked up, then one transaction: observations and one pending enrichment each, by
+  executemany on SQLite and COPY on PostgreSQL), and the enrichments queued by the engine's
+  CeleryDispatcher on the embedded file-system broker. The project enables one enriching plugin
+  (``bench/noop_plugin.py``), as in ``bench/ingest.py``. The clock stops once every task message
+  is on the broker.
 - *plain*: the same observation rows (computed before the clock starts) inserted with SQLAlchemy
   Core ``executemany`` into the ``observations`` table, ``--batch`` rows per transaction.
 
@@ -200,7 +201,8 @@ def profile(engine: Engine, source: Path, mapping: Path, args: argparse.Namespac
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rows", type=int, default=100_000, help="rows of the CSV (default 100000)")
-    parser.add_argument("--batch", type=int, default=500, help="rows per transaction, both paths (default 500)")
+    parser.add_argument("--batch", type=int, default=2000, help="rows per transaction, both paths (default 2000, "
+                        "as import_file's)")
     parser.add_argument("--database", choices=["sqlite", "postgresql", "both"], default="both")
     parser.add_argument("--database-url", default=DEFAULT_PG_URL, help=f"PostgreSQL server (default {DEFAULT_PG_URL})")
     parser.add_argument("--profile", action="store_true", help="profile the import once more and print the top")

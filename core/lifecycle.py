@@ -346,26 +346,24 @@ def _sorted_json() -> Any:
 _hash_json = _sorted_json()
 
 
-def _hash_number(value: float | None) -> str:
-    return "null" if value is None else float.__repr__(value)  # as json writes a finite float (pydantic: floats)
-
-
-def content_hash(draft: DraftIn, media_shas: list[str]) -> str:
+def content_hash(draft: DraftIn, media_shas: list[str], observed_utc: datetime | None = None) -> str:
     """What makes two submissions 'the same content' (the client_id aside): the sha256 of the JSON
-    text, keys sorted, of {observed_at (UTC), location, kind, fields, media} and of the licence and
-    the location privacy where chosen (a draft without them hashes as it did before they existed).
-
-    Written piece by piece, it is the very text ``json.dumps(body, sort_keys=True, default=str)``
-    gives, without walking the whole body each time."""
+    of observed_at (UTC), location, kind, fields, media and, only where chosen, the licence and
+    the location privacy (a draft without them hashes as it did before they existed), keys
+    sorted. ``observed_utc``: the draft's time in UTC, when known already."""
     location = draft.location
-    text = (f'{{"fields": {_hash_json(draft.fields)}, "kind": {_hash_json(draft.kind or GENERIC_KIND)}'
-            + ("" if draft.licence is None else f', "licence": {_hash_json(draft.licence)}')
-            + f', "location": {{"accuracy_m": {_hash_number(location.accuracy_m)}, "lat": {_hash_number(location.lat)}'
-            f', "lon": {_hash_number(location.lon)}}}'
-            + ("" if draft.location_privacy is None else f', "location_privacy": {_hash_json(draft.location_privacy)}')
-            + f', "media": {_hash_json(media_shas)}'
-            f', "observed_at": {_hash_json(draft.observed_at.astimezone(timezone.utc).isoformat())}}}')
-    return hashlib.sha256(text.encode()).hexdigest()
+    body = {
+        "observed_at": (observed_utc or draft.observed_at.astimezone(timezone.utc)).isoformat(),
+        "location": {"lat": location.lat, "lon": location.lon, "accuracy_m": location.accuracy_m},
+        "kind": draft.kind or GENERIC_KIND,
+        "fields": draft.fields,
+        "media": media_shas,
+    }
+    if draft.licence is not None:
+        body["licence"] = draft.licence
+    if draft.location_privacy is not None:
+        body["location_privacy"] = draft.location_privacy
+    return hashlib.sha256(_hash_json(body).encode()).hexdigest()
 
 
 def plugin_problems(engine: Engine, draft: Draft, project: ProjectContext,
@@ -383,6 +381,14 @@ def validate(
 ) -> tuple[DraftIn, Draft, list[tuple[Upload, Any]]]:
     """Every check, the engine's and the enabled plugins'; raise ValidationFailed, store nothing."""
     return _validate_in(engine, get_project(engine, project_slug), data, uploads, contributor_id)
+
+
+def validate_many(
+    engine: Engine, project_slug: str, items: Sequence[tuple[Any, list[Upload], int | None]]
+) -> tuple[list[tuple[int, DraftIn, Draft, list[tuple[Upload, Any]]]], dict[int, list[Problem]]]:
+    """``validate`` for many ``(data, uploads, contributor_id)`` at once, storing nothing: the
+    valid ones as (position, parsed, draft, checked media), the problems of the others by position."""
+    return _validate_batch(engine, get_project(engine, project_slug), list(items))
 
 
 @dataclass(frozen=True)
@@ -783,7 +789,7 @@ def submit_many(
     for index, problems in refused.items():
         results[index] = ItemResult(index, None, False, tuple(problems))
     for index, parsed, draft, checked in valid:
-        digest = content_hash(parsed, [m.sha256 for m in draft.media] if draft.media else [])
+        digest = content_hash(parsed, [m.sha256 for m in draft.media] if draft.media else [], draft.observed_at)
         contributor_id = contributor_of[index]
         item = _Ready(index, digest, contributor_id, source_of[index], draft, checked)
         client_id = draft.client_id
@@ -859,12 +865,7 @@ def _resolve_stored(engine: Engine, project: str, items: list[_Ready], results: 
     wanted = [item.draft.client_id for item in items if item.draft.client_id]
     if not wanted:
         return items
-    found: dict[str, tuple[int, str, int | None]] = {}
-    with engine.readers() as session:  # never SQLite's write lock: a row stored meanwhile fails the insert
-        conn = session.connection()
-        for start in range(0, len(wanted), _LOOKUP_CHUNK):
-            found.update((row[0], (row[1], row[2], row[3]))
-                         for row in _stored_with(conn, project, wanted[start:start + _LOOKUP_CHUNK]))
+    found = stored_client_ids(engine, project, wanted)
     if not found:  # the usual case of a first import: none of them
         return items
     rest = []
@@ -888,6 +889,20 @@ _STORED_PG = ("SELECT found.client_id, found.id, found.content_hash, found.contr
               "SELECT client_id, id, content_hash, contributor_id FROM observations "
               "WHERE project = %s AND client_id IN (wanted.client_id) LIMIT 1) AS found")
 _STORED_SQLITE = "SELECT client_id, id, content_hash, contributor_id FROM observations WHERE project = ? AND client_id IN ({})"
+
+
+def stored_client_ids(engine: Engine, project: str, client_ids: list[str]) -> dict[str, tuple[int, str, int | None]]:
+    """The observations of ``project`` stored with one of ``client_ids``: client id -> (id,
+    content_hash, contributor_id). Read on a reading connection (never SQLite's write lock)."""
+    found: dict[str, tuple[int, str, int | None]] = {}
+    if not client_ids:
+        return found
+    with engine.readers() as session:
+        conn = session.connection()
+        for start in range(0, len(client_ids), _LOOKUP_CHUNK):
+            found.update((row[0], (row[1], row[2], row[3]))
+                         for row in _stored_with(conn, project, client_ids[start:start + _LOOKUP_CHUNK]))
+    return found
 
 
 def _stored_with(conn: Connection, project: str, client_ids: list[str]) -> Any:

@@ -13,12 +13,8 @@ from itertools import islice
 from pathlib import Path
 from typing import Protocol
 
-from sqlalchemy import select
-
 from core import lifecycle
-from core.db.models import Observation
 from core.engine import Engine
-from core.errors import ValidationFailed
 from core.importing.dwca import DWCA_MAPPING, DwcaSource, is_archive
 from core.importing.geojson import GEOJSON_MAPPING, GeoJsonSource, looks_like_geojson
 from core.importing.mapping import Mapping, SourceError, load_mapping
@@ -154,7 +150,7 @@ def import_file(
     mapping: Path | None = None,
     media_dir: Path | None = None,
     dry_run: bool = False,
-    batch_size: int = 500,
+    batch_size: int = 2000,
     progress: Callable[[int, int | None], None] | None = None,
     pseudonym_key_setting: str | None = None,
     actor: str = "import",
@@ -241,19 +237,13 @@ def _one_batch(engine: Engine, project: ProjectContext, chunk: list[SourceRow], 
 def _check_batch(engine: Engine, project: ProjectContext, ready: list[tuple[SourceRow, list[lifecycle.Upload]]],
                  summary: ImportSummary) -> None:
     """Dry run: every check of submit, and the client ids stored already (same content or not)."""
-    digests: list[tuple[SourceRow, str]] = []
-    for row, uploads in ready:
-        try:
-            parsed, draft, _ = lifecycle.validate(engine, project.slug, row.draft, uploads, None)
-        except ValidationFailed as exc:
-            _refuse(summary, row, exc.problems)
-            continue
-        digests.append((row, lifecycle.content_hash(parsed, [m.sha256 for m in draft.media])))
-    table = Observation.__table__
-    with engine.readers() as session:
-        stored = dict(session.execute(select(table.c.client_id, table.c.content_hash).where(
-            table.c.project == project.slug,
-            table.c.client_id.in_([row.draft["client_id"] for row, _ in digests]))).all()) if digests else {}
+    valid, refused = lifecycle.validate_many(engine, project.slug, [(row.draft, uploads, None) for row, uploads in ready])
+    for position, problems in refused.items():
+        _refuse(summary, ready[position][0], problems)
+    digests = [(ready[position][0], lifecycle.content_hash(parsed, [m.sha256 for m in draft.media], draft.observed_at))
+               for position, parsed, draft, _checked in valid]
+    found = lifecycle.stored_client_ids(engine, project.slug, [row.draft["client_id"] for row, _ in digests])
+    stored = {client_id: digest for client_id, (_id, digest, _contributor) in found.items()}
     for row, digest in digests:
         found = stored.get(row.draft["client_id"])
         if found is None:
