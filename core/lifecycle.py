@@ -252,23 +252,40 @@ def parse_draft(data: Any, project: ProjectContext, settings: Settings | None = 
 
 def _parse(data: Any, project: ProjectContext, settings: Settings) -> tuple[DraftIn, datetime]:
     """``parse_draft``, and the draft's time in UTC."""
-    if not isinstance(data, dict):
-        raise ValidationFailed([Problem((), "the draft must be a JSON object", "not_an_object")])
-    try:
-        draft = DraftIn.model_validate(data)
-    except ValidationError as exc:
-        raise ValidationFailed(_pydantic_problems(exc)) from None
-    problems = field_problems(draft.fields, settings)
-    if problems:
-        raise ValidationFailed(problems)
-    if draft.observed_at.tzinfo is None:
-        draft.observed_at = draft.observed_at.replace(tzinfo=ZoneInfo(project.timezone))
-    try:
-        return draft, draft.observed_at.astimezone(timezone.utc)
-    except OverflowError:
-        raise ValidationFailed(
-            [Problem(("observed_at",), "the time is outside the years 1 to 9999 in UTC", "time_out_of_range")]
-        ) from None
+    parsed, refused = _parse_batch([data], project, settings)
+    if refused:
+        raise ValidationFailed(refused[0])
+    return parsed[0][1:]
+
+
+def _parse_batch(items: list[Any], project: ProjectContext,
+                 settings: Settings) -> tuple[list[tuple[int, DraftIn, datetime]], dict[int, list[Problem]]]:
+    """``parse_draft`` over many drafts, one step at a time (see ``_validate_batch``): the parsed
+    ones as (position, draft, time in UTC), the problems of the others by position."""
+    refused: dict[int, list[Problem]] = {}
+    shaped = []
+    for position, data in enumerate(items):
+        if not isinstance(data, dict):
+            refused[position] = [Problem((), "the draft must be a JSON object", "not_an_object")]
+            continue
+        try:
+            shaped.append((position, DraftIn.model_validate(data)))
+        except ValidationError as exc:
+            refused[position] = _pydantic_problems(exc)
+    parsed = []
+    for position, draft in shaped:
+        problems = field_problems(draft.fields, settings)
+        if problems:
+            refused[position] = problems
+            continue
+        if draft.observed_at.tzinfo is None:
+            draft.observed_at = draft.observed_at.replace(tzinfo=ZoneInfo(project.timezone))
+        try:
+            parsed.append((position, draft, draft.observed_at.astimezone(timezone.utc)))
+        except OverflowError:
+            refused[position] = [Problem(("observed_at",), "the time is outside the years 1 to 9999 in UTC",
+                                         "time_out_of_range")]
+    return parsed, refused
 
 
 _validators: dict[int, tuple[ObservationType, jsonschema.Draft202012Validator | None]] = {}
@@ -426,13 +443,7 @@ def _validate_batch(
     which makes a batch markedly faster than checking item by item. An item's problems are those
     submit raises: the first stage that finds any says them all."""
     checks = checks or _Checks.of(engine, project)
-    refused: dict[int, list[Problem]] = {}
-    parsed_items = []
-    for position, (data, _uploads, _contributor_id) in enumerate(items):
-        try:
-            parsed_items.append((position, *_parse(data, project, engine.settings)))
-        except ValidationFailed as exc:
-            refused[position] = exc.problems
+    parsed_items, refused = _parse_batch([data for data, _uploads, _contributor_id in items], project, engine.settings)
     drafts = []
     for position, parsed, observed_at in parsed_items:
         _data, uploads, contributor_id = items[position]

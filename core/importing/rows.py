@@ -61,7 +61,8 @@ def _empty(value: Any) -> bool:
 
 def read(column: Column | None, record: dict[str, Any]) -> tuple[Any, str]:
     """(value, the column it came from) of the first named column that is not empty, after
-    ``values``; the constant ``value`` (column "") when all are empty; (None, "") without one."""
+    ``values``; the constant ``value`` (column "") when all are empty; (None, "") without one.
+    The value is None whenever it would be empty (``_empty``), so that callers test ``is None``."""
     if column is None:
         return None, ""
     for name in column.column:
@@ -74,20 +75,25 @@ def read(column: Column | None, record: dict[str, Any]) -> tuple[Any, str]:
                 continue
         if column.values and isinstance(raw, (str, int, float)) and str(raw) in column.values:
             raw = column.values[str(raw)]
+            return (None if _empty(raw) else raw), name
         return raw, name
-    return column.value, ""
+    return (None if _empty(column.value) else column.value), ""
 
 
 def to_number(value: Any) -> float:
-    if isinstance(value, bool):
-        raise ValueError
-    if isinstance(value, (int, float)):
-        number = float(value)
-    else:
-        text = str(value).strip()
-        if "," in text and "." not in text:  # a decimal comma, as European spreadsheets write it
-            text = text.replace(",", ".")
-        number = float(text)
+    if type(value) is not str:  # noqa: E721 (nearly every value is one: CSV cells)
+        if isinstance(value, bool):
+            raise ValueError
+        if isinstance(value, (int, float)):
+            return _finite(float(value))
+        value = str(value)
+    text = value.strip()
+    if "," in text and "." not in text:  # a decimal comma, as European spreadsheets write it
+        text = text.replace(",", ".")
+    return _finite(float(text))
+
+
+def _finite(number: float) -> float:
     if not math.isfinite(number):
         raise ValueError
     return number
@@ -203,7 +209,7 @@ class Converter:
         # the source id -> the client id
         if _empty(source_id):
             source_id, columns["client_id"] = read(m.id, record)
-            if _empty(source_id):
+            if source_id is None:
                 source_id = source_id_of(record)
         out.source_id = str(source_id).strip()
         draft["client_id"] = f"{self.prefix}:{out.source_id}"
@@ -212,7 +218,7 @@ class Converter:
         kind = None
         if m.kind is not None:
             kind, columns["kind"] = read(m.kind, record)
-        kind = str(kind) if not _empty(kind) else self.default_kind
+        kind = str(kind) if kind is not None else self.default_kind
         draft["kind"] = kind
 
         when = self._when(record, columns, problem)
@@ -225,7 +231,7 @@ class Converter:
                 location[key] = point[1] if key == "lat" else point[0]
                 continue
             raw, columns[path] = read(entry, record)
-            if _empty(raw):
+            if raw is None:
                 if key != "accuracy_m":
                     columns[path] = " or ".join(entry.column) if entry else ""
                     problem(("location", key), f"no {'latitude' if key == 'lat' else 'longitude'}: "
@@ -239,13 +245,13 @@ class Converter:
 
         for key, entry in self._chosen:
             raw, columns[key] = read(entry, record)
-            if not _empty(raw):
+            if raw is not None:
                 draft[key] = normalise_licence(str(raw)) if key == "licence" else str(raw).lower()
 
         fields: dict[str, Any] = {}
         for name, entry, path in self._fields:
             raw, columns[path] = read(entry, record)
-            if not _empty(raw):
+            if raw is not None:
                 self._field(fields, name, raw, entry.type, kind, columns[path] or "value", problem)
         if m.other_fields:
             for key, raw in record.items():
@@ -257,7 +263,7 @@ class Converter:
 
         for entry in m.media:
             raw, column = read(entry, record)
-            if not _empty(raw):
+            if raw is not None:
                 columns.setdefault("media", column)
                 out.media += [name.strip() for name in str(raw).split(m.media_separator) if name.strip()]
         if media:
@@ -270,13 +276,17 @@ class Converter:
     def _person(self, out: SourceRow, record: dict[str, Any], problem: Any) -> None:
         m = self.mapping
         user_id, _ = read(m.user_id, record)
-        out.user_id = None if _empty(user_id) else str(user_id).strip()
-        name, _ = read(m.user_name, record)
-        out.user_name = None if _empty(name) else str(name).strip()
-        email, _ = read(m.email, record)
-        out.email = None if _empty(email) else str(email).strip().lower()
+        out.user_id = None if user_id is None else str(user_id).strip()
+        if m.user_name is not None:
+            name, _ = read(m.user_name, record)
+            out.user_name = None if name is None else str(name).strip()
+        if m.email is not None:
+            email, _ = read(m.email, record)
+            out.email = None if email is None else str(email).strip().lower()
+        if m.consent is None:
+            return
         consent, consent_column = read(m.consent, record)
-        if not _empty(consent):
+        if consent is not None:
             try:
                 out.consent = to_boolean(consent)
             except ValueError:
@@ -311,7 +321,7 @@ class Converter:
         zone = m.timezone
         if m.observed_at is not None or m.date is None:
             raw, columns["observed_at"] = read(m.observed_at, record)
-            if _empty(raw):
+            if raw is None:
                 columns["observed_at"] = " or ".join(m.observed_at.column) if m.observed_at else ""
                 problem(("observed_at",), f"no date: {_nothing_in(m.observed_at)}", "time_missing")
                 return None
@@ -325,7 +335,7 @@ class Converter:
                 return _in_zone(found, zone)
             return _in_zone(datetime.combine(found, time()), zone)
         raw, columns["observed_at"] = read(m.date, record)
-        if _empty(raw):
+        if raw is None:
             columns["observed_at"] = " or ".join(m.date.column)
             problem(("observed_at",), f"no date: {_nothing_in(m.date)}", "time_missing")
             return None
@@ -339,7 +349,7 @@ class Converter:
             return _in_zone(found, zone)
         clock, time_column = read(m.time, record)
         at = time()
-        if not _empty(clock):
+        if clock is not None:
             try:
                 at = _parse_clock(clock, m.time.formats if m.time else [])
             except ValueError:
