@@ -982,6 +982,10 @@ class _RowWriter:
         self.steps = [(i, p) for i, p in enumerate(processors[:len(columns)]) if p is not None]
         self.fixed_processors = processors[len(columns):]
 
+    def processed(self, fixed: tuple[Any, ...]) -> tuple[Any, ...]:
+        """The ``fixed`` values as the driver takes them."""
+        return tuple(v if p is None else p(v) for p, v in zip(self.fixed_processors, fixed))
+
     def insert(self, conn: Connection, ids: list[int], rows: list[tuple[Any, ...]], fixed: tuple[Any, ...]) -> None:
         """Insert ``rows`` (values of ``columns`` after the key, in order) with their ``ids``, each
         with the ``fixed`` values."""
@@ -990,7 +994,7 @@ class _RowWriter:
             conn.execute(insert(self.table), [{**dict(zip(self.columns, (key, *row))), **extra}
                                               for key, row in zip(ids, rows)])
             return
-        tail = tuple(v if p is None else p(v) for p, v in zip(self.fixed_processors, fixed))
+        tail = self.processed(fixed)
         steps = self.steps
         out = []
         for key, row in zip(ids, rows):
@@ -1064,17 +1068,45 @@ def _insert_batch(
             conn.execute(dialect_insert(MediaBlob).on_conflict_do_nothing(), list(blobs.values()))
         if links:
             conn.execute(insert(ObservationMedia.__table__), links)
-        by_obs: dict[int, list[tuple[int, str]]] = {obs_id: [] for obs_id in ids}
-        if services:
-            pairs = [(obs_id, name) for obs_id in ids for name in services]
-            enrichment_fixed = ("pending", 0, now)
-            enrichment_ids = _reserve_ids(conn, Enrichment.__table__, len(pairs))
-            if enrichment_ids is None:
-                enrichment_ids = list(conn.execute(_RETURNING_ENRICHMENTS, [
-                    {"observation_id": obs_id, "plugin": name, **dict(zip(_ENRICHMENT_FIXED, enrichment_fixed))}
-                    for obs_id, name in pairs]).scalars())
-            else:
-                writers["enrichments"].insert(conn, enrichment_ids, pairs, enrichment_fixed)
-            for enrichment_id, (obs_id, name) in zip(enrichment_ids, pairs):
-                by_obs[obs_id].append((enrichment_id, name))
-    return [(item, obs_id, by_obs[obs_id]) for item, obs_id in zip(items, ids)]
+        if not services:
+            return [(item, obs_id, []) for item, obs_id in zip(items, ids)]
+        enrichment_fixed = ("pending", 0, now)
+        enrichment_ids = _reserve_ids(conn, Enrichment.__table__, len(ids) * len(services))
+        if enrichment_ids is None:
+            enrichment_ids = list(conn.execute(_RETURNING_ENRICHMENTS, [
+                {"observation_id": obs_id, "plugin": name, **dict(zip(_ENRICHMENT_FIXED, enrichment_fixed))}
+                for obs_id in ids for name in services]).scalars())
+        else:
+            _insert_pending(conn, writers["enrichments"], ids, services, enrichment_ids, enrichment_fixed)
+    k = len(services)  # the enrichments of the i-th observation: enrichment_ids[i * k:(i + 1) * k], as services
+    return [(item, obs_id, list(zip(enrichment_ids[i * k:i * k + k], services)))
+            for i, (item, obs_id) in enumerate(zip(items, ids))]
+
+
+def _insert_pending(conn: Connection, writer: _RowWriter, obs_ids: list[int], services: list[str],
+                        ids: list[int], fixed: tuple[Any, ...]) -> None:
+    """One pending enrichment per observation and service, ``ids[i * len(services) + j]`` for the
+    i-th observation and the j-th service, in one set-based statement where the database has one:
+    SQLite numbers them from the observations' own (consecutive) ids, PostgreSQL reads them from
+    arrays; elsewhere row by row."""
+    k = len(services)
+    status, attempts, updated_at = writer.processed(fixed)
+    dialect = conn.dialect
+    consecutive = ids == list(range(ids[0], ids[0] + len(ids))) and obs_ids == list(
+        range(obs_ids[0], obs_ids[0] + len(obs_ids)))
+    if dialect.name == "sqlite" and consecutive:
+        plugins = " UNION ALL ".join(["SELECT ? AS position, ? AS plugin"] * k)
+        conn.exec_driver_sql(
+            "INSERT INTO enrichments (id, observation_id, plugin, status, attempts, updated_at) "
+            f"SELECT ? + (o.id - ?) * ? + s.position, o.id, s.plugin, ?, ?, ? FROM observations AS o, ({plugins}) AS s "
+            "WHERE o.id BETWEEN ? AND ?",
+            (ids[0], obs_ids[0], k, status, attempts, updated_at,
+             *(value for j, name in enumerate(services) for value in (j, name)), obs_ids[0], obs_ids[-1]))
+    elif dialect.name == "postgresql" and dialect.paramstyle in ("format", "pyformat"):
+        conn.exec_driver_sql(
+            "INSERT INTO enrichments (id, observation_id, plugin, status, attempts, updated_at) "
+            "SELECT e.id, e.observation_id, e.plugin, %s, %s, %s FROM unnest(CAST(%s AS integer[]), "
+            "CAST(%s AS integer[]), CAST(%s AS text[])) AS e(id, observation_id, plugin)",
+            (status, attempts, updated_at, ids, [obs_id for obs_id in obs_ids for _ in services], services * len(obs_ids)))
+    else:
+        writer.insert(conn, ids, [(obs_id, name) for obs_id in obs_ids for name in services], fixed)
