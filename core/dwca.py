@@ -37,7 +37,7 @@ import tempfile
 import xml.etree.ElementTree as ET
 import zipfile
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime, timedelta
 from typing import Any, BinaryIO, Iterator
 from zoneinfo import ZoneInfo
 
@@ -47,8 +47,8 @@ from core.consent import ATTRIBUTION, agreed
 from core.db.models import Account
 from core.engine import Engine
 from core.errors import Conflict
-from core.export import (FIELDS_TEXT, OBS, PRIVACY, RAW, ExportOptions, ExportRecord, RowCount, as_utc, audited,
-                         iso_utc, pages, parsed, shown_place_columns)
+from core.export import (FIELDS_TEXT, OBS, PRIVACY, RAW, ExportOptions, ExportRecord, Page, RowCount, as_utc,
+                         audited, is_sqlite_time, iso_utc, pages, parsed, shown_place_columns)
 from core.licences import licence_uri
 from core.privacy import public_digits
 from core.projects import project_kinds
@@ -330,6 +330,35 @@ class _Numbers(dict[float, str]):
         return text
 
 
+_LAST_MICROSECOND = timedelta(minutes=59, seconds=59, microseconds=999_999)
+
+
+class _Shifts(dict[str, "tuple[timedelta, str] | None"]):
+    """A UTC hour (``2026-05-01 07``) -> the project's time zone's offset all through it and that
+    offset as ISO 8601 writes it (``+02:00``); None for an hour in which the offset changes (and
+    for an hour that cannot be read)."""
+
+    def __init__(self, zone: ZoneInfo) -> None:
+        super().__init__()
+        self.zone = zone
+
+    def __missing__(self, hour: str) -> tuple[timedelta, str] | None:
+        if len(self) >= NUMBERS_KEPT:
+            self.clear()
+        shift = None
+        try:  # the offsets at the hour's first and last microsecond (added in UTC, not on the wall clock)
+            utc = datetime.fromisoformat(hour + ":00:00+00:00")
+            start, end = utc.astimezone(self.zone), (utc + _LAST_MICROSECOND).astimezone(self.zone)
+        except (ValueError, OverflowError):
+            start = end = None
+        if start is not None and end is not None:
+            offset = start.utcoffset()
+            if offset is not None and end.utcoffset() == offset:
+                shift = (offset, start.isoformat()[19:])
+        self[hour] = shift
+        return shift
+
+
 def _clean(value: Any) -> str:
     """A cell of a tab-separated file without quotes: no tab, no line break."""
     if value is None:
@@ -423,24 +452,100 @@ def _place_cells(project: ProjectContext) -> tuple[tuple[str, str, str], dict[st
     return ("", "", "", "", *withheld), generalised  # type: ignore[return-value]
 
 
+class _Occurrences:
+    """The occurrence and multimedia rows of one archive: what every row needs, worked out once."""
+
+    def __init__(self, engine: Engine, project: ProjectContext) -> None:
+        self.project = project
+        self.zone = ZoneInfo(project.timezone)
+        self.kind_flags = _kind_flags(engine, project)
+        self.names = _names_of_consenting(engine, project)
+        dataset = project.dataset
+        publisher = (dataset.publisher or {})
+        self.publisher_name = str(publisher.get("organisation") or publisher.get("name") or project.name)
+        self.rights = _clean(dataset.rights_holder) if dataset.rights_holder else None
+        self.tail = "\t".join(_clean(v) for v in (self.publisher_name, project.slug, dataset.title or project.name))
+        self.withheld, self.generalised = _place_cells(project)
+        self.prefix = f"{engine.settings.base_url}/api/v1/observations/"
+        self.uris: dict[Any, str] = {}
+        """A stored licence (None: the project's) -> its URI."""
+        self.licences: set[str] = set()
+        """The licences of the rows written (eml.xml states the most restrictive)."""
+        self.numbers = _Numbers()
+        self.shifts = _Shifts(self.zone)
+
+    def licence_uri(self, stored: str | None) -> str:
+        found = self.uris.get(stored)
+        if found is None:
+            licence = stored or self.project.licence
+            self.licences.add(licence)
+            self.uris[stored] = found = licence_uri(licence)
+        return found
+
+    def rights_holder(self, contributor_id: int | None) -> tuple[str | None, str]:
+        """recordedBy (None: not named) and rightsHolder of a row."""
+        recorder = self.names.get(contributor_id) if contributor_id is not None else None
+        return recorder, self.rights or recorder or self.publisher_name
+
+    def event_date(self, observed_at: Any) -> str:
+        """eventDate: the time in the project's time zone, with its offset. A time as SQLite keeps
+        it is shifted by its hour's offset, worked out once per hour (``_Shifts``)."""
+        if is_sqlite_time(observed_at):
+            shift = self.shifts[observed_at[:13]]
+            if shift is not None:
+                return (datetime.fromisoformat(observed_at) + shift[0]).isoformat() + shift[1]
+        return as_utc(observed_at).astimezone(self.zone).isoformat()
+
+    def text(self, page: Page) -> bytes:
+        """The page's occurrence rows, each line ended by a newline; a page whose text has a tab or
+        a line break too many (in a name, say) is made again with each cell cleaned."""
+        lines = self.lines(page, clean=False)
+        text = "\n".join(lines)
+        if text.count("\t") != (_OCCURRENCE_COLUMNS - 1) * len(lines) or text.count("\n") != len(lines) - 1 or \
+                "\r" in text:
+            text = "\n".join(self.lines(page, clean=True))
+        return (text + "\n").encode("utf-8")
+
+    def lines(self, page: Page, clean: bool) -> list[str]:
+        enrichments, flags, kind_flags, numbers = page.enrichments, page.flags, self.kind_flags, self.numbers
+        withheld, generalised, prefix, tail = self.withheld, self.generalised, self.prefix, self.tail
+        lines: list[str] = []
+        append = lines.append
+        for (obs_id, kind, observed_at, lat, lon, shown_generalised, uncertainty, privacy, _, stored_licence,
+             contributor_id, updated), fields in zip(page.rows, parsed(page.rows, 8)):
+            recorder, rights_holder = self.rights_holder(contributor_id)
+            basis = fields.get(BASIS_FIELD)
+            if basis not in BASES_OF_RECORD:
+                basis = kind_flags.get(kind or "", "HumanObservation")
+            if lat is None:
+                place = withheld
+            else:  # places on a grid repeat: each number is written once (numbers keeps them)
+                place = (numbers[lat], numbers[lon], "WGS84", "" if uncertainty is None else numbers[uncertainty],
+                         *(generalised[privacy] if shown_generalised == "true" else ("", "")))
+            cells = (prefix + str(obs_id), basis, "present", self.event_date(observed_at), *place,
+                     *_taxon_cells(fields, enrichments.get(obs_id), flags.get(obs_id, ())), recorder or "",
+                     self.licence_uri(stored_licence), rights_holder, iso_utc(updated))
+            append("\t".join(map(_clean, cells) if clean else cells) + "\t" + tail + "\t" + str(obs_id))
+        return lines
+
+    def media_lines(self, page: Page) -> bytes:
+        """The page's rows of the Simple Multimedia extension: one per image."""
+        media = page.media
+        lines = []
+        for (obs_id, _, observed_at, *_, stored_licence, contributor_id, _) in page.rows:
+            images = [item for item in media.get(obs_id, ()) if item.content_type.startswith("image/")]
+            if not images:
+                continue
+            occurrence_id, created = self.prefix + str(obs_id), self.event_date(observed_at)
+            licence, rights_holder = self.licence_uri(stored_licence), self.rights_holder(contributor_id)[1]
+            lines += [_line([occurrence_id, "StillImage", item.content_type, f"{occurrence_id}/media/{item.id}",
+                             occurrence_id, created, licence, rights_holder]) for item in images]
+        return b"".join(lines)
+
+
 def _archive_chunks(engine: Engine, project: ProjectContext, options: ExportOptions,
                     counter: RowCount) -> Iterator[bytes]:
-    base = engine.settings.base_url
-    zone = ZoneInfo(project.timezone)
-    kind_flags = _kind_flags(engine, project)
-    names = _names_of_consenting(engine, project)
-    dataset = project.dataset
-    publisher = (dataset.publisher or {})
-    publisher_name = str(publisher.get("organisation") or publisher.get("name") or project.name)
-    dataset_name = dataset.title or project.name
-    tail = "\t".join(_clean(v) for v in (publisher_name, project.slug, dataset_name))
-    withheld, generalised = _place_cells(project)
-    rights = _clean(dataset.rights_holder) if dataset.rights_holder else None
-    uris: dict[Any, tuple[str, str]] = {}  # a stored licence (None: the project's) -> (licence, its URI)
-    licences: set[str] = set()
-    prefix = f"{base}/api/v1/observations/"
-    numbers = _Numbers()
-    number = numbers.__missing__
+    occurrences = _Occurrences(engine, project)
     pipe = _Pipe()
     with zipfile.ZipFile(pipe, "w", compression=zipfile.ZIP_DEFLATED) as archive, \
             tempfile.TemporaryFile() as spool:
@@ -449,46 +554,9 @@ def _archive_chunks(engine: Engine, project: ProjectContext, options: ExportOpti
             core.write(_line([term for term, _ in OCCURRENCE_TERMS]))
             # an archive is made to be published: places as the public sees them, in every scope
             for page in pages(engine, project, options, _occurrence_select(project)):
-                media, enrichments, flags = page.media, page.enrichments, page.flags
-                lines: list[str] = []
-                for (obs_id, kind, observed_at, lat, lon, shown_generalised, uncertainty, privacy, _, stored_licence,
-                     contributor_id, updated), fields in zip(page.rows, parsed(page.rows, 8)):
-                    occurrence_id = prefix + str(obs_id)
-                    recorder = names.get(contributor_id) if contributor_id is not None else None
-                    rights_holder = rights or recorder or publisher_name
-                    taxon = _taxon_cells(fields, enrichments.get(obs_id), flags.get(obs_id, ()))
-                    created = as_utc(observed_at).astimezone(zone).isoformat()
-                    found = uris.get(stored_licence)
-                    if found is None:
-                        resolved = stored_licence or project.licence
-                        uris[stored_licence] = found = (resolved, licence_uri(resolved))
-                        licences.add(resolved)
-                    licence = found[1]
-                    basis = fields.get(BASIS_FIELD)
-                    if basis not in BASES_OF_RECORD:
-                        basis = kind_flags.get(kind or "", "HumanObservation")
-                    if lat is None:
-                        place = withheld
-                    else:  # places on a grid repeat: each number written once
-                        place = (numbers[lat] if lat in numbers else number(lat),
-                                 numbers[lon] if lon in numbers else number(lon), "WGS84",
-                                 "" if uncertainty is None else numbers[uncertainty] if uncertainty in numbers
-                                 else number(uncertainty),
-                                 *(generalised[privacy] if shown_generalised == "true" else ("", "")))
-                    cells = (occurrence_id, basis, "present", created, *place, *taxon, recorder or "", licence,
-                             rights_holder, iso_utc(updated), tail, str(obs_id))
-                    line = "\t".join(cells)
-                    if line.count("\t") != _OCCURRENCE_COLUMNS - 1 or "\n" in line or "\r" in line:
-                        line = "\t".join(_clean(v) for v in cells[:-2]) + "\t" + tail + "\t" + cells[-1]
-                    lines.append(line)
-                    for item in media.get(obs_id, ()):
-                        if not item.content_type.startswith("image/"):
-                            continue
-                        spool.write(_line([occurrence_id, "StillImage", item.content_type,
-                                           f"{occurrence_id}/media/{item.id}", occurrence_id, created, licence,
-                                           rights_holder]))
-                lines.append("")
-                core.write("\n".join(lines).encode("utf-8"))
+                core.write(occurrences.text(page))
+                if page.media:
+                    spool.write(occurrences.media_lines(page))
                 counter.rows += len(page.rows)
                 if pipe.pending >= FLUSH_BYTES:
                     yield pipe.drain()
@@ -499,7 +567,8 @@ def _archive_chunks(engine: Engine, project: ProjectContext, options: ExportOpti
                 if pipe.pending >= FLUSH_BYTES:
                     yield pipe.drain()
         archive.writestr("meta.xml", meta_xml())
-        archive.writestr("eml.xml", eml_xml(project, base, dataset_licence(project, licences)))
+        base = engine.settings.base_url
+        archive.writestr("eml.xml", eml_xml(project, base, dataset_licence(project, occurrences.licences)))
     yield pipe.drain()
 
 

@@ -204,16 +204,25 @@ def shown_place_columns(project: ProjectContext, public: bool) -> tuple[ColumnEl
     if not public:
         return lat, lon, accuracy, literal("false"), accuracy
     grids = PlaceRule(project, public).grids
-    shown_lat, shown_lon, generalised, uncertainty = {}, {}, {}, {}
+    shown_lat, shown_lon, shown_accuracy, generalised, uncertainty = {}, {}, {}, {}, {}
     for privacy, (digits, _, cell) in grids.items():
         shown_lat[privacy], shown_lon[privacy] = snap_sql(lat, digits), snap_sql(lon, digits)
+        shown_accuracy[privacy] = accuracy
         generalised[privacy] = literal("false" if digits is None else "true")
         # max(accuracy_m or 0, cell), as PlaceRule
         uncertainty[privacy] = accuracy if digits is None else case(
             (accuracy > literal(cell, Float), accuracy), else_=literal(cell, Float))
-    return (case(shown_lat, value=_PRIVACY, else_=None), case(shown_lon, value=_PRIVACY, else_=None),
-            case((_PRIVACY.in_(list(grids)), accuracy), else_=None), case(generalised, value=_PRIVACY, else_=None),
-            case(uncertainty, value=_PRIVACY, else_=None))
+    return tuple(_by_privacy(shown) for shown in (shown_lat, shown_lon, shown_accuracy, generalised, uncertainty))
+
+
+def _by_privacy(shown: dict[str, Any]) -> ColumnElement[Any]:
+    """The value of each row by its stored location privacy (empty or NULL: open, as ``records``
+    reads it; NULL for any other), in one CASE on the column itself."""
+    privacy = _obs.c.location_privacy
+    if "open" not in shown:
+        return case(shown, value=privacy, else_=None)
+    return case({**shown, "": shown["open"]}, value=privacy,
+                else_=case((privacy.is_(None), shown["open"]), else_=None))
 
 
 def shown_place(exact: Location, project: ProjectContext, privacy: str, public: bool) -> tuple[Location | None, bool]:
@@ -322,14 +331,21 @@ def as_utc(value: Any) -> datetime:
     """A stored time as an aware UTC datetime: SQLite gives the text it keeps (read here with the
     C parser, faster than a result processor per column), PostgreSQL a datetime."""
     if type(value) is str:
+        if is_sqlite_time(value):  # no offset in it: UTC's added to the text, not set on the result
+            return datetime.fromisoformat(value + "+00:00")
         return datetime.fromisoformat(value).replace(tzinfo=timezone.utc)
     return value if value.tzinfo is not None else value.replace(tzinfo=timezone.utc)
+
+
+def is_sqlite_time(value: Any) -> bool:
+    """Whether ``value`` is a time as SQLite keeps one (``2026-05-01 07:30:00.000000``, in UTC)."""
+    return type(value) is str and len(value) == 26 and value[10] == " " and value[19] == "."
 
 
 def iso_utc(value: Any) -> str:
     """A stored time as ``as_utc(value).isoformat()`` (UTC, ISO 8601); SQLite's usual text is
     rewritten without parsing it."""
-    if type(value) is str and len(value) == 26 and value[10] == " " and value[19] == ".":
+    if is_sqlite_time(value):
         return value[:10] + "T" + value[11:19] + ("+00:00" if value.endswith("000000") else value[19:] + "+00:00")
     value = as_utc(value)
     return (value if not value.utcoffset() else value.astimezone(timezone.utc)).isoformat()
