@@ -77,6 +77,13 @@ projects:
     licences: [CC-BY-4.0, CC0-1.0, CC-BY-NC-4.0, CC-BY-SA-4.0]
     services: {{birds: {{}}}}
 {DATASET}
+  - slug: harbour
+    name: Harbour
+    description: Boats seen from the harbour wall.
+    timezone: America/St_Johns
+    auto_publish: true
+    services: {{}}
+{DATASET}
   - slug: bare
     name: Bare
     services: {{}}
@@ -284,3 +291,29 @@ def test_the_archive_streams_in_bounded_memory(engine):
     assert large < small * 1.5 + 512 * 1024, f"peak {large} bytes for 6x the rows of a {small}-byte peak"
     with zipfile.ZipFile(io.BytesIO(b"".join(archive(engine, engine.registry.project("birds"))))) as zf:
         assert zf.read("occurrence.txt").count(b"\n") == 12 * EXPORT_BATCH + 1
+
+
+def test_event_dates_keep_the_offset_of_their_instant_across_a_clock_change(engine, tmp_path):
+    """St John's clocks change at 02:00 local time, half past an hour in UTC: each eventDate is the
+    local time with the offset in force at its instant, on either side of the change."""
+    from zoneinfo import ZoneInfo
+
+    instants = [datetime(2026, 3, 8, 5, 29, 59, 999_999, tzinfo=timezone.utc),  # 01:59:59.999999 NST
+                datetime(2026, 3, 8, 5, 30, tzinfo=timezone.utc),  # 03:00 NDT
+                datetime(2026, 3, 8, 5, 45, 30, tzinfo=timezone.utc),
+                datetime(2026, 11, 1, 4, 29, tzinfo=timezone.utc),  # 01:59 NDT
+                datetime(2026, 11, 1, 4, 31, tzinfo=timezone.utc),  # 01:01 NST, the second time
+                datetime(2026, 7, 1, 12, 0, 0, 250_000, tzinfo=timezone.utc)]
+    with engine.db.begin() as conn:
+        conn.execute(sa.insert(Observation.__table__), [
+            {"project": "harbour", "content_hash": f"{i:064x}", "kind": "generic", "observed_at": when, "lat": 47.5,
+             "lon": -52.7, "accuracy_m": 5.0, "status": "published", "fields": {"species": "Larus marinus"}}
+            for i, when in enumerate(instants)])
+    path = tmp_path / "harbour.zip"
+    with path.open("wb") as out:
+        write_archive(engine, engine.registry.project("harbour"), out)
+    with DwCAReader(str(path)) as reader:
+        dates = [row.data[DWC + "eventDate"] for row in reader]
+    assert dates == [when.astimezone(ZoneInfo("America/St_Johns")).isoformat() for when in instants]
+    assert dates[:2] == ["2026-03-08T01:59:59.999999-03:30", "2026-03-08T03:00:00-02:30"]
+    assert dates[3:5] == ["2026-11-01T01:59:00-02:30", "2026-11-01T01:01:00-03:30"]

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import tracemalloc
 from datetime import datetime, timezone
+from types import SimpleNamespace
 from typing import Any, Callable
 
 import pytest
@@ -57,6 +59,11 @@ projects:
     licence: CC-BY-4.0
     licences: [CC-BY-4.0, CC-BY-SA-4.0]
     services: {woods: {}}
+  - slug: meadow
+    name: Meadow
+    auto_publish: true
+    location_precision: 3
+    services: {}
 """
 
 
@@ -206,3 +213,101 @@ def test_the_export_places_are_core_privacys_bit_for_bit(engine, precision):
             assert generalised == (shown is not None and (privacy == "obscured" or precision is not None))
     staff = PlaceRule(project, public=False)
     assert staff(41.387654, 2.170123, 4.0, "private") == (Location(41.387654, 2.170123, 4.0), False)
+
+
+def _insert(engine: Engine, rows: list[dict[str, Any]]) -> list[int]:
+    """Observations stored as they are given (published, in woods unless said), their ids in order."""
+    when = datetime(2026, 5, 1, 7, 30, tzinfo=timezone.utc)
+    base = {"project": "woods", "kind": "tree", "observed_at": when, "lat": 41.0, "lon": 2.0, "accuracy_m": 5.0,
+            "status": "published", "fields": {}}
+    with engine.db.begin() as conn:
+        first = conn.execute(sa.select(sa.func.coalesce(sa.func.max(Observation.id), 0))).scalar_one()
+        conn.execute(sa.insert(Observation.__table__),
+                     [{**base, "content_hash": f"{first + i:064x}", **row} for i, row in enumerate(rows)])
+        return list(conn.execute(sa.select(Observation.id).where(Observation.id > first).order_by(Observation.id))
+                    .scalars())
+
+
+@pytest.mark.parametrize("precision", [None, 0, 2, 5])
+def test_the_places_of_a_csv_are_core_privacys_bit_for_bit(engine, precision):
+    """The database snaps the places of a CSV (core.privacy.snap_sql): each cell reads back as the
+    very double core.privacy.public_location gives, whatever the privacy stored."""
+    import dataclasses
+    import random
+
+    from core.privacy import public_location
+    from core.types import Location
+
+    draw = random.Random(precision)
+    privacies = ["open", "obscured", "private", "", "unknown"]
+    made = [{"lat": draw.uniform(-90, 90), "lon": draw.uniform(-180, 180),
+             "accuracy_m": draw.choice([None, 0.0, 3.5, 1110.0, 50_000.0]), "location_privacy": privacies[i % 5]}
+            for i in range(600)]
+    ids = _insert(engine, made)
+    project = dataclasses.replace(engine.registry.project("woods"), location_precision=precision, obscured_precision=1)
+    rows = {int(r["id"]): r for r in csv.DictReader(io.StringIO("".join(export(engine, project, "csv"))))}
+    assert sorted(rows) == ids
+    for obs_id, stored in zip(ids, made):
+        row = rows[obs_id]
+        privacy = stored["location_privacy"] or "open"
+        shown = public_location(Location(stored["lat"], stored["lon"], stored["accuracy_m"]), project, privacy)
+        assert row["location_privacy"] == privacy
+        if shown is None:
+            assert row["lat"] == row["lon"] == row["accuracy_m"] == row["coordinate_uncertainty_m"] == ""
+            assert row["location_generalised"] == "" and row["seen_place"] == "0.0,0.0"
+            continue
+        assert (float(row["lat"]), float(row["lon"])) == (shown.lat, shown.lon), (stored, row)
+        uncertainty = row["coordinate_uncertainty_m"]
+        assert (float(uncertainty) if uncertainty else None) == shown.accuracy_m
+        assert row["accuracy_m"] == ("" if stored["accuracy_m"] is None else str(stored["accuracy_m"]))
+        assert row["location_generalised"] == ("true" if privacy == "obscured" or precision is not None else "false")
+        assert row["seen_place"] == f"{shown.lat},{shown.lon}", "plugins see the same place"
+
+
+def test_media_count_and_flags_come_with_each_row(engine):
+    """media_count is what the engine's own column computes on a row (with other plugins' columns
+    or without any), and flags lists the codes of the row's quality flags in their order."""
+    from core.builtin.columns import export_columns as engine_columns
+    from core.db.models import MediaBlob, ObservationMedia, QualityFlag
+
+    ids = {slug: _insert(engine, [{"project": slug} for _ in range(7)]) for slug in ("woods", "meadow")}
+    with engine.db.begin() as conn:
+        conn.execute(sa.insert(MediaBlob.__table__), [
+            {"sha256": f"{n:064x}", "size": 10, "content_type": "image/jpeg"} for n in range(3)])
+        media, flags = [], []
+        for obs_ids in ids.values():
+            for n, obs_id in enumerate(obs_ids):
+                media += [{"observation_id": obs_id, "sha256": f"{k % 3:064x}", "position": k} for k in range(n % 4)]
+                flags += [{"observation_id": obs_id, "plugin": "woods", "code": code, "severity": "warning",
+                           "message": "m"} for code in ("far", "odd")[:n % 3]]
+        conn.execute(sa.insert(ObservationMedia.__table__), media)
+        conn.execute(sa.insert(QualityFlag.__table__), flags)
+    (column,) = engine_columns(project=engine.registry.project("meadow"))
+    for slug, obs_ids in ids.items():
+        header = next(csv.reader(io.StringIO(text_of(engine, slug))))
+        assert ("seen_place" in header) == (slug == "woods")
+        rows = {int(r["id"]): r for r in csv.DictReader(io.StringIO(text_of(engine, slug)))}
+        for n, obs_id in enumerate(obs_ids):
+            assert rows[obs_id]["media_count"] == str(column.value(SimpleNamespace(media=[None] * (n % 4)))) == \
+                str(n % 4)
+            assert rows[obs_id]["flags"] == json.dumps(["far", "odd"][:n % 3])
+
+
+def text_of(engine: Engine, slug: str, **kwargs: Any) -> str:
+    return "".join(export(engine, engine.registry.project(slug), "csv", **kwargs))
+
+
+def test_rows_with_large_fields_are_read_in_smaller_pages_and_all_exported(engine):
+    """Rows whose fields pass SMALL_FIELDS characters end a page of EXPORT_BATCH rows; every row
+    still comes once, in id order, its fields whole."""
+    from core.export import LARGE_BATCH, SMALL_FIELDS
+
+    def note(i: int) -> str:
+        return ("x" * (SMALL_FIELDS + 100)) if i % 7 in (3, 4) or LARGE_BATCH <= i < 2 * LARGE_BATCH else f"n{i}"
+
+    count = EXPORT_BATCH + 3 * LARGE_BATCH + 5
+    ids = _insert(engine, [{"fields": {"note": note(i), "species": "Quercus ilex"}} for i in range(count)])
+    rows = list(csv.DictReader(io.StringIO(text_of(engine, "woods"))))
+    assert [int(r["id"]) for r in rows] == ids
+    assert [json.loads(r["fields_other"])["note"] for r in rows] == [note(i) for i in range(count)]
+    assert {r["field.species"] for r in rows} == {"Quercus ilex"}
