@@ -240,13 +240,8 @@ def taxon_of(record: ExportRecord) -> Taxon | None:
     return _taxon(record.fields, record.enrichments, record.flags)
 
 
-_NO_TAXON = ("", "", "", "")
-
-
-def _taxon_cells(fields: dict[str, Any], enrichments: dict[str, Any] | None,
-                 flags: list[tuple[str, str]]) -> tuple[str, str, str, str]:
-    """scientificName, taxonRank, kingdom and identificationRemarks of a row (``taxon_of``'s rule;
-    a name among the fields is looked up without making a Taxon)."""
+def _named(fields: dict[str, Any]) -> tuple[str, str] | None:
+    """The first name among the fields (``NAME_FIELDS``) and the first rank (empty: none)."""
     get = fields.get
     for key in NAME_FIELDS:
         name = get(key)
@@ -254,18 +249,15 @@ def _taxon_cells(fields: dict[str, Any], enrichments: dict[str, Any] | None,
             for key in RANK_FIELDS:
                 rank = get(key)
                 if isinstance(rank, str) and (rank := rank.strip()):
-                    return name, rank, "", ""
-            return name, "", "", ""
-    taxon = _taxon(fields, enrichments, flags) if enrichments else None
-    return _NO_TAXON if taxon is None else (taxon.name, taxon.rank or "", taxon.kingdom or "", taxon.remarks or "")
+                    return name, rank
+            return name, ""
+    return None
 
 
 def _taxon(fields: dict[str, Any], enrichments: dict[str, Any], flags: list[tuple[str, str]]) -> Taxon | None:
-    for key in NAME_FIELDS:
-        name = _text(fields.get(key))
-        if name:
-            rank = next((_text(fields.get(k)) for k in RANK_FIELDS if _text(fields.get(k))), None)
-            return Taxon(name, rank)
+    named = _named(fields)
+    if named is not None:
+        return Taxon(named[0], named[1] or None)
     result = enrichments.get(SPECIES_SERVICE) or {}
     best = result.get("best")
     if result.get("outcome") != "identified" or not isinstance(best, dict) or not _text(best.get("scientific_name")):
@@ -279,12 +271,29 @@ def _taxon(fields: dict[str, Any], enrichments: dict[str, Any], flags: list[tupl
     return Taxon(best["scientific_name"].strip(), _text(best.get("rank")), _text(best.get("kingdom")), remarks)
 
 
+_NO_TAXON = ("", "", "", "")
+
+
+def _taxon_cells(fields: dict[str, Any], enrichments: dict[str, Any] | None,
+                 flags: list[tuple[str, str]]) -> tuple[str, str, str, str]:
+    """scientificName, taxonRank, kingdom and identificationRemarks of a row (``taxon_of``)."""
+    named = _named(fields)
+    if named is not None:
+        return named[0], named[1], "", ""
+    taxon = _taxon(fields, enrichments, flags) if enrichments else None
+    return _NO_TAXON if taxon is None else (taxon.name, taxon.rank or "", taxon.kingdom or "", taxon.remarks or "")
+
+
 def basis_of_record(record: ExportRecord, kind_flags: dict[str, str]) -> str:
     """HumanObservation, or MachineObservation where the observation or its kind says so."""
-    value = record.fields.get(BASIS_FIELD)
+    return _basis(record.fields, record.kind, kind_flags)
+
+
+def _basis(fields: dict[str, Any], kind: str | None, kind_flags: dict[str, str]) -> str:
+    value = fields.get(BASIS_FIELD)
     if value in BASES_OF_RECORD:
         return str(value)
-    return kind_flags.get(record.kind or "", "HumanObservation")
+    return kind_flags.get(kind or "", "HumanObservation")
 
 
 def _kind_flags(engine: Engine, project: ProjectContext) -> dict[str, str]:
@@ -294,21 +303,6 @@ def _kind_flags(engine: Engine, project: ProjectContext) -> dict[str, str]:
         if value in BASES_OF_RECORD:
             flags[kind.name] = value
     return flags
-
-
-def _place_terms(record: ExportRecord, project: ProjectContext) -> tuple[str, str, str, str, str, str]:
-    """decimalLatitude, decimalLongitude, geodeticDatum, coordinateUncertaintyInMeters,
-    informationWithheld, dataGeneralizations."""
-    place = record.place
-    if place is None:
-        return "", "", "", "", "location withheld at the contributor's request (location privacy: private)", ""
-    uncertainty = "" if place.accuracy_m is None else _number(place.accuracy_m)
-    if not record.generalised:
-        return _number(place.lat), _number(place.lon), "WGS84", uncertainty, "", ""
-    digits = public_digits(project, record.location_privacy)
-    why = "at the contributor's request" if record.location_privacy == "obscured" else "by the project"
-    return (_number(place.lat), _number(place.lon), "WGS84", uncertainty, f"exact coordinates withheld {why}",
-            f"coordinates rounded to {digits} decimal place{'s' if digits != 1 else ''} of a degree")
 
 
 def _number(value: float) -> str:
@@ -439,17 +433,18 @@ def _occurrence_select(project: ProjectContext) -> tuple[Any, ...]:
             type_coerce(OBS.c.updated_at, RAW))
 
 
-def _place_cells(project: ProjectContext) -> tuple[tuple[str, str, str], dict[str, tuple[str, str]]]:
-    """The cells informationWithheld and dataGeneralizations of a withheld place, and of a
-    generalised one by its privacy."""
+def _place_cells(project: ProjectContext) -> tuple[tuple[str, ...], dict[str, tuple[str, str]]]:
+    """The six place cells of a withheld place (decimalLatitude to dataGeneralizations), and the
+    informationWithheld and dataGeneralizations of a generalised one by its privacy."""
     withheld = ("location withheld at the contributor's request (location privacy: private)", "")
     generalised = {}
     for privacy in ("open", "obscured"):
         digits = public_digits(project, privacy)
         why = "at the contributor's request" if privacy == "obscured" else "by the project"
+        places = "place" if digits == 1 else "places"
         generalised[privacy] = (f"exact coordinates withheld {why}",
-                                f"coordinates rounded to {digits} decimal place{'s' if digits != 1 else ''} of a degree")
-    return ("", "", "", "", *withheld), generalised  # type: ignore[return-value]
+                                f"coordinates rounded to {digits} decimal {places} of a degree")
+    return ("", "", "", "", *withheld), generalised
 
 
 class _Occurrences:
@@ -507,6 +502,8 @@ class _Occurrences:
         return (text + "\n").encode("utf-8")
 
     def lines(self, page: Page, clean: bool) -> list[str]:
+        """The page's occurrence rows as lines (no newline); ``clean``: each cell without tabs or
+        line breaks."""
         enrichments, flags, kind_flags, numbers = page.enrichments, page.flags, self.kind_flags, self.numbers
         withheld, generalised, prefix, tail = self.withheld, self.generalised, self.prefix, self.tail
         lines: list[str] = []
@@ -514,16 +511,13 @@ class _Occurrences:
         for (obs_id, kind, observed_at, lat, lon, shown_generalised, uncertainty, privacy, _, stored_licence,
              contributor_id, updated), fields in zip(page.rows, parsed(page.rows, 8)):
             recorder, rights_holder = self.rights_holder(contributor_id)
-            basis = fields.get(BASIS_FIELD)
-            if basis not in BASES_OF_RECORD:
-                basis = kind_flags.get(kind or "", "HumanObservation")
             if lat is None:
                 place = withheld
             else:  # places on a grid repeat: each number is written once (numbers keeps them)
                 place = (numbers[lat], numbers[lon], "WGS84", "" if uncertainty is None else numbers[uncertainty],
                          *(generalised[privacy] if shown_generalised == "true" else ("", "")))
-            cells = (prefix + str(obs_id), basis, "present", self.event_date(observed_at), *place,
-                     *_taxon_cells(fields, enrichments.get(obs_id), flags.get(obs_id, ())), recorder or "",
+            cells = (prefix + str(obs_id), _basis(fields, kind, kind_flags), "present", self.event_date(observed_at),
+                     *place, *_taxon_cells(fields, enrichments.get(obs_id), flags.get(obs_id, ())), recorder or "",
                      self.licence_uri(stored_licence), rights_holder, iso_utc(updated))
             append("\t".join(map(_clean, cells) if clean else cells) + "\t" + tail + "\t" + str(obs_id))
         return lines

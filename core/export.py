@@ -13,9 +13,9 @@ Two scopes:
   number of rows sent and whether the stream was read to its end).
 
 Rows are read ``EXPORT_BATCH`` at a time with plain selects (one transaction per batch, by id;
-fewer where fields are large: ``pages``), so memory does not grow with the number of rows. Plugins' columns (``export_columns``) are
-computed on the observation as the export shows it, so no column can say more about a place or
-a person than the base columns do.
+fewer where fields are large: ``pages``), so memory does not grow with the number of rows.
+Plugins' columns (``export_columns``) are computed on the observation as the export shows it, so
+no column can say more about a place or a person than the base columns do.
 
 The CSV is built batch by batch with as little Python per row as the columns allow: places are
 shown by SQL (``core.privacy.snap_sql``, the same doubles as ``core.privacy.public_location``),
@@ -37,7 +37,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Callable, Iterator, Mapping
 
-from sqlalchemy import ColumnElement, Float, Text, and_, bindparam, case, cast, exists, func, literal, select, type_coerce
+from sqlalchemy import (ColumnElement, Float, Text, and_, bindparam, case, cast, exists, func, literal, select,
+                        type_coerce)
 from sqlalchemy.types import NullType
 
 from core.db.models import AuditEntry, Enrichment, MediaBlob, Observation, ObservationMedia, QualityFlag
@@ -61,10 +62,10 @@ page of 500 rows keeps the garbage collector's older generations quiet, and Post
 trips few)."""
 SMALL_FIELDS = 8 * 1024
 LARGE_BATCH = 200
-PARSE_BATCH = 200
-"""Rows whose fields are parsed at once (one ``json.loads``)."""
 """Rows read at once from a row with larger fields on: at most what a page of the list holds
 (200 x ``max_fields_bytes`` of fields)."""
+PARSE_BATCH = 200
+"""Rows whose fields are parsed at once (one ``json.loads``)."""
 
 BASE_COLUMNS = ("id", "kind", "observed_at", "lat", "lon", "accuracy_m", "status", "grade")
 STAFF_COLUMNS = ("contributor_id", "source_contributor")
@@ -82,10 +83,10 @@ _media = ObservationMedia.__table__
 _blobs = MediaBlob.__table__
 _enrichments = Enrichment.__table__
 _flags = QualityFlag.__table__
-# fields as their JSON text (parsed here, so that readable() runs only where the text needs it),
-# times as the database gives them (``as_utc``)
 FIELDS_TEXT = cast(_obs.c.fields, Text)
-"""An observation's fields as their JSON text (``fields_of`` parses them a batch at a time)."""
+"""An observation's fields as their JSON text (``fields_of`` parses them a batch at a time, and
+runs ``readable`` only where the text needs it)."""
+# what records() reads: fields as their JSON text, times as the database gives them (``as_utc``)
 _COLUMNS = (_obs.c.id, _obs.c.kind, type_coerce(_obs.c.observed_at, _Raw), _obs.c.lat, _obs.c.lon, _obs.c.accuracy_m,
             _obs.c.status, _obs.c.grade, _obs.c.contributor_id, _obs.c.source_contributor, FIELDS_TEXT,
             _obs.c.licence, _obs.c.location_privacy, type_coerce(_obs.c.created_at, _Raw),
@@ -315,7 +316,7 @@ def records(engine: Engine, project: ProjectContext, options: ExportOptions, *, 
     for page in pages(engine, project, options, _COLUMNS, batch=batch):
         media, enrichments, flags = page.media, page.enrichments, page.flags
         for (obs_id, kind, observed_at, lat, lon, accuracy_m, status, grade, contributor_id, source_contributor,
-             fields_text, licence, privacy, created, updated), fields in zip(page.rows, fields_of(page.rows, 10)):
+             _, licence, privacy, created, updated), fields in zip(page.rows, parsed(page.rows, 10)):
             privacy = privacy or "open"
             place, generalised = place_of(lat, lon, accuracy_m, privacy)
             yield ExportRecord(
