@@ -38,7 +38,7 @@ def register(cli: click.Group) -> None:
 @click.option("--dry-run", is_flag=True, help="check every row and write the report; store nothing")
 @click.option("--report", type=click.Path(dir_okay=False, writable=True, path_type=Path), default=None,
               help="write every problem as CSV: row, source_id, field, column, problem, code, outcome")
-@click.option("--batch", "batch_size", type=click.IntRange(1, 10_000), default=500, show_default=True,
+@click.option("--batch", "batch_size", type=click.IntRange(1, 10_000), default=2000, show_default=True,
               help="rows stored per transaction")
 @click.option("--pseudonym-key", envvar="OBSERVATORY_IMPORT_PSEUDONYM_KEY", default=None, metavar="env:NAME",
               help="secret of the people's pseudonyms: env:NAME reads the variable NAME (default: "
