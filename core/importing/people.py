@@ -19,8 +19,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import os
-import secrets
-import time
 from pathlib import Path
 
 from sqlalchemy import select
@@ -31,6 +29,7 @@ from core.db.session import transaction
 from core.engine import Engine
 from core.importing.mapping import SourceError
 from core.importing.rows import SourceRow
+from core.secret_keys import secret_key
 from core.types import ProjectContext
 
 KEY_FILE = "import-pseudonym.key"
@@ -41,33 +40,8 @@ IMPORTED_NAME = "Imported contributor"
 def pseudonym_key(data_dir: Path, configured: str | None = None) -> bytes:
     """The secret behind ``source_contributor`` (see the module's docstring)."""
     configured = os.environ.get(KEY_ENV, "") if configured is None else configured
-    if configured.startswith("env:"):
-        value = os.environ.get(configured[4:], "")
-        if not value:
-            raise SourceError(f"the pseudonym key names the environment variable {configured[4:]!r}, which is not set",
-                              code="import_key_missing")
-        return value.encode()
-    if configured:
-        return configured.encode()
-    return _read_or_create_key(Path(data_dir) / KEY_FILE)
-
-
-def _read_or_create_key(path: Path) -> bytes:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        for _ in range(50):  # another process may have made it and not written it yet
-            key = path.read_text(encoding="ascii").strip()
-            if key:
-                return key.encode()
-            time.sleep(0.02)
-        raise SourceError(f"{path} is empty: delete it to make a new pseudonym key",
-                          code="import_key_missing") from None
-    key = secrets.token_hex(32)
-    with os.fdopen(fd, "w", encoding="ascii") as fh:
-        fh.write(key + "\n")
-    return key.encode()
+    return secret_key(configured, Path(data_dir) / KEY_FILE, setting="the import pseudonym key",
+                      error=SourceError, code="import_key_missing")
 
 
 def source_contributor(key: bytes, source: str, user_id: str) -> str:
