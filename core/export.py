@@ -347,7 +347,8 @@ def iso_utc(value: Any) -> str:
     """A stored time as ``as_utc(value).isoformat()`` (UTC, ISO 8601); SQLite's usual text is
     rewritten without parsing it."""
     if is_sqlite_time(value):
-        return value[:10] + "T" + value[11:19] + ("+00:00" if value.endswith("000000") else value[19:] + "+00:00")
+        value = value.replace(" ", "T", 1)
+        return value[:19] + "+00:00" if value.endswith("000000") else value + "+00:00"
     value = as_utc(value)
     return (value if not value.utcoffset() else value.astimezone(timezone.utc)).isoformat()
 
