@@ -145,21 +145,17 @@ class Sink:
 
 
 def plain_query() -> sa.Select[Any]:
-    """What the CSV export reads, and no more: the observation's columns, the number of its media
-    and its flags' codes (the sources of ``media_count`` and ``flags``), each child table grouped
-    once and joined (cheaper than a subquery per row)."""
+    """What the CSV export reads, and no more: the observation's columns as the driver gives them
+    (no JSON parsed, no time made), the number of its media and its flags' codes (the sources of
+    ``media_count`` and ``flags``, a subquery each)."""
     obs, media, blobs, flags = (Observation.__table__, ObservationMedia.__table__, MediaBlob.__table__,
                                 QualityFlag.__table__)
-    media_count = (sa.select(media.c.observation_id, sa.func.count().label("n"))
-                   .select_from(media.join(blobs, blobs.c.sha256 == media.c.sha256))
-                   .group_by(media.c.observation_id).subquery("media_count"))
-    flag_codes = (sa.select(flags.c.observation_id, sa.func.aggregate_strings(flags.c.code, ",").label("codes"))
-                  .group_by(flags.c.observation_id).subquery("flag_codes"))
-    # values as the driver gives them (no result processing: no JSON parsed, no time made)
-    raw = [sa.type_coerce(obs.c[name], NullType()).label(name) for name in PLAIN_COLUMNS]
-    return (sa.select(*raw, media_count.c.n, flag_codes.c.codes)
-            .select_from(obs.outerjoin(media_count, media_count.c.observation_id == obs.c.id)
-                         .outerjoin(flag_codes, flag_codes.c.observation_id == obs.c.id))
+    media_count = (sa.select(sa.func.count()).select_from(media.join(blobs, blobs.c.sha256 == media.c.sha256))
+                   .where(media.c.observation_id == obs.c.id).scalar_subquery())
+    flag_codes = (sa.select(sa.func.aggregate_strings(flags.c.code, ","))
+                  .where(flags.c.observation_id == obs.c.id).scalar_subquery())
+    return (sa.select(*(sa.type_coerce(obs.c[name], NullType()).label(name) for name in PLAIN_COLUMNS),
+                      media_count.label("media_count"), flag_codes.label("flags"))
             .where(obs.c.project == PROJECT, obs.c.status == "published").order_by(obs.c.id))
 
 

@@ -515,6 +515,7 @@ class Plan:
         self._known = frozenset(self.field_names)
         self._licences = {name: (licence_uri(name) or None, gbif_eligible(name)) for name in LICENCE_URIS}
         self._licences_cells = _LicenceCells(self, project.licence)
+        self._numbers = FloatTexts()
         # the engine's own media_count is the number of the row's media: no view needed for it
         engine_only = all((c.plugin, c.name) == ENGINE_MEDIA_COUNT for c in self.columns)
         self.views: list[ExportColumn] | None = None if engine_only else self.columns
@@ -558,33 +559,37 @@ class Plan:
     def csv_rows(self, page: Page, cell: Callable[[Any], Any]) -> Iterator[list[Any]]:
         """The page's CSV rows in the order of ``header``: ``cell`` (``_cell`` or ``_excel_cell``)
         turns fields' and plugins' values into text; the engine's own columns need no turning
-        (the csv module writes None as an empty cell). Made one at a time, as ``writerows`` takes
+        (the csv module writes None as an empty cell, and each float as its repr, which
+        ``numbers`` keeps for the values that repeat). Made one at a time, as ``writerows`` takes
         them (few objects alive at once: little for the garbage collector to go through)."""
         head = 10 if not self.options.public else 8
-        names, known, licences = self.field_names, self._known, self._licences_cells
+        names, known, licences, numbers = self.field_names, self._known, self._licences_cells, self._numbers
         media, flags = page.media, page.flags
         counted = self.views is None and bool(self.columns)  # media_count alone: no view to make
-        encode, iso = _encode, iso_utc
-        for row, fields in zip(page.rows, parsed(page.rows, head)):
-            obs_id = row[0]
-            line = list(row[:head])
-            line[2] = iso(line[2])
-            if names:
-                get = fields.get
-                line += [cell(get(name)) for name in names]
-                other = {k: v for k, v in fields.items() if k not in known} if fields else None
-            else:
-                other = fields
-            line.append(encode(other) if other else None)
-            codes = flags.get(obs_id)
-            line.append(encode([code for _, code in codes]) if codes else "[]")
-            if counted:
-                line.append(len(media.get(obs_id, _NONE)))
-            elif self.views is not None:
-                line += [cell(v) for v in self.plugin_values(self._record(row, head, fields, page))]
-            line += licences[row[head + 1]]
-            line += row[head + 2:head + 5]
-            yield line
+        encode, iso, float_ = _encode, iso_utc, float
+        for start in range(0, len(page.rows), PARSE_BATCH):
+            rows = page.rows[start:start + PARSE_BATCH]
+            for row, fields in zip(rows, fields_of(rows, head)):
+                obs_id, lat, lon, accuracy, uncertainty = row[0], row[3], row[4], row[5], row[head + 4]
+                if names:
+                    get = fields.get
+                    values = [cell(get(name)) for name in names]
+                    other = {k: v for k, v in fields.items() if k not in known} if fields else None
+                else:
+                    values, other = _NONE, fields
+                codes = flags.get(obs_id)
+                if counted:
+                    plugins: Any = (len(media.get(obs_id, _NONE)),)
+                elif self.views is not None:
+                    plugins = [cell(v) for v in self.plugin_values(self._record(row, head, fields, page))]
+                else:
+                    plugins = _NONE
+                yield [obs_id, row[1], iso(row[2]), numbers[lat] if type(lat) is float_ else lat,
+                       numbers[lon] if type(lon) is float_ else lon,
+                       numbers[accuracy] if type(accuracy) is float_ else accuracy, *row[6:head], *values,
+                       encode(other) if other else None, encode([code for _, code in codes]) if codes else "[]",
+                       *plugins, *licences[row[head + 1]], row[head + 2], row[head + 3],
+                       numbers[uncertainty] if type(uncertainty) is float_ else uncertainty]
 
     def _record(self, row: Any, head: int, fields: dict[str, Any], page: Page) -> ExportRecord:
         """A CSV row as the record plugins' views are made of."""
@@ -612,6 +617,23 @@ class Plan:
 
 ENGINE_MEDIA_COUNT = ("core.builtin.columns", "media_count")
 """The engine's own ``media_count`` column (``core.builtin.columns``): ``len(view.media)``."""
+
+
+class FloatTexts(dict[float, str]):
+    """A float -> ``repr(value)``, as the csv module writes it, kept for the values that repeat
+    (places on a grid, cells' sizes; up to ``FLOATS_KEPT`` of them). Zero is never kept (0.0 and
+    -0.0 are one key, two texts), nor NaN (no key finds it)."""
+
+    def __missing__(self, value: float) -> str:
+        text = repr(value)
+        if value and value == value:
+            if len(self) >= FLOATS_KEPT:
+                self.clear()
+            self[value] = text
+        return text
+
+
+FLOATS_KEPT = 100_000
 
 
 class _LicenceCells(dict[Any, tuple[str, str | None, str]]):
