@@ -330,12 +330,15 @@ def records(engine: Engine, project: ProjectContext, options: ExportOptions, *, 
 
 def as_utc(value: Any) -> datetime:
     """A stored time as an aware UTC datetime: SQLite gives the text it keeps (read here with the
-    C parser, faster than a result processor per column), PostgreSQL a datetime."""
+    C parser, faster than a result processor per column), PostgreSQL a datetime in the session's
+    time zone."""
     if type(value) is str:
         if is_sqlite_time(value):  # no offset in it: UTC's added to the text, not set on the result
             return datetime.fromisoformat(value + "+00:00")
         return datetime.fromisoformat(value).replace(tzinfo=timezone.utc)
-    return value if value.tzinfo is not None else value.replace(tzinfo=timezone.utc)
+    if value.tzinfo is None:
+        return value.replace(tzinfo=timezone.utc)
+    return value if not value.utcoffset() else value.astimezone(timezone.utc)
 
 
 def is_sqlite_time(value: Any) -> bool:
@@ -349,8 +352,7 @@ def iso_utc(value: Any) -> str:
     if is_sqlite_time(value):
         value = value.replace(" ", "T", 1)
         return value[:19] + "+00:00" if value.endswith("000000") else value + "+00:00"
-    value = as_utc(value)
-    return (value if not value.utcoffset() else value.astimezone(timezone.utc)).isoformat()
+    return as_utc(value).isoformat()
 
 
 _NONE: list[Any] = []
@@ -471,8 +473,6 @@ except (ImportError, TypeError):  # pragma: no cover (an interpreter without the
 def _encode(value: Any) -> str:
     """``_dumps`` of a value parsed from stored JSON (no cycles: no check for them)."""
     return "".join(_encoder(value, 0)) if _encoder is not None else _dumps(value)
-
-
 
 
 def _cell(value: Any) -> Any:

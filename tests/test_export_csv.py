@@ -311,3 +311,18 @@ def test_rows_with_large_fields_are_read_in_smaller_pages_and_all_exported(engin
     assert [int(r["id"]) for r in rows] == ids
     assert [json.loads(r["fields_other"])["note"] for r in rows] == [note(i) for i in range(count)]
     assert {r["field.species"] for r in rows} == {"Quercus ilex"}
+
+
+def test_times_are_written_in_utc_whatever_the_database_session_zone():
+    """PostgreSQL gives times in its session's zone, SQLite the UTC text it keeps: an export
+    writes both as the same UTC instant (docs/data-publishers.md: observed_at in UTC)."""
+    from datetime import timedelta
+
+    from core.export import as_utc, iso_utc
+
+    madrid_summer = timezone(timedelta(hours=2))
+    for stored in (datetime(2026, 5, 1, 9, 30, 0, 500, tzinfo=madrid_summer), "2026-05-01 07:30:00.000500",
+                   datetime(2026, 5, 1, 7, 30, 0, 500), "2026-05-01T07:30:00.000500"):
+        assert iso_utc(stored) == "2026-05-01T07:30:00.000500+00:00", stored
+        assert as_utc(stored).utcoffset() == timedelta(0)
+    assert iso_utc("2026-05-01 07:30:00.000000") == "2026-05-01T07:30:00+00:00"
