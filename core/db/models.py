@@ -143,7 +143,8 @@ class Observation(Base):
     __tablename__ = "observations"
     __table_args__ = (
         UniqueConstraint("project", "client_id", name="uq_observation_client_id"),
-        Index("ix_observation_project_status", "project", "status"),
+        # exports and lists page one status of a project by id (migration 0005)
+        Index("ix_observation_project_status_id", "project", "status", "id"),
         Index("ix_observation_project_time", "project", "observed_at"),
         # what the workers' recovery loop scans: observations not yet assessed since their last
         # change; partial, so that an assessed observation (nearly all of them) has no entry
