@@ -244,9 +244,10 @@ def _refuse_if_limited(engine: Engine, session: Session, account_id: int | None,
             raise TooManyAttempts(f"too many failed sign-ins {who}; try again in {wait} s", wait)
 
 
-def sign_in(engine: Engine, email: str, password: str, address: str) -> tuple[AccountInfo, NewToken]:
-    """Check an e-mail and password; a session token (``kind`` session, expiring after
-    ``session_hours``) for the account, or SignInRefused / TooManyAttempts."""
+def sign_in(engine: Engine, email: str, password: str, address: str) -> tuple[AccountInfo, NewToken, datetime]:
+    """Check an e-mail and password; a session token (``kind`` session) for the account and when
+    it expires (after ``session_hours``), or SignInRefused / TooManyAttempts. The account's
+    sessions that have expired are deleted on the way."""
     address = (address or "?")[:64]
     try:
         email_key = normalise_email(email)
@@ -275,9 +276,12 @@ def sign_in(engine: Engine, email: str, password: str, address: str) -> tuple[Ac
     if _hasher.check_needs_rehash(stored):
         with transaction(engine.sessions) as session:
             _load(session, account.id).password_hash = _hasher.hash(password)
-    token = create_account_token(engine, account.id, name="web sign-in", kind="session",
-                                 expires_at=utcnow() + timedelta(hours=engine.settings.session_hours))
-    return _info(account), token
+    with transaction(engine.sessions) as session:
+        session.execute(delete(ApiToken).where(ApiToken.account_id == account.id, ApiToken.kind == "session",
+                                               ApiToken.expires_at < utcnow()))
+    expires_at = utcnow() + timedelta(hours=engine.settings.session_hours)
+    token = create_account_token(engine, account.id, name="web sign-in", kind="session", expires_at=expires_at)
+    return _info(account), token, expires_at
 
 
 def sign_out(engine: Engine, token_id: int) -> None:

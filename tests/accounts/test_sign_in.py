@@ -104,3 +104,18 @@ def test_an_account_without_an_email_cannot_have_a_password(engine):
     info = create_account(engine, "No mail")
     with pytest.raises(EngineError, match="no e-mail"):
         set_password(engine, info.id, PASSWORD)
+
+
+def test_expired_sessions_are_deleted_at_the_next_sign_in(admin, engine, client):
+    from core.db.models import ApiToken
+
+    engine.settings.session_hours = 0.0002  # under a second
+    sign_in(client, "grace@example.org", PASSWORD)
+    import time
+    time.sleep(1.0)
+    engine.settings.session_hours = 12
+    assert sign_in(client, "grace@example.org", PASSWORD).status_code == 200
+    with transaction(engine.sessions) as session:
+        sessions = session.scalars(select(ApiToken).where(ApiToken.account_id == admin.id,
+                                                          ApiToken.kind == "session")).all()
+    assert len(sessions) == 1, "the expired session is gone; the new one stays"

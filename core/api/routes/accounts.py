@@ -100,13 +100,12 @@ def _address(request: Request) -> str:
              responses={**error_responses(401, 422), 429: {"description": "too many failed attempts"}})
 async def sign_in(body: SignInIn, request: Request, engine: EngineDep) -> Any:
     try:
-        account, token = await run_in_threadpool(accounts.sign_in, engine, body.email, body.password,
-                                                 _address(request))
+        account, token, expires = await run_in_threadpool(accounts.sign_in, engine, body.email, body.password,
+                                                          _address(request))
     except accounts.TooManyAttempts as exc:
         raise ApiError(429, exc.code, exc.message, {"Retry-After": str(exc.retry_after_s)}) from None
     except accounts.SignInRefused as exc:
         raise ApiError(401, exc.code, exc.message) from None
-    expires = next(t["expires_at"] for t in list_tokens(engine, account.id) if t["id"] == token.id)
     return {"token": token.token, "token_id": token.id, "expires_at": expires, "account": account.as_dict()}
 
 
