@@ -100,3 +100,13 @@ def test_every_cli_command_is_documented(cli_commands, cli_docs):
     """Each command's full name (`observatory tokens create`) appears in README.md or a page of docs/ (docs/cli.md for the engine's own)."""
     missing = [command for command in cli_commands if not re.search(rf"(?<![\w-]){re.escape(command)}(?![\w-])", cli_docs)]
     assert not missing, f"not mentioned in README.md or docs/*.md: {', '.join(missing)}"
+
+
+def test_every_registry_key_is_documented():
+    """docs/registry.md describes each key a service or a project may have in registry.yaml."""
+    from core.registry import ProjectSpec, ServiceSpec
+
+    page = (DOCS / "registry.md").read_text(encoding="utf-8")
+    for spec in (ServiceSpec, ProjectSpec):
+        missing = [key for key in spec.model_fields if f"| `{key}` |" not in page]
+        assert missing == [], f"docs/registry.md does not describe {spec.__name__} keys {missing}"
