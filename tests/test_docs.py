@@ -110,3 +110,12 @@ def test_every_registry_key_is_documented():
     for spec in (ServiceSpec, ProjectSpec):
         missing = [key for key in spec.model_fields if f"| `{key}` |" not in page]
         assert missing == [], f"docs/registry.md does not describe {spec.__name__} keys {missing}"
+
+
+def test_the_cli_guide_shows_the_newest_migration():
+    from alembic.script import ScriptDirectory
+
+    from core.db.migrate import alembic_config
+
+    head = ScriptDirectory.from_config(alembic_config("sqlite://")).get_current_head()
+    assert f"# database at revision {head}" in (DOCS / "cli.md").read_text(encoding="utf-8")
