@@ -204,3 +204,22 @@ def test_export_a_darwin_core_archive_and_the_audit_of_a_full_export(run, tmp_pa
     db.dispose()
     assert [(actor, after["format"], after["rows"], after["complete"]) for actor, after in entries] == [
         ("cli", "csv", 1, True), ("cli", "dwca", 1, True)]
+
+
+def test_moderate_many_publishes_what_the_filter_selects_and_no_more(run, tmp_path):
+    for i, note in enumerate(["keep", "keep", "spam"]):
+        assert run("submit", "beta", write(tmp_path, f"m{i}.json", draft(client_id=f"mm-{i}", fields={"note": note}))
+                   ).returncode == 0
+    refused = run("moderate-many", "beta", "publish")
+    assert refused.returncode == 2 and "--filter" in refused.stderr, "no filter: nothing is touched by accident"
+    dry = run("moderate-many", "beta", "trash", "--filter", "status=pending", "--dry-run")
+    assert dry.returncode == 0 and "3 selected; 3 would change" in dry.stdout
+    done = run("moderate-many", "beta", "publish", "--filter", "status=pending", "--reason", "vetted")
+    assert done.returncode == 0 and "3 selected; 3 changed" in done.stdout, done.stdout + done.stderr
+    again = run("moderate-many", "beta", "publish", "--filter", "status=published")
+    assert "3 selected; 0 changed; 3 left alone" in again.stdout
+    statuses = {json.loads(run("show", str(i)).stdout)["status"] for i in
+                (json.loads(run("submit", "beta", write(tmp_path, f"m{k}.json",
+                                                        draft(client_id=f"mm-{k}", fields={"note": n}))).stdout)["id"]
+                 for k, n in enumerate(["keep", "keep", "spam"]))}
+    assert statuses == {"published"}
