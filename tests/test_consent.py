@@ -6,7 +6,7 @@ from __future__ import annotations
 import csv
 import io
 import json
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 import pytest
 from click.testing import CliRunner
@@ -14,10 +14,10 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select, update
 
 from core import consent
-from core.api.app import create_app
 from core.db.models import Account, AuditEntry
 from core.engine import Engine
 from core.tokens import NewToken, create_token
+from tests.api.conftest import app, client  # noqa: F401  (fixtures, on this module's engine)
 from tests.conftest import BASE_REGISTRY
 
 REGISTRY = BASE_REGISTRY + """
@@ -34,12 +34,6 @@ API = "/api/v1"
 @pytest.fixture
 def engine(make_engine: Callable[..., Engine]) -> Engine:
     return make_engine(REGISTRY)
-
-
-@pytest.fixture
-def client(engine: Engine) -> Iterator[TestClient]:
-    with TestClient(create_app(engine), raise_server_exceptions=False) as test_client:
-        yield test_client
 
 
 @pytest.fixture

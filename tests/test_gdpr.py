@@ -15,7 +15,7 @@ import json
 import re
 import zipfile
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 import pytest
 from click.testing import CliRunner
@@ -23,12 +23,12 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select, update
 
 from core import gdpr
-from core.api.app import create_app
 from core.db.models import (Account, ApiToken, AuditEntry, Comment, Consent, MediaBlob, Membership, Observation,
                             SignInFailure)
 from core.engine import Engine
 from core.export import export
 from core.tokens import create_account_token, create_token
+from tests.api.conftest import app, client  # noqa: F401  (fixtures, on this module's engine)
 from tests.conftest import BASE_REGISTRY, draft
 
 REGISTRY = BASE_REGISTRY + """
@@ -46,12 +46,6 @@ EMAIL = "erin.erasable@example.org"
 @pytest.fixture
 def engine(make_engine: Callable[..., Engine]) -> Engine:
     return make_engine(REGISTRY)
-
-
-@pytest.fixture
-def client(engine: Engine) -> Iterator[TestClient]:
-    with TestClient(create_app(engine), raise_server_exceptions=False) as test_client:
-        yield test_client
 
 
 def bearer(token: str | None) -> dict[str, str]:
