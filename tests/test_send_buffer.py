@@ -73,16 +73,17 @@ def test_flush_with_nothing_handed_over_returns_at_once():
 
 
 def test_while_the_broker_is_stuck_the_buffer_keeps_only_the_newest_items(caplog):
-    release = threading.Event()
+    sending, release = threading.Event(), threading.Event()
     batches: list[list[int]] = []
 
     def send(batch: list[int]) -> None:
+        sending.set()
         release.wait(5.0)
         batches.append(batch)
 
     buffer = SendBuffer(send, linger_s=0.001, max_pending=10)
     buffer.add([0])
-    time.sleep(0.1)  # the first batch is being sent, and is stuck
+    assert sending.wait(5.0), "the first batch is being sent, and is stuck"
     with caplog.at_level(logging.ERROR, logger="core.send_buffer"):
         buffer.add(range(1, 26))
     release.set()
