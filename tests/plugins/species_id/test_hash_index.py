@@ -129,13 +129,14 @@ def test_a_photo_replaced_by_an_edit_no_longer_matches(engine, photos):
 
 def test_checks_within_a_second_share_one_read(engine, photos, monkeypatch):
     monkeypatch.setattr(hash_index, "REFRESH_EVERY_S", 60.0)
-    first = photos.add(near(1))
+    far = photos.add(near(3))
     index = project_index(engine.sessions, "alpha")
-    photos.add(near(2))
-    assert project_index(engine.sessions, "alpha") is index and len(index) == 1, "not read again yet"
+    closer = photos.add(near(1))
+    new = photos.add(near(0))
+    again = project_index(engine.sessions, "alpha")
+    assert again is index and again.nearest(near(0), new, 5) == Match(far, 0, 3), "not read again yet"
     index.refreshed_at -= 61
-    assert len(project_index(engine.sessions, "alpha")) == 2
-    assert first
+    assert project_index(engine.sessions, "alpha").nearest(near(0), new, 5) == Match(closer, 0, 1)
 
 
 def test_a_photo_changed_since_the_last_read_is_checked_against_its_current_hash(engine, photos, monkeypatch):
