@@ -266,4 +266,7 @@ def test_wrong_shapes_and_label_counts_are_refused(tmp_path: Path, built_model: 
         load_model(catalogue.get("mine"), catalogue.models_dir)
     model = load_model(build_catalogue(_config(built_model, labels), tmp_path, tmp_path).get("mine"), tmp_path)
     assert model.output_kind == "logits" and model.max_batch is None
-    assert json.dumps(model.spec.describe())  # JSON-able
+    listed = json.loads(json.dumps(model.spec.describe()))  # as `observatory models list --json` shows it
+    assert listed["name"] == "mine" and listed["input_size"] == 224 and listed["builtin"] is None
+    assert listed["onnx"] == str(built_model) and listed["labels"] == str(labels)
+    assert listed["preprocessing"]["crop"] == 224 and listed["preprocessing"]["layout"] == "NCHW"
