@@ -23,6 +23,8 @@ class Settings(BaseSettings):
     media_dir: Path | None = None
     registry_path: Path = Path("registry.yaml")
     plugin_modules: str = Field("", description="extra plugin modules to load, comma-separated")
+    trace_plugins: bool = Field(False, description="log every hook call with its plugins, time and answer "
+                                "(logger observatory.plugins.trace)")
 
     enrich_max_attempts: int = 3
     enrich_retry_backoff_s: float = 2.0

@@ -7,18 +7,21 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from typing import Protocol
+import threading
+from typing import Any, Callable, Protocol, TypeVar
 
 from sqlalchemy import Engine as DBEngine
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.config import Settings
 from core.db.session import make_engine, make_sessionmaker
+from core.dispatch import CeleryDispatcher
 from core.media import MediaStore
-from core.plugins import PluginHost, build_host
+from core.plugins import PluginHost, build_host, call_startup
 from core.registry import Registry, load_registry
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 class Dispatcher(Protocol):
@@ -48,9 +51,22 @@ class Engine:
     readers: sessionmaker[Session] = field(default=None)  # type: ignore[assignment]
     """Sessions for reading only (on SQLite they read beside a writer instead of waiting)."""
 
+    _state: dict[str, Any] = field(default_factory=dict, repr=False)
+    _state_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
     def __post_init__(self) -> None:
         if self.readers is None:
             self.readers = make_sessionmaker(self.db, readonly=True)
+
+    def state(self, key: str, make: Callable[[], T]) -> T:
+        """What a plugin keeps for this engine (a loaded model, a cache), made by ``make`` on first
+        use and kept as long as the engine: a plugin needs no module globals, and several engines
+        in one process (tests, the test kit) never share one. ``key``: the plugin's name first,
+        e.g. ``"odour.event_indexes"``."""
+        with self._state_lock:
+            if key not in self._state:
+                self._state[key] = make()
+            return self._state[key]  # type: ignore[no-any-return]
 
     @classmethod
     def start(cls, settings: Settings, dispatcher: Dispatcher | None = None) -> "Engine":
@@ -60,21 +76,12 @@ class Engine:
         """
         settings.ensure_dirs()
         registry = load_registry(settings.registry_path)
-        host = build_host(registry, settings.plugin_modules)
+        host = build_host(registry, settings.plugin_modules, trace=settings.trace_plugins)
         db = make_engine(settings.database_url)
         assert settings.media_dir is not None
-        if dispatcher is None:
-            from core.worker import CeleryDispatcher
-
-            dispatcher = CeleryDispatcher()
-        engine = cls(settings, registry, host, db, make_sessionmaker(db), MediaStore(settings.media_dir), dispatcher)
-        from core.plugins import PluginError
-
-        for impl in host.pm.hook.startup.get_hookimpls():
-            try:
-                impl.function(engine=engine)
-            except Exception as exc:
-                raise PluginError(f"plugin {impl.plugin_name!r}: startup failed: {type(exc).__name__}: {exc}") from exc
+        engine = cls(settings, registry, host, db, make_sessionmaker(db), MediaStore(settings.media_dir),
+                     dispatcher or CeleryDispatcher())
+        call_startup(host, engine)
         return engine
 
     def after_commit(self, observation_id: int, enrichments: list[tuple[int, str]]) -> None:

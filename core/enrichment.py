@@ -14,15 +14,17 @@ import traceback
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import and_, delete, or_, select, update
 
 from core.db.models import Enrichment, Observation, QualityFlag, utcnow
 from core.db.session import transaction
-from core.engine import Engine
-from core.types import Flag
+from core.types import Flag, ObservationView
 from core.views import load_observation, observation_view
+
+if TYPE_CHECKING:
+    from core.engine import Engine
 
 log = logging.getLogger(__name__)
 TERMINAL = ("done", "failed")
@@ -37,6 +39,7 @@ class Outcome:
     status: str  # done, retry, failed or skipped
     retry_in: float | None = None
     observation_id: int | None = None
+    plugin: str | None = None
 
 
 def timeout_for(engine: Engine, plugin: str) -> float:
@@ -100,19 +103,22 @@ def run_enrichment(engine: Engine, enrichment_id: int) -> Outcome:
         obs = load_observation(session, obs_id)
         view = observation_view(obs, engine.media)
     project = engine.registry.project(view.project)
-    call = engine.host.impl_of("enrich_observation", plugin)
+    host = engine.host
     error: str | None = None
     result: dict[str, Any] = {}
     try:
-        if call is None:
-            raise LookupError(f"plugin {plugin!r} no longer implements enrich_observation")
-        result = _json_safe(call(observation=view, project=project))
+        if plugin not in host.plugins_of("enrich_observation", project, view.kind):
+            raise LookupError(f"plugin {plugin!r} no longer enriches observations of kind {view.kind!r} in "
+                              f"project {project.slug!r}")
+        answers = host.caller("enrich_observation", project, view.kind, only=plugin)(
+            observation=view, project=project, engine=engine)
+        result = _json_safe(answers[0] if answers else None)
     except Exception as exc:  # any plugin failure is recorded, never raised into the worker
         error = _describe(exc)
         if _is_time_limit(exc):
             error = f"timed out after {timeout_for(engine, plugin):g} s"
         log.warning("enrichment %s (%s on observation %s) failed: %s", enrichment_id, plugin, obs_id, error)
-    return _finish(engine, enrichment_id, token, obs_id, attempts, result, error)
+    return _finish(engine, enrichment_id, token, obs_id, attempts, result, error, plugin)
 
 
 def _is_time_limit(exc: BaseException) -> bool:
@@ -120,19 +126,20 @@ def _is_time_limit(exc: BaseException) -> bool:
 
 
 def _finish(
-    engine: Engine, enrichment_id: int, token: str, obs_id: int, attempts: int, result: dict[str, Any], error: str | None
+    engine: Engine, enrichment_id: int, token: str, obs_id: int, attempts: int, result: dict[str, Any],
+    error: str | None, plugin: str | None = None,
 ) -> Outcome:
     now = utcnow()
     if error is None:
         values: dict[str, Any] = {"status": "done", "result": result, "error": None, "finished_at": now}
-        outcome = Outcome("done", observation_id=obs_id)
+        outcome = Outcome("done", observation_id=obs_id, plugin=plugin)
     elif attempts < engine.settings.enrich_max_attempts:
         backoff = engine.settings.enrich_retry_backoff_s * 2 ** (attempts - 1)
         values = {"status": "pending", "error": error, "not_before": now + timedelta(seconds=backoff)}
-        outcome = Outcome("retry", retry_in=backoff, observation_id=obs_id)
+        outcome = Outcome("retry", retry_in=backoff, observation_id=obs_id, plugin=plugin)
     else:
         values = {"status": "failed", "error": error, "finished_at": now}
-        outcome = Outcome("failed", observation_id=obs_id)
+        outcome = Outcome("failed", observation_id=obs_id, plugin=plugin)
     with transaction(engine.sessions) as session:
         stored = session.execute(
             update(Enrichment)
@@ -143,7 +150,7 @@ def _finish(
     if stored != 1:  # the lease was lost (expired and taken over); the new holder decides
         log.warning("enrichment %s: the lease of attempt %s was lost before its result was stored", enrichment_id,
                     attempts)
-        return Outcome("skipped")
+        return Outcome("skipped", observation_id=obs_id, plugin=plugin)
     if outcome.status in TERMINAL:
         assess_if_complete(engine, obs_id)
     return outcome
@@ -160,31 +167,38 @@ def assess_if_complete(engine: Engine, obs_id: int) -> bool:
     return False
 
 
-def quality_flags(engine: Engine, obs_id: int) -> list[Flag]:
-    with transaction(engine.readers) as session:
-        view = observation_view(load_observation(session, obs_id), engine.media)
+def quality_flags(engine: Engine, view: ObservationView) -> list[Flag]:
+    """The flags every enabled ``quality_check`` gives ``view``; a plugin that raises is logged
+    and flagged ``check_failed``, and the others still run (``PluginHost.call_each``)."""
     project = engine.registry.project(view.project)
     flags: list[Flag] = []
-    for plugin, call in engine.host.enabled_impls("quality_check", project):
-        try:
-            found = call(observation=view, project=project) or []
-        except Exception as exc:
-            log.error("quality_check of plugin %r failed on observation %s: %s", plugin, obs_id, _describe(exc))
-            flags.append(Flag("check_failed", f"the quality check of {plugin} failed: {exc}", "info", plugin=plugin))
+    for called in engine.host.call_each("quality_check", project, view.kind, observation=view, project=project,
+                                        engine=engine):
+        if called.error is not None:
+            log.error("quality_check of plugin %r failed on observation %s: %s", called.plugin, view.id,
+                      _describe(called.error))
+            flags.append(Flag("check_failed", f"the quality check of {called.plugin} failed: {called.error}", "info",
+                              plugin=called.plugin))
             continue
-        flags.extend(Flag(f.code, f.message, f.severity, f.value, plugin) for f in found)
+        flags.extend(Flag(f.code, f.message, f.severity, f.value, called.plugin) for f in called.result or [])
     return flags
 
 
-def grade(engine: Engine, obs_id: int, flags: list[Flag]) -> str:
-    with transaction(engine.readers) as session:
-        view = observation_view(load_observation(session, obs_id), engine.media)
+def grade(engine: Engine, view: ObservationView, flags: list[Flag]) -> str:
+    """The grade: the first answer of the enabled ``grade_observation`` implementations (pluggy's
+    ``firstresult``; the engine's own rule answers last)."""
     project = engine.registry.project(view.project)
-    for plugin, call in engine.host.enabled_impls("grade_observation", project):
-        answer = call(observation=view, flags=flags, project=project)
-        if answer is not None:
-            return str(answer)
-    raise RuntimeError("no plugin graded the observation; the engine's own rule should have")
+    answer = engine.host.hooks(project, view.kind).grade_observation(observation=view, flags=flags, project=project,
+                                                                     engine=engine)
+    if answer is None:
+        raise RuntimeError("no plugin graded the observation; the engine's own rule should have")
+    return str(answer)
+
+
+def read_view(engine: Engine, obs_id: int) -> ObservationView:
+    """The observation as plugins see it (``core.views.observation_view``)."""
+    with transaction(engine.readers) as session:
+        return observation_view(load_observation(session, obs_id), engine.media)
 
 
 def assess(engine: Engine, obs_id: int, *, due_only: bool = False) -> bool:
@@ -211,8 +225,9 @@ def assess(engine: Engine, obs_id: int, *, due_only: bool = False) -> bool:
     complete = all(s in TERMINAL for s in states)
     if due_only and (due_at is None or not complete):
         return False
-    flags = quality_flags(engine, obs_id)
-    decided = grade(engine, obs_id, flags)
+    view = read_view(engine, obs_id)
+    flags = quality_flags(engine, view)
+    decided = grade(engine, view, flags)
     values: dict[str, Any] = {"grade": decided}
     if complete and due_at is not None:
         values["assess_due_at"] = None

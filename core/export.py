@@ -437,8 +437,10 @@ def view_of(record: ExportRecord, project: ProjectContext, engine: Engine, publi
 def export_columns(engine: Engine, project: ProjectContext) -> list[ExportColumn]:
     """Every enabled plugin's extra columns; a name used twice is an error naming both plugins."""
     columns: dict[str, ExportColumn] = {}
-    for plugin, call in engine.host.enabled_impls("export_columns", project):
-        for column in call(project=project) or []:
+    host = engine.host
+    for plugin in host.plugins_of("export_columns", project):  # plugin by plugin: a clash names its plugin
+        answers = host.caller("export_columns", project, only=plugin)(project=project, engine=engine)
+        for column in (column for answer in answers for column in answer or ()):
             if column.name in RESERVED or column.name.startswith(FIELD_PREFIX) or column.name in columns:
                 owner = columns[column.name].plugin if column.name in columns else "the engine"
                 raise EngineError(f"plugin {plugin!r}: export column {column.name!r} is already defined by {owner}",

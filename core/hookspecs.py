@@ -1,18 +1,27 @@
 """Every hook the engine calls. ``docs/plugin_hooks.md`` documents each one; a test checks it.
 
-Hooks that act on one observation (validate, enrich, quality, grade, export columns, status
-changes) are called only for the plugins that the observation's project enables in
-``registry.yaml``; the engine's own default plugins are always on. Start-up hooks
-(``register_*``) are called once for every installed plugin.
+Every hook is called through pluggy. Hooks that act on one observation (validate, enrich,
+quality, grade, export columns, status changes) reach only the plugins that the observation's
+project enables in ``registry.yaml`` (a pluggy subset hook caller per project); the engine's own
+default plugins are always on. Start-up hooks (``register_*``, ``startup``) reach every
+installed plugin. One order everywhere: pluggy's (the plugin registered last is called first;
+``tryfirst``/``trylast`` and wrappers as pluggy defines them).
+
+Every hook but ``register_*`` and ``register_commands`` may take ``engine``, the running
+``core.engine.Engine`` (an implementation lists only the arguments it needs), so a plugin keeps
+no module globals: it queries other observations with ``core.queries`` and the engine it is given.
 
 Where one plugin's failure must not stop the others (enrichment, quality checks, status
-changes), the engine calls the implementations one by one and records a failure against the
-plugin, instead of letting pluggy stop at the first exception.
+changes), the engine calls the plugins one at a time, each through its own subset caller
+(``core.plugins.PluginHost.call_each``), and records a failure against the plugin.
+
+``for_kinds("odour", ...)`` on an ``enrich_observation`` or ``quality_check`` implementation
+limits it to observations of those kinds: no enrichment row, no task, no call for other kinds.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, TypeVar
 
 import pluggy
 
@@ -34,14 +43,36 @@ if TYPE_CHECKING:
 PROJECT_NAME = "observatory"
 hookspec = pluggy.HookspecMarker(PROJECT_NAME)
 hookimpl = pluggy.HookimplMarker(PROJECT_NAME)
+KINDS_ATTRIBUTE = "observatory_kinds"
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def for_kinds(*kinds: str) -> Callable[[F], F]:
+    """Mark an ``enrich_observation`` or ``quality_check`` implementation as handling only
+    observations of these kinds (in either order with ``@hookimpl``)::
+
+        @hookimpl
+        @for_kinds("bird_song")
+        def enrich_observation(observation, project, engine): ...
+    """
+    if not kinds or not all(isinstance(k, str) and k for k in kinds):
+        raise ValueError("for_kinds needs one or more kind names")
+
+    def mark(function: F) -> F:
+        setattr(function, KINDS_ATTRIBUTE, tuple(kinds))
+        return function
+
+    return mark
 
 
 @hookspec
 def startup(engine: Engine) -> None:
     """Called once the engine has started (API, worker or CLI), with the running engine.
 
-    A plugin keeps what it needs (for example ``engine`` to query other observations through
-    ``core.queries``). An exception here stops start-up, naming the plugin.
+    For checks and warm-up (open a model, check a setting). Keep nothing in module globals:
+    every other hook can take ``engine`` too, and one process may run several engines (tests,
+    the test kit). An exception here stops start-up, naming the plugin.
     """
 
 
@@ -54,7 +85,7 @@ def register_observation_types(register: Callable[[ObservationType], None]) -> N
 
 
 @hookspec
-def validate_observation(draft: Draft, project: ProjectContext) -> list[Problem] | None:
+def validate_observation(draft: Draft, project: ProjectContext, engine: Engine) -> list[Problem] | None:
     """Check a draft before it is stored; return the problems found (or None).
 
     Problems from every enabled plugin are collected; any with severity ``error`` rejects the
@@ -63,7 +94,7 @@ def validate_observation(draft: Draft, project: ProjectContext) -> list[Problem]
 
 
 @hookspec
-def enrich_observation(observation: ObservationView, project: ProjectContext) -> dict[str, Any] | None:
+def enrich_observation(observation: ObservationView, project: ProjectContext, engine: Engine) -> dict[str, Any] | None:
     """Compute extra data for a stored observation, in a worker. Return a JSON-able dict.
 
     Called once per plugin, in its own task, with retries and a time limit; the result is
@@ -73,7 +104,7 @@ def enrich_observation(observation: ObservationView, project: ProjectContext) ->
 
 
 @hookspec
-def quality_check(observation: ObservationView, project: ProjectContext) -> list[Flag] | None:
+def quality_check(observation: ObservationView, project: ProjectContext, engine: Engine) -> list[Flag] | None:
     """Return quality flags for an observation, after its enrichments have finished.
 
     Flags from every enabled plugin are collected; a plugin that raises is logged and skipped.
@@ -82,16 +113,16 @@ def quality_check(observation: ObservationView, project: ProjectContext) -> list
 
 @hookspec(firstresult=True)
 def grade_observation(
-    observation: ObservationView, flags: list[Flag], project: ProjectContext
+    observation: ObservationView, flags: list[Flag], project: ProjectContext, engine: Engine
 ) -> str | None:
     """Decide the grade (``casual``, ``needs_id`` or ``research``), or return None to pass.
 
-    The first non-None answer wins; the engine's own rule runs last.
+    The first non-None answer wins (pluggy's ``firstresult``); the engine's own rule runs last.
     """
 
 
 @hookspec
-def register_routes(register: Callable[..., None]) -> None:
+def register_routes(register: Callable[..., None], engine: Engine) -> None:
     """Mount FastAPI routers: ``register(router, prefix="")``. Called once at start-up."""
 
 
@@ -101,7 +132,7 @@ def register_commands(cli: click.Group) -> None:
 
 
 @hookspec
-def export_columns(project: ProjectContext) -> list[ExportColumn] | None:
+def export_columns(project: ProjectContext, engine: Engine) -> list[ExportColumn] | None:
     """Return extra columns for CSV export of a project. A duplicate column name is an error."""
 
 
@@ -111,7 +142,9 @@ def register_analyses(register: Callable[[Analysis], None]) -> None:
 
 
 @hookspec
-def on_status_change(observation: ObservationView, old: str, new: str, project: ProjectContext) -> None:
+def on_status_change(
+    observation: ObservationView, old: str, new: str, project: ProjectContext, engine: Engine
+) -> None:
     """Called after an observation's moderation status changes (for notifications).
 
     Errors are logged, never raised: a broken notifier cannot block moderation.

@@ -383,14 +383,10 @@ def content_hash(draft: DraftIn, media_shas: list[str], observed_utc: datetime |
     return hashlib.sha256(_hash_json(body).encode()).hexdigest()
 
 
-def plugin_problems(engine: Engine, draft: Draft, project: ProjectContext,
-                    impls: list[tuple[str, Any]] | None = None) -> list[Problem]:
-    problems: list[Problem] = []
-    if impls is None:
-        impls = list(engine.host.enabled_impls("validate_observation", project))
-    for _name, call in impls:
-        problems.extend(call(draft=draft, project=project) or [])
-    return problems
+def plugin_problems(engine: Engine, draft: Draft, project: ProjectContext) -> list[Problem]:
+    """The problems every ``validate_observation`` that ``project`` enables finds in ``draft``."""
+    answers = engine.host.hooks(project).validate_observation(draft=draft, project=project, engine=engine)
+    return [problem for problems in answers for problem in problems or ()]
 
 
 def validate(
@@ -413,12 +409,15 @@ class _Checks:
     """What the checks of one project need, found once for a whole batch."""
 
     kinds: dict[str, ObservationType]
-    validators: list[tuple[str, Any]]
+    validators: list[Any]
+    """One pluggy caller per plugin that validates drafts in the project (``PluginHost.caller``)."""
 
     @classmethod
     def of(cls, engine: Engine, project: ProjectContext) -> "_Checks":
+        host = engine.host
         return cls({t.name: t for t in project_kinds(engine, project)},
-                   list(engine.host.enabled_impls("validate_observation", project)))
+                   [host.caller("validate_observation", project, only=name)
+                    for name in host.plugins_of("validate_observation", project)])
 
 
 def _validate_in(
@@ -472,11 +471,11 @@ def _validate_batch(
             location_privacy=parsed.location_privacy or project.default_location_privacy,
         ), checked))
     found: dict[int, list[Problem]] = {}
-    for _name, call in checks.validators:  # plugin by plugin, as plugin_problems does for one draft
+    for call in checks.validators:  # plugin by plugin: each plugin's code stays warm over the batch
         for position, _parsed, draft, _checked in drafts:
-            problems = call(draft=draft, project=project)
-            if problems:
-                found.setdefault(position, []).extend(problems)
+            for problems in call(draft=draft, project=project, engine=engine):
+                if problems:
+                    found.setdefault(position, []).extend(problems)
     if not found:
         return drafts, refused
     valid = []
@@ -534,9 +533,10 @@ def _store_media(engine: Engine, session: Session | Connection, obs_id: int, che
         session.execute(insert(ObservationMedia.__table__), links)
 
 
-def _insert_enrichments(engine: Engine, session: Session | Connection, obs_id: int, project: ProjectContext) -> list[tuple[int, str]]:
-    """One pending enrichment per enriching service; returns (id, plugin) of each."""
-    services = engine.host.enriching_services(project)
+def _insert_enrichments(engine: Engine, session: Session | Connection, obs_id: int, project: ProjectContext,
+                        kind: str | None) -> list[tuple[int, str]]:
+    """One pending enrichment per service enriching ``kind`` in ``project``; returns (id, plugin) of each."""
+    services = engine.host.enriching_services(project, kind)
     if not services:
         return []
     now = utcnow()
@@ -595,7 +595,7 @@ def submit(
                   "created_at": now, "updated_at": now, "assess_due_at": now},
             ).inserted_primary_key[0]
             _store_media(engine, conn, obs_id, checked)
-            enrichments = _insert_enrichments(engine, conn, obs_id, project)
+            enrichments = _insert_enrichments(engine, conn, obs_id, project, draft.kind)
     except IntegrityError:
         # This client_id was stored before (a retry), or by a request that raced this one.
         if not draft.client_id:
@@ -705,10 +705,6 @@ def _requeue_enrichments(session: Session, obs: Observation) -> list[tuple[int, 
         e.updated_at = utcnow()
     session.flush()
     return [(e.id, e.plugin) for e in obs.enrichments]
-
-
-def future_limit(engine: Engine) -> datetime:
-    return datetime.now(timezone.utc) + timedelta(seconds=engine.settings.max_future_skew_s)
 
 
 # -- many at once: imports and sync --------------------------------------------------------
@@ -1083,7 +1079,8 @@ def _insert_batch(
 ) -> list[tuple[_Ready, int, list[tuple[int, str]]]]:
     """One transaction: the observations, their media and their pending enrichments, many rows a statement."""
     now = utcnow()
-    services = engine.host.enriching_services(project)
+    by_kind = {kind: engine.host.enriching_services(project, kind) for kind in {item.draft.kind for item in items}}
+    services = next(iter(by_kind.values())) if len(by_kind) == 1 else None  # None: they differ by kind
     writers = _writers_for(engine)
     dialect_insert = pg_insert if engine.db.dialect.name == "postgresql" else sqlite_insert
     rows = [(d.client_id, item.digest, item.contributor_id, item.source_contributor, d.kind, d.observed_at,
@@ -1111,9 +1108,11 @@ def _insert_batch(
             conn.execute(dialect_insert(MediaBlob).on_conflict_do_nothing(), list(blobs.values()))
         if links:
             conn.execute(insert(ObservationMedia.__table__), links)
+        enrichment_fixed = ("pending", 0, now)
+        if services is None:
+            return _insert_mixed_pending(conn, writers["enrichments"], items, ids, by_kind, enrichment_fixed)
         if not services:
             return [(item, obs_id, []) for item, obs_id in zip(items, ids)]
-        enrichment_fixed = ("pending", 0, now)
         enrichment_ids = _reserve_ids(conn, Enrichment.__table__, len(ids) * len(services))
         if enrichment_ids is None:
             enrichment_ids = list(conn.execute(_RETURNING_ENRICHMENTS, [
@@ -1124,6 +1123,25 @@ def _insert_batch(
     k = len(services)  # the enrichments of the i-th observation: enrichment_ids[i * k:(i + 1) * k], as services
     return [(item, obs_id, list(zip(enrichment_ids[i * k:i * k + k], services)))
             for i, (item, obs_id) in enumerate(zip(items, ids))]
+
+
+def _insert_mixed_pending(
+    conn: Connection, writer: _RowWriter, items: list[_Ready], obs_ids: list[int], by_kind: dict[Any, list[str]],
+    fixed: tuple[Any, ...],
+) -> list[tuple[_Ready, int, list[tuple[int, str]]]]:
+    """The pending enrichments of a batch whose kinds are enriched by different services."""
+    pairs = [(obs_id, name) for item, obs_id in zip(items, obs_ids) for name in by_kind[item.draft.kind]]
+    ids = _reserve_ids(conn, Enrichment.__table__, len(pairs)) if pairs else []
+    if ids is None:
+        ids = list(conn.execute(_RETURNING_ENRICHMENTS, [
+            {"observation_id": obs_id, "plugin": name, **dict(zip(_ENRICHMENT_FIXED, fixed))}
+            for obs_id, name in pairs]).scalars())
+    elif pairs:
+        writer.insert(conn, ids, pairs, fixed)
+    of_observation: dict[int, list[tuple[int, str]]] = {}
+    for enrichment_id, (obs_id, name) in zip(ids, pairs):
+        of_observation.setdefault(obs_id, []).append((enrichment_id, name))
+    return [(item, obs_id, of_observation.get(obs_id, [])) for item, obs_id in zip(items, obs_ids)]
 
 
 def _insert_pending(conn: Connection, writer: _RowWriter, obs_ids: list[int], services: list[str],

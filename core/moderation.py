@@ -8,6 +8,7 @@ from core.audit import audit, snapshot
 from core.db.session import transaction
 from core.engine import Engine
 from core.errors import InvalidTransition
+from core.types import ObservationView
 from core.views import load_observation, observation_view
 
 log = logging.getLogger(__name__)
@@ -47,10 +48,11 @@ def moderate(engine: Engine, obs_id: int, action: str, actor: str, reason: str |
     return old, new
 
 
-def _notify(engine: Engine, view, old: str, new: str) -> None:  # type: ignore[no-untyped-def]
+def _notify(engine: Engine, view: ObservationView, old: str, new: str) -> None:
+    """Tell every enabled plugin, one at a time: a broken notifier never stops the others."""
     project = engine.registry.project(view.project)
-    for plugin, call in engine.host.enabled_impls("on_status_change", project):
-        try:
-            call(observation=view, old=old, new=new, project=project)
-        except Exception:
-            log.exception("on_status_change of plugin %r failed for observation %s", plugin, view.id)
+    for called in engine.host.call_each("on_status_change", project, view.kind, observation=view, old=old, new=new,
+                                        project=project, engine=engine):
+        if called.error is not None:
+            log.error("on_status_change of plugin %r failed for observation %s", called.plugin, view.id,
+                      exc_info=called.error)

@@ -9,12 +9,14 @@ import importlib
 import importlib.metadata
 import logging
 from dataclasses import dataclass, field
+import time
 from types import ModuleType
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Mapping, Sequence
 
 import pluggy
 
 from core import hookspecs
+from core.hookspecs import KINDS_ATTRIBUTE
 from core.registry import Registry
 from core.types import Analysis, ObservationType, ProjectContext
 
@@ -36,52 +38,147 @@ class PluginInfo:
     builtin: bool
 
 
+@dataclass(frozen=True)
+class Called:
+    """What one plugin's implementation gave in an isolated call (``PluginHost.call_each``)."""
+
+    plugin: str
+    result: Any = None
+    error: BaseException | None = None
+
+
 @dataclass
 class PluginHost:
-    """The loaded plugins and what they registered at start-up."""
+    """The loaded plugins and what they registered at start-up.
+
+    Every hook is called through pluggy (``pm.hook``): start-up hooks for every installed plugin,
+    the others through a subset caller that holds only what a project enables (``hooks``). Two
+    ways to call, one order (pluggy's: the plugin registered last is called first, wrappers
+    around the rest):
+
+    - ``hooks(project, kind).<hook>(**kwargs)``: one pluggy call of the enabled plugins, with
+      ``firstresult`` and wrappers as pluggy does them; the first exception stops the call.
+    - ``call_each(hook, project, kind, **kwargs)``: the isolation mechanism, where one plugin's
+      failure must not stop the others (quality checks, status changes, start-up hooks that name
+      the plugin that failed): one pluggy call per plugin, each through a subset caller holding
+      that plugin and the enabled plugins' wrappers; exceptions are returned, not raised.
+    """
 
     pm: pluggy.PluginManager
     registry: Registry
     info: dict[str, PluginInfo]
     observation_types: dict[str, ObservationType] = field(default_factory=dict)
     analyses: dict[str, Analysis] = field(default_factory=dict)
+    defaults: frozenset[str] = frozenset(DEFAULT_PLUGINS)
+    _callers: dict[tuple[Any, ...], pluggy.HookCaller] = field(default_factory=dict, repr=False)
 
     def is_default(self, plugin_name: str) -> bool:
-        return plugin_name.startswith("core.")
+        """Whether ``plugin_name`` is one of the engine's own plugins, on for every project."""
+        return plugin_name in self.defaults
 
     def hooks_of(self, plugin_name: str) -> list[str]:
         plugin = self.pm.get_plugin(plugin_name)
         return sorted(c.name for c in self.pm.get_hookcallers(plugin) or [])
 
-    def enabled_impls(self, hook_name: str, project: ProjectContext) -> Iterator[tuple[str, Callable[..., Any]]]:
-        """The implementations of ``hook_name`` that ``project`` enables, in pluggy's call order.
+    def plugins_of(self, hook_name: str, project: ProjectContext | None = None, kind: str | None = None) -> list[str]:
+        """The plugins whose implementation of ``hook_name`` a call for ``project`` (and an observation
+        of ``kind``) reaches, in call order (wrappers excluded). Every installed plugin without a project."""
+        return [impl.plugin_name for impl in reversed(getattr(self.pm.hook, hook_name).get_hookimpls())
+                if not _is_wrapper(impl) and self._reaches(impl, project, kind)]
 
-        Each is returned as (plugin name, a function taking the hook's keyword arguments).
-        """
-        hook = getattr(self.pm.hook, hook_name)
-        for impl in reversed(hook.get_hookimpls()):
-            if self.is_default(impl.plugin_name) or project.enables(impl.plugin_name):
-                yield impl.plugin_name, _bind(impl)
+    def hooks(self, project: ProjectContext, kind: str | None = None) -> "ProjectHooks":
+        """``pm.hook`` as ``project`` sees it: only the plugins it enables (and the engine's own);
+        with ``kind``, only implementations that handle that kind (``core.hookspecs.for_kinds``)."""
+        return ProjectHooks(self, project, kind)
 
-    def impl_of(self, hook_name: str, plugin_name: str) -> Callable[..., Any] | None:
-        hook = getattr(self.pm.hook, hook_name)
-        for impl in hook.get_hookimpls():
-            if impl.plugin_name == plugin_name:
-                return _bind(impl)
-        return None
+    def caller(self, hook_name: str, project: ProjectContext | None, kind: str | None = None,
+               only: str | None = None) -> pluggy.HookCaller:
+        """The pluggy caller of ``hook_name`` for ``project`` and ``kind`` (cached); with ``only``,
+        holding that plugin's implementation and the enabled plugins' wrappers."""
+        key = (hook_name, project.slug if project is not None else None, kind, only)
+        found = self._callers.get(key)
+        if found is None:
+            impls = getattr(self.pm.hook, hook_name).get_hookimpls()
+            keep = {impl.plugin for impl in impls if self._reaches(impl, project, kind)
+                    and (only is None or impl.plugin_name == only or _is_wrapper(impl))}
+            found = self._callers[key] = self.pm.subset_hook_caller(
+                hook_name, [impl.plugin for impl in impls if impl.plugin not in keep])
+        return found
 
-    def enriching_services(self, project: ProjectContext) -> list[str]:
-        """Services of ``project`` that implement ``enrich_observation``."""
-        return [name for name, _ in self.enabled_impls("enrich_observation", project)]
+    def call_each(self, hook_name: str, project: ProjectContext | None = None, kind: str | None = None, /,
+                  **kwargs: Any) -> list[Called]:
+        """Call ``hook_name`` once per plugin that ``project`` enables, in call order; a plugin
+        that raises is reported in its ``Called`` and the others still run."""
+        out = []
+        for plugin in self.plugins_of(hook_name, project, kind):
+            caller = self.caller(hook_name, project, kind, only=plugin)
+            try:
+                results = caller(**kwargs)
+            except Exception as exc:  # the isolation: recorded against the plugin, never raised
+                out.append(Called(plugin, error=exc))
+                continue
+            out.append(Called(plugin, results if caller.spec and caller.spec.opts.get("firstresult")
+                              else (results[0] if results else None)))
+        return out
+
+    def enriching_services(self, project: ProjectContext, kind: str | None = None) -> list[str]:
+        """Services of ``project`` that enrich observations (of ``kind``, when given)."""
+        return self.plugins_of("enrich_observation", project, kind)
+
+    def _reaches(self, impl: pluggy.HookImpl, project: ProjectContext | None, kind: str | None) -> bool:
+        if project is not None and not (self.is_default(impl.plugin_name) or project.enables(impl.plugin_name)):
+            return False
+        if kind is None:
+            return True
+        spec = self.registry.services.get(impl.plugin_name)
+        kinds = spec.kinds if spec is not None and spec.kinds is not None else kinds_of(impl.function)
+        return kinds is None or kind in kinds
 
 
-def _bind(impl: pluggy.HookImpl) -> Callable[..., Any]:
-    argnames = impl.argnames
+class ProjectHooks:
+    """``host.hooks(project, kind).<hook>``: the pluggy caller of a hook for one project."""
 
-    def call(**kwargs: Any) -> Any:
-        return impl.function(**{name: kwargs[name] for name in argnames})
+    def __init__(self, host: PluginHost, project: ProjectContext, kind: str | None) -> None:
+        self._host, self._project, self._kind = host, project, kind
 
-    return call
+    def __getattr__(self, hook_name: str) -> pluggy.HookCaller:
+        return self._host.caller(hook_name, self._project, self._kind)
+
+
+def _is_wrapper(impl: pluggy.HookImpl) -> bool:
+    return bool(impl.wrapper or impl.hookwrapper)
+
+
+def kinds_of(function: Callable[..., Any]) -> tuple[str, ...] | None:
+    """The kinds an implementation handles (``core.hookspecs.for_kinds``), or None for all."""
+    return getattr(function, KINDS_ATTRIBUTE, None)
+
+
+def trace_calls(pm: pluggy.PluginManager, logger: logging.Logger | None = None) -> Callable[[], None]:
+    """Log every hook call: the hook, the plugins it reached, the time taken and what came back
+    (``OBSERVATORY_TRACE_PLUGINS=1``). Returns a function that stops the tracing."""
+    logger = logger or logging.getLogger("observatory.plugins.trace")
+    started: dict[int, float] = {}
+
+    def before(hook_name: str, impls: Sequence[pluggy.HookImpl], kwargs: Mapping[str, Any]) -> None:
+        started[id(kwargs)] = time.perf_counter()
+
+    def after(outcome: pluggy.Result[Any], hook_name: str, impls: Sequence[pluggy.HookImpl],
+              kwargs: Mapping[str, Any]) -> None:
+        took_ms = (time.perf_counter() - started.pop(id(kwargs), time.perf_counter())) * 1000
+        plugins = ", ".join(impl.plugin_name for impl in reversed(impls)) or "no plugin"
+        if outcome.exception is not None:
+            answer = f"raised {type(outcome.exception).__name__}: {outcome.exception}"
+        else:
+            answer = "returned " + _short(outcome.get_result())
+        logger.info("hook %s [%s] %.2f ms %s", hook_name, plugins, took_ms, answer)
+
+    return pm.add_hookcall_monitoring(before, after)
+
+
+def _short(value: Any, limit: int = 120) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _version_of(module: ModuleType, dist: str | None) -> str:
@@ -118,8 +215,12 @@ def discover() -> list[tuple[str, str, str | None]]:
     return found
 
 
-def build_host(registry: Registry, extra_modules: str = "") -> PluginHost:
-    """Load every plugin, check it against the hook specs and ``registry``; raise PluginError."""
+def build_host(registry: Registry, extra_modules: str = "", *, trace: bool = False) -> PluginHost:
+    """Load every plugin, check it against the hook specs and ``registry``; raise PluginError.
+
+    ``extra_modules`` (the ``plugin_modules`` setting): ``name=module`` or ``module`` items,
+    comma-separated; a module that an installed entry point already loads under that name is
+    loaded once. ``trace``: log every hook call (``trace_calls``)."""
     pm = pluggy.PluginManager(hookspecs.PROJECT_NAME)
     pm.add_hookspecs(hookspecs)
     info: dict[str, PluginInfo] = {}
@@ -134,6 +235,8 @@ def build_host(registry: Registry, extra_modules: str = "") -> PluginHost:
         candidates.append((name or module_path.rsplit(".", 1)[-1], module_path, None))
     for name, module_path, dist in candidates:
         if pm.has_plugin(name):
+            if info[name].module == module_path and not info[name].module.startswith("core."):
+                continue  # the same module, installed and listed in plugin_modules too
             raise PluginError(f"plugin {name!r}: two plugins have this name ({module_path!r} and {info[name].module!r})")
         module = _import(name, module_path)
         _register(pm, name, module)
@@ -150,9 +253,11 @@ def build_host(registry: Registry, extra_modules: str = "") -> PluginHost:
             f"plugin {name!r}: registry.yaml offers it (enabled by {users}) but it is not installed; "
             f"install the package that provides the entry point '{ENTRY_POINT_GROUP}: {name}'"
         )
+    if trace:
+        trace_calls(pm)
     host = PluginHost(pm=pm, registry=registry, info=info)
-    _collect_types(host)
-    _collect_analyses(host)
+    _collect("register_observation_types", "observation type", host, host.observation_types)
+    _collect("register_analyses", "analysis", host, host.analyses)
     return host
 
 
@@ -167,11 +272,15 @@ def _registrar(kind: str, store: dict[str, Any], plugin: str) -> Callable[[Any],
     return register
 
 
-def _collect_types(host: PluginHost) -> None:
-    for impl in host.pm.hook.register_observation_types.get_hookimpls():  # first come keeps the name
-        impl.function(register=_registrar("observation type", host.observation_types, impl.plugin_name))
+def _collect(hook_name: str, what: str, host: PluginHost, store: dict[str, Any]) -> None:
+    """Call a ``register_*`` hook plugin by plugin, so that each item is stored with its plugin."""
+    for plugin in host.plugins_of(hook_name):
+        host.caller(hook_name, None, only=plugin)(register=_registrar(what, store, plugin))
 
 
-def _collect_analyses(host: PluginHost) -> None:
-    for impl in host.pm.hook.register_analyses.get_hookimpls():
-        impl.function(register=_registrar("analysis", host.analyses, impl.plugin_name))
+def call_startup(host: PluginHost, engine: Any) -> None:
+    """The ``startup`` hook of every plugin; the first failure stops start-up, naming its plugin."""
+    for called in host.call_each("startup", None, None, engine=engine):
+        if called.error is not None:
+            exc = called.error
+            raise PluginError(f"plugin {called.plugin!r}: startup failed: {type(exc).__name__}: {exc}") from exc

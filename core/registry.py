@@ -35,6 +35,9 @@ class ServiceSpec(BaseModel):
     """JSON Schema of the per-project settings."""
     config: dict[str, Any] = Field(default_factory=dict)
     """Service-wide configuration (shared by every project), e.g. the models on offer."""
+    kinds: list[str] | None = None
+    """The kinds of observation the service enriches and checks, in place of those its plugin
+    declares (``core.hookspecs.for_kinds``); unset: the plugin's (all kinds if it declares none)."""
 
     @field_validator("settings")
     @classmethod

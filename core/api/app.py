@@ -27,11 +27,10 @@ you see published observations of public projects, without personal data. Errors
 
 
 def _plugin_routers(app: FastAPI, engine: Engine) -> None:
-    for impl in engine.host.pm.hook.register_routes.get_hookimpls():
-        def register(router: APIRouter, prefix: str = "", _plugin: str = impl.plugin_name) -> None:
-            app.include_router(router, prefix=prefix)
+    def register(router: APIRouter, prefix: str = "") -> None:
+        app.include_router(router, prefix=prefix)
 
-        impl.function(register=register)
+    engine.host.pm.hook.register_routes(register=register, engine=engine)
 
 
 _ERROR_REF = {"$ref": "#/components/schemas/ErrorOut"}

@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
-from core.config import get_settings
 from core.hookspecs import hookimpl
 from core.types import Draft, Flag, ObservationType, ObservationView, Problem, ProjectContext
+
+if TYPE_CHECKING:
+    from core.engine import Engine
 
 EARLIEST = datetime(1800, 1, 1, tzinfo=timezone.utc)
 LOW_ACCURACY_M = 10_000
 
 
-@hookimpl
+@hookimpl(tryfirst=True)  # the engine's own kind is registered before any plugin's
 def register_observation_types(register: Callable[[ObservationType], None]) -> None:
     register(
         ObservationType(
@@ -26,9 +28,9 @@ def register_observation_types(register: Callable[[ObservationType], None]) -> N
 
 
 @hookimpl
-def validate_observation(draft: Draft, project: ProjectContext) -> list[Problem]:
+def validate_observation(draft: Draft, project: ProjectContext, engine: Engine) -> list[Problem]:
     problems = []
-    skew = timedelta(seconds=get_settings().max_future_skew_s)
+    skew = timedelta(seconds=engine.settings.max_future_skew_s)
     now = datetime.now(timezone.utc)
     if draft.observed_at > now + skew:
         problems.append(

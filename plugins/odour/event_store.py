@@ -528,19 +528,15 @@ class EventIndex:
                                  "its events; raise plugins.odour.event_store.MAX_REPORTS or narrow the project")
 
 
-_INDEXES: dict[int, tuple[weakref.ref[Any], dict[tuple[Any, ...], EventIndex]]] = {}
 _INDEXES_LOCK = threading.Lock()
 
 
 def index_for(engine: Any, project: str, rule: Rule) -> EventIndex:
     """This process's index of ``project`` under ``rule`` for ``engine`` (made empty the first
-    time; dropped with the engine)."""
+    time; kept with the engine: ``Engine.state``)."""
+    indexes: dict[tuple[Any, ...], EventIndex] = engine.state("odour.event_indexes", dict)
     with _INDEXES_LOCK:
-        entry = _INDEXES.get(id(engine))
-        if entry is None or entry[0]() is not engine:
-            entry = _INDEXES[id(engine)] = (weakref.ref(engine), {})
-            weakref.finalize(engine, _INDEXES.pop, id(engine), None)
-        index = entry[1].get((project, rule))
+        index = indexes.get((project, rule))
         if index is None:
-            index = entry[1][(project, rule)] = EventIndex(rule)
+            index = indexes[(project, rule)] = EventIndex(rule)
         return index

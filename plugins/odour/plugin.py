@@ -25,9 +25,9 @@ import logging
 import math
 from collections.abc import Callable
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from core import hookimpl, queries
+from core import for_kinds, hookimpl, queries
 from core.privacy import precision_m, public_location
 from core.types import ExportColumn, Flag, ObservationView, ProjectContext
 from plugins.odour.catalogue import CATEGORIES, SUBTYPES
@@ -37,6 +37,9 @@ from plugins.odour.schema import odour_type
 from plugins.odour.service import KIND, PLUGIN, detect, reports_of, settings_of
 from plugins.odour.validation import validate_odour
 
+if TYPE_CHECKING:
+    from core.engine import Engine
+
 log = logging.getLogger(__name__)
 
 CORROBORATION_SPAN = 3
@@ -45,19 +48,7 @@ decide whether it belongs to an event; a chain of links longer than that is not 
 CORROBORATION_STATUSES = ("published",)
 """Reports that can corroborate another: those the public may see (the flag is public)."""
 
-_engine: Any = None
 _reassessing: contextvars.ContextVar[bool] = contextvars.ContextVar("odour_reassessing", default=False)
-
-
-def engine() -> Any:
-    """The running engine, as ``startup`` gave it (None before start-up)."""
-    return _engine
-
-
-@hookimpl
-def startup(engine: Any) -> None:
-    global _engine
-    _engine = engine
 
 
 @hookimpl
@@ -73,9 +64,8 @@ def validate_observation(draft: Any, project: ProjectContext) -> list[Any] | Non
 
 
 @hookimpl
+@for_kinds(KIND)
 def enrich_observation(observation: ObservationView, project: ProjectContext) -> dict[str, Any] | None:
-    if observation.kind != KIND:
-        return None
     settings = settings_of(project)
     # The public sees enrichments beside the public place: distances, bearings and zones are
     # computed from that place (core.privacy: the project's grid, or the obscured cell), so they
@@ -95,20 +85,20 @@ def enrich_observation(observation: ObservationView, project: ProjectContext) ->
     return result
 
 
-def _contributor_times(observation: ObservationView, minutes: float) -> list[Any]:
-    if _engine is None or observation.contributor_id is None:
+def _contributor_times(engine: Engine, observation: ObservationView, minutes: float) -> list[Any]:
+    if observation.contributor_id is None:
         return []
     since, until = burst_window(observation.observed_at, minutes)
     # a published report's flags are public: its burst counts the author's published reports only
     # (a pending one's, seen by its author and staff, counts every report of theirs but the trash)
     statuses = CORROBORATION_STATUSES if observation.status == "published" else ("pending", "published", "unpublished")
-    others = queries.observations(_engine, observation.project, kind=KIND, contributor_id=observation.contributor_id,
+    others = queries.observations(engine, observation.project, kind=KIND, contributor_id=observation.contributor_id,
                                   since=since, until=until + timedelta(seconds=1), exclude_id=observation.id,
                                   statuses=statuses)
     return [o.observed_at for o in others]
 
 
-def _nearby(observation: ObservationView, project: ProjectContext) -> tuple[list[Any], list[Any]]:
+def _nearby(engine: Engine, observation: ObservationView, project: ProjectContext) -> tuple[list[Any], list[Any]]:
     """(the report itself, the published reports of its category around it), as Reports on
     their public places: what the public may see, and nothing else. A private report has no
     public place: ([], []); private reports around are not among the others."""
@@ -120,7 +110,7 @@ def _nearby(observation: ObservationView, project: ProjectContext) -> tuple[list
         return [], []
     slack = precision_m(project, observation.location_privacy) or 0.0
     nearby = queries.observations(
-        _engine, project.slug, kind=KIND, statuses=CORROBORATION_STATUSES, exclude_id=observation.id,
+        engine, project.slug, kind=KIND, statuses=CORROBORATION_STATUSES, exclude_id=observation.id,
         bbox=_reach_bbox(place.lat, place.lon, reach_m + slack), public_places=True,
         since=observation.observed_at - CORROBORATION_SPAN * window,
         until=observation.observed_at + CORROBORATION_SPAN * window + timedelta(seconds=1),
@@ -132,7 +122,7 @@ def _nearby(observation: ObservationView, project: ProjectContext) -> tuple[list
     return mine, others
 
 
-def _corroboration(observation: ObservationView, project: ProjectContext) -> Flag | None:
+def _corroboration(engine: Engine, observation: ObservationView, project: ProjectContext) -> Flag | None:
     """``odour.corroborated`` when the report belongs to an event of the published reports
     around it (the flag is public: it depends only on what the public may see).
 
@@ -141,14 +131,12 @@ def _corroboration(observation: ObservationView, project: ProjectContext) -> Fla
     A pending report changes nothing in anyone else's flags (its publication does:
     :func:`on_status_change`).
     """
-    if _engine is None:
-        return None
     # The flag is public: it is decided on the places as the public sees them (core.privacy), as
     # the public's events are, or a contributor could move reports of their own around another
     # person's and read from the flag when the exact distance crosses distance_m; and on
     # published reports only, or another person's published report would tell that a pending
     # (or unpublished) one lies near it.
-    mine, others = _nearby(observation, project)
+    mine, others = _nearby(engine, observation, project)
     if not mine or not others:
         return None
     detection = detect(project, mine + others)
@@ -161,7 +149,7 @@ def _corroboration(observation: ObservationView, project: ProjectContext) -> Fla
         possible_before = set(detect(project, others).possible)
         for report_id in event.report_ids:
             if report_id != observation.id and report_id < observation.id and report_id in possible_before:
-                _reassess(report_id)
+                _reassess(engine, report_id)
     start, end = event.start.isoformat(timespec="minutes"), event.end.isoformat(timespec="minutes")
     return Flag(
         "odour.corroborated",
@@ -174,25 +162,26 @@ def _corroboration(observation: ObservationView, project: ProjectContext) -> Fla
 
 
 @hookimpl
-def on_status_change(observation: ObservationView, old: str, new: str, project: ProjectContext) -> None:
+@for_kinds(KIND)
+def on_status_change(observation: ObservationView, old: str, new: str, project: ProjectContext, engine: Engine) -> None:
     """A report published, unpublished or trashed: the published reports it links with (into
     an event, or out of one) are assessed again, so that their public ``odour.corroborated``
     follows what the public may see. Nothing happens for changes that stay out of public view
     (pending to trashed, trashed back to pending)."""
-    if _engine is None or observation.kind != KIND or "published" not in (old, new):
+    if "published" not in (old, new):
         return
     if new == "published":
         # the report itself: its flags were decided when it was pending (maybe long ago), on
         # what its author and staff see; now they are public, decided on what the public sees
-        _reassess(observation.id)
-    mine, others = _nearby(observation, project)
+        _reassess(engine, observation.id)
+    mine, others = _nearby(engine, observation, project)
     if not mine or not others:
         return
     with_it = detect(project, mine + others)
     event = next((e for e in with_it.events if observation.id in e.report_ids), None)
     linked = set(event.report_ids) if event is not None else set()
     for report_id in sorted(linked - {observation.id}):  # whatever their ids
-        _reassess(report_id)
+        _reassess(engine, report_id)
 
 
 def _reach_bbox(lat: float, lon: float, reach_m: float) -> tuple[float, float, float, float]:
@@ -207,10 +196,10 @@ def _reach_bbox(lat: float, lon: float, reach_m: float) -> tuple[float, float, f
     return (wrap(lon - d_lon), south, wrap(lon + d_lon), north)
 
 
-def _reassess(observation_id: int) -> None:
+def _reassess(engine: Engine, observation_id: int) -> None:
     token = _reassessing.set(True)
     try:
-        _engine.dispatcher.assess(_engine, observation_id)
+        engine.dispatcher.assess(engine, observation_id)
     except Exception as exc:  # noqa: BLE001 (never let another report's assessment fail this one)
         log.warning("odour: could not assess observation %s again: %s", observation_id, exc)
     finally:
@@ -218,19 +207,18 @@ def _reassess(observation_id: int) -> None:
 
 
 @hookimpl
-def quality_check(observation: ObservationView, project: ProjectContext) -> list[Flag] | None:
-    if observation.kind != KIND:
-        return None
+@for_kinds(KIND)
+def quality_check(observation: ObservationView, project: ProjectContext, engine: Engine) -> list[Flag] | None:
     settings = settings_of(project)
     minutes = float(settings["burst_minutes"])
     # flags are public: see enrich_observation (a private report's place has no public flag)
     place = public_location(observation.location, project, observation.location_privacy)
     flags = quality_flags(
         observation.fields, lat=place.lat if place else None, lon=place.lon if place else None,
-        observed_at=observation.observed_at, contributor_times=_contributor_times(observation, minutes),
+        observed_at=observation.observed_at, contributor_times=_contributor_times(engine, observation, minutes),
         zones=settings["zones"] or None, burst_reports=int(settings["burst_reports"]), burst_minutes=minutes,
     )
-    corroborated = _corroboration(observation, project)
+    corroborated = _corroboration(engine, observation, project)
     if corroborated is not None:
         flags.append(corroborated)
     return flags

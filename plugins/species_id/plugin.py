@@ -16,35 +16,38 @@ Heavy modules (onnxruntime, OpenCV) are imported when first needed, not at start
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
-from core.hookspecs import hookimpl
+from core.hookspecs import for_kinds, hookimpl
 from core.types import Flag, ObservationView, ProjectContext
 
+if TYPE_CHECKING:
+    from core.engine import Engine
+
 SERVICE = "species_id"
+PHOTO_KINDS = ("generic",)
+"""The kinds species_id identifies: the engine's generic observation (photos of organisms);
+odour reports and other kinds get no species_id enrichment, row or task."""
 
 
 @hookimpl
-def startup(engine: Any) -> None:
-    from plugins.species_id import runtime
+@for_kinds(*PHOTO_KINDS)
+def enrich_observation(observation: ObservationView, project: ProjectContext, engine: Engine) -> dict[str, Any]:
+    from plugins.species_id import service
+    from plugins.species_id.runtime import Runtime
 
-    runtime.set_engine(engine)
-
-
-@hookimpl
-def enrich_observation(observation: ObservationView, project: ProjectContext) -> dict[str, Any]:
-    from plugins.species_id import runtime, service
-
-    return service.enrich(runtime.current(), observation, project.settings(SERVICE))
+    return service.enrich(Runtime.of(engine), observation, project.settings(SERVICE))
 
 
 @hookimpl
-def quality_check(observation: ObservationView, project: ProjectContext) -> list[Flag]:
-    from plugins.species_id import runtime, service
+@for_kinds(*PHOTO_KINDS)
+def quality_check(observation: ObservationView, project: ProjectContext, engine: Engine) -> list[Flag]:
+    from plugins.species_id import service
+    from plugins.species_id.runtime import Runtime
 
     if SERVICE not in observation.enrichments:
         return []
-    return service.quality(runtime.current(), observation, project.settings(SERVICE), project.public)
+    return service.quality(Runtime.of(engine), observation, project.settings(SERVICE), project.public)
 
 
 @hookimpl

@@ -1,9 +1,8 @@
 """What the species_id hooks need beyond their arguments: the engine's settings, the service's
 config in registry.yaml, and the database (to find near-duplicate photos in a project).
 
-Hooks get ``(observation, project)`` only; the engine hands itself to the ``startup`` hook,
-which keeps it here, and ``current()`` gives the runtime of that engine. Code that holds an
-Engine (the HTTP route, the CLI) uses ``Runtime.of(engine)``.
+Hooks, the HTTP route and the CLI are given the engine and use ``Runtime.of(engine)``, kept
+with the engine (``Engine.state``).
 """
 
 from __future__ import annotations
@@ -11,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
-import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,7 +21,6 @@ from plugins.species_id.catalogue import REGISTRY_FILE, SERVICE, Catalogue, buil
 
 _lock = threading.Lock()
 _catalogues: dict[tuple[Any, ...], Catalogue] = {}
-_of_engine: dict[int, tuple[weakref.ref[Any], "Runtime"]] = {}
 
 
 def _digest(config: dict[str, Any]) -> str:
@@ -41,17 +38,13 @@ class Runtime:
     @classmethod
     def of(cls, engine: Any) -> "Runtime":
         """The runtime of a started Engine (kept while the engine lives)."""
-        with _lock:
-            found = _of_engine.get(id(engine))
-        if found is not None and found[0]() is engine:
-            return found[1]
-        spec = engine.registry.services.get(SERVICE)
-        config = dict(spec.config) if spec else {}
-        made = cls(engine.settings, config, Path(engine.settings.registry_path).resolve().parent, engine.sessions,
-                   _digest(config))
-        with _lock:
-            _of_engine[id(engine)] = (weakref.ref(engine), made)
-        return made
+        def make() -> "Runtime":
+            spec = engine.registry.services.get(SERVICE)
+            config = dict(spec.config) if spec else {}
+            return cls(engine.settings, config, Path(engine.settings.registry_path).resolve().parent, engine.sessions,
+                       _digest(config))
+
+        return engine.state(f"{SERVICE}.runtime", make)  # type: ignore[no-any-return]
 
     @property
     def models_dir(self) -> Path:
@@ -74,21 +67,3 @@ class Runtime:
                     _catalogues.clear()
                 _catalogues[key] = found
         return found
-
-
-_started: list[Any] = []
-
-
-def set_engine(engine: Any) -> None:
-    """Keep the running engine (called from the ``startup`` hook)."""
-    with _lock:
-        _started[:] = [engine]
-
-
-def current() -> Runtime:
-    """The runtime of the engine this process started (for hooks)."""
-    with _lock:
-        engine = _started[0] if _started else None
-    if engine is None:
-        raise RuntimeError("species_id: the engine has not started (the startup hook was not called)")
-    return Runtime.of(engine)

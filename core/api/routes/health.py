@@ -21,7 +21,7 @@ def _broker_ok(engine: EngineDep) -> str | None:
     if settings.broker_url.startswith("filesystem"):
         folder = settings.broker_folder / "in"
         return None if folder.is_dir() else f"broker folder {folder} is missing"
-    from core.worker import producer_for
+    from core.dispatch import producer_for
 
     try:
         with producer_for(settings).connection_for_write() as conn:
