@@ -21,7 +21,6 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
-from starlette.routing import Match
 
 from core.api.errors import ApiError
 
@@ -108,14 +107,3 @@ async def reject_unknown_query(request: Request) -> None:
             known += ", and field.NAME for a field of the project's kinds"
         raise ApiError(422, "unknown_parameter",
                        f"unknown query parameter(s) {', '.join(map(repr, unknown))}; this operation takes: {known}")
-
-
-def allowed_methods(app: FastAPI, scope: dict[str, Any]) -> list[str]:
-    """Every method some route serves at the path of ``scope`` (for a 405's ``Allow`` header)."""
-    methods: set[str] = set()
-    for route in app.router.routes:
-        route_methods = getattr(route, "methods", None)
-        # PARTIAL: the path matches and only the method does not
-        if route_methods and route.matches({**scope, "type": "http"})[0] != Match.NONE:
-            methods |= set(route_methods)
-    return sorted(methods)

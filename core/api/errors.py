@@ -10,6 +10,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from core.errors import EngineError, ValidationFailed
 from core.media import MediaError
@@ -88,8 +89,6 @@ def install_error_handlers(app: FastAPI) -> None:
         code = HTTP_CODES.get(exc.status_code, "error")
         headers = dict(getattr(exc, "headers", None) or {})
         if exc.status_code == 405:  # every method of the path, not only those of the first route found
-            from core.api.contract import allowed_methods  # contract imports this module
-
             headers["Allow"] = ", ".join(allowed_methods(request.app, request.scope))
         return JSONResponse(error_body(code, str(exc.detail)), exc.status_code, headers=headers or None)
 
@@ -97,3 +96,14 @@ def install_error_handlers(app: FastAPI) -> None:
 def database_unavailable() -> JSONResponse:
     """503 with a short Retry-After: the database is away for now, not the request at fault."""
     return JSONResponse(error_body("database_unavailable", DATABASE_UNAVAILABLE), 503, headers={"Retry-After": "1"})
+
+
+def allowed_methods(app: FastAPI, scope: dict[str, Any]) -> list[str]:
+    """Every method some route serves at the path of ``scope`` (for a 405's ``Allow`` header)."""
+    methods: set[str] = set()
+    for route in app.router.routes:
+        route_methods = getattr(route, "methods", None)
+        # PARTIAL: the path matches and only the method does not
+        if route_methods and route.matches({**scope, "type": "http"})[0] != Match.NONE:
+            methods |= set(route_methods)
+    return sorted(methods)
