@@ -180,7 +180,8 @@ def quality_flags(engine: Engine, view: ObservationView) -> list[Flag]:
             flags.append(Flag("check_failed", f"the quality check of {called.plugin} failed: {called.error}", "info",
                               plugin=called.plugin))
             continue
-        flags.extend(Flag(f.code, f.message, f.severity, f.value, called.plugin) for f in called.result or [])
+        flags.extend(Flag(f.code, f.message, f.severity, f.value, called.plugin)
+                     for found in called.result for f in found or ())
     return flags
 
 

@@ -40,7 +40,8 @@ class PluginInfo:
 
 @dataclass(frozen=True)
 class Called:
-    """What one plugin's implementation gave in an isolated call (``PluginHost.call_each``)."""
+    """What one plugin's call gave in an isolated call (``PluginHost.call_each``): ``result`` as
+    pluggy returns it (the list of answers; the answer itself for a ``firstresult`` hook)."""
 
     plugin: str
     result: Any = None
@@ -117,8 +118,7 @@ class PluginHost:
             except Exception as exc:  # the isolation: recorded against the plugin, never raised
                 out.append(Called(plugin, error=exc))
                 continue
-            out.append(Called(plugin, results if caller.spec and caller.spec.opts.get("firstresult")
-                              else (results[0] if results else None)))
+            out.append(Called(plugin, results))
         return out
 
     def enriching_services(self, project: ProjectContext, kind: str | None = None) -> list[str]:

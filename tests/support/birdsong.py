@@ -1,0 +1,28 @@
+"""A test plugin limited to its own kind (``for_kinds``), taking the engine in its hooks."""
+
+from core import for_kinds, hookimpl
+from core.types import Flag, ObservationType
+
+KIND = "bird_song"
+
+
+@hookimpl
+def register_observation_types(register):
+    register(ObservationType(KIND, "Bird song", {"type": "object", "properties": {"species": {"type": "string"}}}))
+
+
+@hookimpl
+@for_kinds(KIND)
+def enrich_observation(observation, project, engine):
+    return {"kind": observation.kind, "projects": sorted(p.slug for p in engine.registry.projects)}
+
+
+@hookimpl
+@for_kinds(KIND)
+def quality_check(observation, project, engine):
+    return [Flag("song_checked", "the song was checked", "info")]
+
+
+@hookimpl
+def grade_observation(observation, flags, project):
+    return "research" if observation.fields.get("species") == "certain" else None
