@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import mimetypes
 import os
@@ -12,6 +13,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 import click
+from pydantic import ValidationError
 
 from core.config import Settings, get_settings
 from core.engine import Engine
@@ -32,14 +34,24 @@ def echo_json(value: Any) -> None:
     click.echo(json.dumps(value, indent=2, ensure_ascii=False, default=str))
 
 
+def with_examples(text: str, *examples: str) -> str:
+    """A command's help: ``text``, then an "Examples:" block that click prints as written."""
+    lines = "\n".join(f"  {example}" for example in examples)
+    return f"{text}\n\n\b\nExamples:\n{lines}"
+
+
 def start_engine(settings: Settings | None = None, *, inline: bool = False) -> Engine:
     """Start the engine or exit with a message naming the broken key or plugin."""
-    from core.worker import InlineDispatcher
+    from core.dispatch import InlineDispatcher
 
     try:
         return Engine.start(settings or get_settings(), dispatcher=InlineDispatcher() if inline else None)
     except (RegistryError, PluginError) as exc:
         fail(str(exc), EXIT_STARTUP)
+    except ValidationError as exc:
+        from core.doctor import settings_error
+
+        fail(settings_error(exc), EXIT_STARTUP)
 
 
 def engine_of(ctx: click.Context, *, inline: bool = False) -> Engine:
@@ -51,7 +63,27 @@ def engine_of(ctx: click.Context, *, inline: bool = False) -> Engine:
     return obj["engine"]
 
 
-@click.group(help="The observatory engine: observations, media, quality, moderation and services.")
+class ObservatoryGroup(click.Group):
+    """The top-level group. When the settings, registry.yaml or a plugin is broken, the engine's own
+    commands still run (``observatory doctor`` says what is wrong), and a command that is not
+    there, perhaps a plugin's, fails with the start-up error rather than "No such command"."""
+
+    startup_error: str | None = None
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        command = super().get_command(ctx, cmd_name)
+        if command is None and self.startup_error:
+            fail(f"{self.startup_error} (observatory doctor checks the whole installation)", EXIT_STARTUP)
+        return command
+
+
+@click.group(cls=ObservatoryGroup, help=with_examples(
+    "The observatory engine: observations, media, quality, moderation and services.",
+    "observatory doctor                  # is everything in place?",
+    "observatory serve                   # the API on http://127.0.0.1:8000 and a worker",
+    "observatory submit demo fox.json --media fox.jpg",
+    "observatory COMMAND --help          # each command's options, defaults and examples",
+))
 @click.version_option(package_name="observatory-engine")
 def cli() -> None:
     pass
@@ -67,10 +99,15 @@ def _die_with_parent() -> None:
         pass  # not Linux: the `finally` below still stops the worker on a clean exit
 
 
-@cli.command(help="Run the HTTP API and, with the embedded defaults, a worker beside it.")
-@click.option("--host", default=None, help="address to listen on (default OBSERVATORY_HOST or 127.0.0.1)")
-@click.option("--port", default=None, type=int, help="port (default OBSERVATORY_PORT or 8000)")
-@click.option("--worker/--no-worker", default=True, help="start a worker process beside the API")
+@cli.command(help=with_examples(
+    "Run the HTTP API and, with the embedded defaults, a worker beside it. Brings the database to the newest "
+    "schema first.",
+    "observatory serve",
+    "observatory serve --host 0.0.0.0 --port 8080 --no-worker   # API only; workers run elsewhere",
+))
+@click.option("--host", default=None, show_default="OBSERVATORY_HOST or 127.0.0.1", help="address to listen on")
+@click.option("--port", default=None, type=int, show_default="OBSERVATORY_PORT or 8000", help="port")
+@click.option("--worker/--no-worker", default=True, show_default=True, help="start a worker process beside the API")
 @click.pass_context
 def serve(ctx: click.Context, host: str | None, port: int | None, worker: bool) -> None:
     import uvicorn
@@ -96,24 +133,33 @@ def serve(ctx: click.Context, host: str | None, port: int | None, worker: bool) 
             child.wait(timeout=30)
 
 
-@cli.command(help="Run a Celery worker for enrichments (any number, on any machine).")
-@click.option("--concurrency", type=int, default=None, help="worker processes (default: CPU count)")
-@click.option("--loglevel", default="INFO")
+@cli.command(help=with_examples(
+    "Run a Celery worker for enrichments (any number, on any machine), on OBSERVATORY_BROKER_URL's broker.",
+    "observatory worker",
+    "OBSERVATORY_BROKER_URL=redis://queue:6379/0 observatory worker --concurrency 4",
+))
+@click.option("--concurrency", type=int, default=None, show_default="the number of CPUs", help="worker processes")
+@click.option("--loglevel", default="INFO", show_default=True, help="Celery's log level (DEBUG, INFO, WARNING...)")
 @click.pass_context
 def worker(ctx: click.Context, concurrency: int | None, loglevel: str) -> None:
-    from core.worker import app, worker_argv
+    from core.worker import worker_app, worker_argv
 
     engine = engine_of(ctx)  # checks the registry and plugins before any task runs
-    app.worker_main(worker_argv(engine.settings, concurrency, loglevel))
+    worker_app(engine.settings).worker_main(worker_argv(engine.settings, concurrency, loglevel))
 
 
-@cli.group(help="Database migrations.")
+@cli.group(help=with_examples("Database migrations.", "observatory db upgrade"))
 def db() -> None:
     pass
 
 
-@db.command("upgrade", help="Bring the database to the newest schema.")
-@click.option("--revision", default="head")
+@db.command("upgrade", help=with_examples(
+    "Bring the database of OBSERVATORY_DATABASE_URL to the newest schema (or to --revision); prints the "
+    "revision reached.",
+    "observatory db upgrade",
+    "OBSERVATORY_DATABASE_URL=postgresql://observatory@db/observatory observatory db upgrade",
+))
+@click.option("--revision", default="head", show_default=True, help="the revision to reach")
 def db_upgrade(revision: str) -> None:
     from core.db.migrate import current, upgrade
 
@@ -123,7 +169,11 @@ def db_upgrade(revision: str) -> None:
     click.echo(f"database at revision {current(settings.database_url)}")
 
 
-@cli.command(help="List the installed plugins, their hooks and the projects that enable them.")
+@cli.command(help=with_examples(
+    "List the installed plugins, their hooks and the projects that enable them.",
+    "observatory plugins",
+    "observatory plugins --json",
+))
 @click.option("--json", "as_json", is_flag=True, help="print JSON")
 @click.pass_context
 def plugins(ctx: click.Context, as_json: bool) -> None:
@@ -148,7 +198,11 @@ def plugins(ctx: click.Context, as_json: bool) -> None:
                    f"projects {', '.join(row['projects']) or '-'}")
 
 
-@cli.command(help="List the projects of registry.yaml and the services each enables.")
+@cli.command(help=with_examples(
+    "List the projects of registry.yaml and the services each enables.",
+    "observatory projects",
+    "observatory projects --json",
+))
 @click.option("--json", "as_json", is_flag=True, help="print JSON")
 @click.pass_context
 def projects(ctx: click.Context, as_json: bool) -> None:
@@ -174,7 +228,13 @@ def _read_draft(path: str) -> Any:
         fail(f"{path}: not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}", EXIT_INVALID)
 
 
-@cli.command(help="Submit an observation from a JSON draft (and media files); print it as JSON.")
+@cli.command(help=with_examples(
+    "Submit an observation from a JSON draft (a file, or - for standard input) and media files; print it as "
+    "JSON. Enrichments are queued for the workers, or run here with --now.",
+    "observatory submit demo fox.json --media fox.jpg",
+    "observatory submit demo fox.json --now",
+    "cat fox.json | observatory submit demo -",
+))
 @click.argument("project")
 @click.argument("draft")
 @click.option("--media", "media", multiple=True, type=click.Path(exists=True, dir_okay=False), help="a media file")
@@ -208,25 +268,39 @@ def submit(ctx: click.Context, project: str, draft: str, media: tuple[str, ...],
     echo_json(out)
 
 
-@cli.command(help="Show an observation as JSON: fields, media, enrichments, flags, grade, status.")
+@cli.command(help=with_examples(
+    "Show an observation as JSON: fields, media, enrichments, flags, grade, status. When its enrichments have "
+    "waited for a worker for more than a minute, says so on standard error.",
+    "observatory show 1",
+    "observatory show 1 | jq .enrichments",
+))
 @click.argument("observation_id", type=int)
 @click.pass_context
 def show(ctx: click.Context, observation_id: int) -> None:
     from core.db.session import transaction
+    from core.doctor import waiting_for_worker
     from core.views import load_observation, observation_dict
 
     engine = engine_of(ctx)
     try:
         with transaction(engine.readers) as session:
-            echo_json(observation_dict(load_observation(session, observation_id)))
+            data = observation_dict(load_observation(session, observation_id))
     except EngineError as exc:
         fail(exc.message)
+    echo_json(data)
+    hint = waiting_for_worker(data)
+    if hint:
+        click.echo(f"note: {hint}", err=True)
 
 
-@cli.command(help="Publish, unpublish, trash or restore an observation.")
+@cli.command(help=with_examples(
+    "Publish, unpublish, trash or restore an observation (audited).",
+    "observatory moderate 1 publish",
+    "observatory moderate 1 trash --reason \"duplicate of 7\"",
+))
 @click.argument("observation_id", type=int)
 @click.argument("action", type=click.Choice(["publish", "unpublish", "trash", "restore"]))
-@click.option("--reason", default=None)
+@click.option("--reason", default=None, help="why; kept in the audit log")
 @click.pass_context
 def moderate(ctx: click.Context, observation_id: int, action: str, reason: str | None) -> None:
     from core.moderation import moderate as apply
@@ -238,9 +312,15 @@ def moderate(ctx: click.Context, observation_id: int, action: str, reason: str |
     click.echo(f"observation {observation_id}: {old} -> {new}")
 
 
-@cli.command("export", help="Export a project's observations as CSV, GeoJSON or a Darwin Core Archive (dwca).")
+@cli.command("export", help=with_examples(
+    "Export a project's observations as CSV, GeoJSON or a Darwin Core Archive (dwca).",
+    "observatory export demo -o demo.csv",
+    "observatory export demo --excel --filter kind=odour --filter \"field.intensity>=4\" -o strong.csv",
+    "observatory export demo --format dwca --gbif-only --out demo-dwca.zip",
+))
 @click.argument("project")
-@click.option("--format", "fmt", type=click.Choice(["csv", "geojson", "dwca"]), default="csv")
+@click.option("--format", "fmt", type=click.Choice(["csv", "geojson", "dwca"]), default="csv", show_default=True,
+              help="the format")
 @click.option("--all", "everything", is_flag=True,
               help="every observation; CSV and GeoJSON with exact places and contributors (audited; default: "
                    "published only, as the public sees them)")
@@ -248,7 +328,8 @@ def moderate(ctx: click.Context, observation_id: int, action: str, reason: str |
               help="a filter of the observation list, e.g. status=published, field.count>=3 (repeatable)")
 @click.option("--excel", is_flag=True, help="CSV for spreadsheets: UTF-8 byte order mark, ';' between cells")
 @click.option("--gbif-only", is_flag=True, help="only observations under a licence GBIF accepts (CC0, CC BY, CC BY-NC)")
-@click.option("--out", "--output", "-o", "out", default="-", metavar="FILE", help="where to write (default: standard output)")
+@click.option("--out", "--output", "-o", "out", default="-", metavar="FILE", show_default="standard output",
+              help="where to write")
 @click.pass_context
 def export_command(ctx: click.Context, project: str, fmt: str, everything: bool, filters: tuple[str, ...],
                    excel: bool, gbif_only: bool, out: str) -> None:
@@ -281,15 +362,25 @@ def export_command(ctx: click.Context, project: str, fmt: str, everything: bool,
         fail(exc.message, EXIT_INVALID)
 
 
-@cli.group(help="API tokens: create (printed once), list, revoke.")
+@cli.group(help=with_examples(
+    "API tokens: create (printed once), list, revoke.",
+    "observatory tokens create --role contributor --project demo --name \"my phone\"",
+    "observatory tokens list",
+))
 def tokens() -> None:
     pass
 
 
-@tokens.command("create", help="Make a token and print it once; only its hash is stored. With --account, a token "
-                "of that account (narrowed by --project and --role if given); without, a new account with --role "
-                "in --project (the quick way for a device or a script).")
-@click.option("--role", default=None, type=click.Choice(["operator", "admin", "moderator", "expert", "contributor"]))
+@tokens.command("create", help=with_examples(
+    "Make a token and print it once; only its hash is stored. With --account, a token of that account (narrowed "
+    "by --project and --role if given); without, a new account with --role in --project (the quick way for a "
+    "device or a script).",
+    "TOKEN=$(observatory tokens create --role contributor --project demo --name \"my phone\")",
+    "observatory tokens create --role operator --name \"ops laptop\"",
+    "observatory tokens create --account 7 --project demo --role contributor",
+))
+@click.option("--role", default=None, type=click.Choice(["operator", "admin", "moderator", "expert", "contributor"]),
+              help="without --account: the new account's role; with it: the highest role the token acts with")
 @click.option("--project", default=None, help="the project the token is for")
 @click.option("--account", "account_id", type=int, default=None, help="an existing account (observatory accounts list)")
 @click.option("--name", default="", help="who or what the token is for")
@@ -311,7 +402,11 @@ def tokens_create(ctx: click.Context, role: str | None, project: str | None, acc
     click.echo(f"token {new.id} of account {new.account_id} ({scope}); keep it now, it is not shown again", err=True)
 
 
-@tokens.command("list", help="List tokens (never their secret).")
+@tokens.command("list", help=with_examples(
+    "List tokens as JSON (never their secret).",
+    "observatory tokens list",
+    "observatory tokens list --account 7",
+))
 @click.option("--account", "account_id", type=int, default=None, help="only this account's tokens")
 @click.pass_context
 def tokens_list(ctx: click.Context, account_id: int | None) -> None:
@@ -320,7 +415,7 @@ def tokens_list(ctx: click.Context, account_id: int | None) -> None:
     echo_json(list_tokens(engine_of(ctx), account_id))
 
 
-@tokens.command("revoke", help="Revoke a token by its id.")
+@tokens.command("revoke", help=with_examples("Revoke a token by its id.", "observatory tokens revoke 3"))
 @click.argument("token_id", type=int)
 @click.pass_context
 def tokens_revoke(ctx: click.Context, token_id: int) -> None:
@@ -333,21 +428,35 @@ def tokens_revoke(ctx: click.Context, token_id: int) -> None:
     click.echo(f"token {token_id} revoked")
 
 
-def build_cli() -> click.Group:
-    """The CLI with every plugin's commands added."""
-    from core.registry import load_registry
-    from core.plugins import build_host
-
-    settings = get_settings()
-    try:
-        host = build_host(load_registry(settings.registry_path), settings.plugin_modules)
-    except (RegistryError, PluginError) as exc:
-        fail(str(exc), EXIT_STARTUP)
+def engine_cli() -> ObservatoryGroup:
+    """A new group with the engine's own commands (``core.cli`` and ``core.commands``), no plugin's."""
     from core.commands import register_all
 
-    register_all(cli)
-    for impl in reversed(host.pm.hook.register_commands.get_hookimpls()):
-        impl.function(cli=cli)
+    group = copy.copy(cli)
+    group.commands = dict(cli.commands)  # plugins add to this copy, never to the module's group
+    register_all(group)
+    return group
+
+
+def build_cli() -> click.Group:
+    """The CLI: the engine's commands and every plugin's. When the settings, registry.yaml or a
+    plugin is broken, only the engine's own (see ``ObservatoryGroup``)."""
+    from core.plugins import build_host
+    from core.registry import load_registry
+
+    cli = engine_cli()
+    try:
+        settings = get_settings()
+        host = build_host(load_registry(settings.registry_path), settings.plugin_modules)
+    except (RegistryError, PluginError) as exc:
+        cli.startup_error = str(exc)
+        return cli
+    except ValidationError as exc:
+        from core.doctor import settings_error
+
+        cli.startup_error = settings_error(exc)
+        return cli
+    host.pm.hook.register_commands(cli=cli)
     return cli
 
 

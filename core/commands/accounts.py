@@ -6,7 +6,7 @@ import sys
 
 import click
 
-from core.cli import EXIT_INVALID, echo_json, engine_of, fail
+from core.cli import EXIT_INVALID, echo_json, engine_of, fail, with_examples
 from core.errors import EngineError
 
 
@@ -25,12 +25,21 @@ def _table(infos: list) -> None:
 
 
 def register(cli: click.Group) -> None:
-    @cli.group(help="Accounts: one per person, with a role in each project (admin, moderator, expert, "
-               "contributor); operators run the whole engine.")
+    @cli.group(help=with_examples(
+        "Accounts: one per person, with a role in each project (admin, moderator, expert, contributor); "
+        "operators run the whole engine.",
+        "observatory accounts create \"Ada Lovelace\" --email ada@example.org --role demo=admin",
+        "observatory accounts list --project demo",
+    ))
     def accounts() -> None:
         pass
 
-    @accounts.command("create", help="Make an account; prints its id.")
+    @accounts.command("create", help=with_examples(
+        "Make an account; prints its id.",
+        "observatory accounts create \"Ada Lovelace\" --email ada@example.org --role demo=admin "
+        "--role wildlife=contributor",
+        "observatory accounts create \"Ops\" --operator",
+    ))
     @click.argument("display_name")
     @click.option("--email", default=None, help="needed to sign in to the web with a password")
     @click.option("--operator", is_flag=True, help="an operator of the whole engine")
@@ -47,9 +56,13 @@ def register(cli: click.Group) -> None:
         click.echo(info.id)
         click.echo(f"account {info.id} ({info.display_name}) created", err=True)
 
-    @accounts.command("list", help="List accounts, or the members of one project.")
-    @click.option("--project", default=None)
-    @click.option("--json", "as_json", is_flag=True)
+    @accounts.command("list", help=with_examples(
+        "List accounts (id, name, e-mail, operator flag, roles), or the members of one project.",
+        "observatory accounts list",
+        "observatory accounts list --project demo --json",
+    ))
+    @click.option("--project", default=None, help="only this project's members")
+    @click.option("--json", "as_json", is_flag=True, help="print JSON (with creation and last-seen times)")
     @click.pass_context
     def list_(ctx: click.Context, project: str | None, as_json: bool) -> None:
         from core.accounts import list_accounts
@@ -60,7 +73,10 @@ def register(cli: click.Group) -> None:
         else:
             _table(infos)
 
-    @accounts.command("grant", help="Give an account a role in a project (replaces the role it had there).")
+    @accounts.command("grant", help=with_examples(
+        "Give an account a role in a project (replaces the role it had there).",
+        "observatory accounts grant 7 demo moderator",
+    ))
     @click.argument("account_id", type=int)
     @click.argument("project")
     @click.argument("role", type=click.Choice(["admin", "moderator", "expert", "contributor"]))
@@ -74,7 +90,10 @@ def register(cli: click.Group) -> None:
             fail(exc.message, EXIT_INVALID)
         click.echo(f"account {account_id} is {role} of {project}")
 
-    @accounts.command("revoke", help="Take away an account's role in a project.")
+    @accounts.command("revoke", help=with_examples(
+        "Take away an account's role in a project (its observations stay theirs).",
+        "observatory accounts revoke 7 demo",
+    ))
     @click.argument("account_id", type=int)
     @click.argument("project")
     @click.pass_context
@@ -87,10 +106,14 @@ def register(cli: click.Group) -> None:
             fail(exc.message, EXIT_INVALID)
         click.echo(f"account {account_id} has no role in {project} any more")
 
-    @accounts.command("set-password", help="Set the password an account signs in to the web with (asked twice, "
-                      "not echoed; --password-stdin reads one line for scripts). Stored as an argon2id hash.")
+    @accounts.command("set-password", help=with_examples(
+        "Set the password an account signs in to the web with (asked twice, not echoed; --password-stdin reads "
+        "one line for scripts). Stored as an argon2id hash.",
+        "observatory accounts set-password 7",
+        "printf '%s\\n' \"$ADMIN_PASSWORD\" | observatory accounts set-password 7 --password-stdin",
+    ))
     @click.argument("account_id", type=int)
-    @click.option("--password-stdin", is_flag=True)
+    @click.option("--password-stdin", is_flag=True, help="read the password from one line of standard input")
     @click.pass_context
     def set_password(ctx: click.Context, account_id: int, password_stdin: bool) -> None:
         from core.accounts import set_password as store
@@ -105,7 +128,11 @@ def register(cli: click.Group) -> None:
             fail(exc.message, EXIT_INVALID)
         click.echo(f"password of account {account_id} set")
 
-    @accounts.command("set-email", help="Set (or with --none, remove) an account's e-mail.")
+    @accounts.command("set-email", help=with_examples(
+        "Set (or with --none, remove) an account's e-mail.",
+        "observatory accounts set-email 7 ada@example.org",
+        "observatory accounts set-email 7 --none",
+    ))
     @click.argument("account_id", type=int)
     @click.argument("email", required=False)
     @click.option("--none", "remove", is_flag=True, help="remove the e-mail (and so the password)")
@@ -121,9 +148,13 @@ def register(cli: click.Group) -> None:
             fail(exc.message, EXIT_INVALID)
         click.echo(f"e-mail of account {account_id} {'removed' if remove else 'set'}")
 
-    @accounts.command("set-operator", help="Make an account an operator of the whole engine (--off: no longer).")
+    @accounts.command("set-operator", help=with_examples(
+        "Make an account an operator of the whole engine (--off: no longer).",
+        "observatory accounts set-operator 1",
+        "observatory accounts set-operator 1 --off",
+    ))
     @click.argument("account_id", type=int)
-    @click.option("--off", is_flag=True)
+    @click.option("--off", is_flag=True, help="take the operator flag away")
     @click.pass_context
     def set_operator(ctx: click.Context, account_id: int, off: bool) -> None:
         from core.accounts import set_operator as store

@@ -4,18 +4,28 @@ from __future__ import annotations
 
 import click
 
+from core.cli import with_examples
+
 
 def register(cli: click.Group) -> None:
-    @cli.group(help="Comments on observations: list a project's, hide or unhide one.")
+    @cli.group(help=with_examples(
+        "Comments on observations: list a project's, hide or unhide one.",
+        "observatory comments list demo --hidden",
+        "observatory comments hide 7",
+    ))
     def comments() -> None:
         pass
 
-    @comments.command("list", help="A project's comments, newest first, as JSON lines (id, observation, author, "
-                      "hidden, text). Visible ones by default.")
+    @comments.command("list", help=with_examples(
+        "A project's comments, newest first, as JSON lines (id, observation, author, hidden, text). Visible ones "
+        "by default.",
+        "observatory comments list demo",
+        "observatory comments list demo --all --limit 50",
+    ))
     @click.argument("project")
     @click.option("--hidden", is_flag=True, help="the hidden comments instead")
     @click.option("--all", "everything", is_flag=True, help="visible and hidden comments")
-    @click.option("--limit", type=click.IntRange(1), default=None, help="at most this many (default: all)")
+    @click.option("--limit", type=click.IntRange(1), default=None, show_default="all", help="at most this many")
     @click.pass_context
     def comments_list(ctx: click.Context, project: str, hidden: bool, everything: bool, limit: int | None) -> None:
         import json
@@ -57,13 +67,17 @@ def register(cli: click.Group) -> None:
             fail(exc.message)
         click.echo(f"comment {comment_id} {'hidden' if hidden else 'visible'}")
 
-    @comments.command("hide", help="Hide a comment (kept, and audited); its author and staff still see it.")
+    @comments.command("hide", help=with_examples(
+        "Hide a comment (kept, and audited); its author and staff still see it.",
+        "observatory comments hide 7",
+    ))
     @click.argument("comment_id", type=int)
     @click.pass_context
     def comments_hide(ctx: click.Context, comment_id: int) -> None:
         _hide(ctx, comment_id, True)
 
-    @comments.command("unhide", help="Show a hidden comment again (audited).")
+    @comments.command("unhide", help=with_examples("Show a hidden comment again (audited).",
+                                                   "observatory comments unhide 7"))
     @click.argument("comment_id", type=int)
     @click.pass_context
     def comments_unhide(ctx: click.Context, comment_id: int) -> None:

@@ -6,19 +6,29 @@ from pathlib import Path
 
 import click
 
+from core.cli import with_examples
+
 
 def register(cli: click.Group) -> None:
-    @cli.group(help="Consents of a project's people: export those who agreed to a choice.")
+    @cli.group(help=with_examples(
+        "Consents of a project's people: export those who agreed to a choice.",
+        "observatory consents export demo newsletter --out newsletter.csv",
+    ))
     def consents() -> None:
         pass
 
-    @consents.command("export", help="The accounts whose newest answer to CHOICE in PROJECT is yes: account id, "
-                      "display name, e-mail, when they agreed and to which version; nothing else. Audited.")
+    @consents.command("export", help=with_examples(
+        "The accounts whose newest answer to CHOICE in PROJECT is yes: account id, display name, e-mail, when "
+        "they agreed and to which version; nothing else. Audited.",
+        "observatory consents export demo newsletter --out newsletter.csv",
+        "observatory consents export demo licence --format json",
+    ))
     @click.argument("project")
     @click.argument("choice")
-    @click.option("--format", "fmt", type=click.Choice(["csv", "json"]), default="csv", show_default=True)
+    @click.option("--format", "fmt", type=click.Choice(["csv", "json"]), default="csv", show_default=True,
+                  help="the format")
     @click.option("--out", "out", type=click.Path(dir_okay=False, writable=True, path_type=Path), default=None,
-                  help="write to this file (default: standard output)")
+                  show_default="standard output", help="write to this file")
     @click.pass_context
     def consents_export(ctx: click.Context, project: str, choice: str, fmt: str, out: Path | None) -> None:
         from core import consent

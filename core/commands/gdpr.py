@@ -6,14 +6,23 @@ from pathlib import Path
 
 import click
 
+from core.cli import with_examples
+
 
 def register(cli: click.Group) -> None:
-    @cli.group(help="A person's data (GDPR): export everything held about an account, or erase it.")
+    @cli.group(help=with_examples(
+        "A person's data (GDPR): export everything held about an account, or erase it.",
+        "observatory gdpr export 12 --out account-12.zip",
+        "observatory gdpr erase 12",
+    ))
     def gdpr() -> None:
         pass
 
-    @gdpr.command("export", help="Write a zip of everything the engine holds about ACCOUNT_ID: account, consents, "
-                  "observations (CSV and JSON, with media), comments, audit entries.")
+    @gdpr.command("export", help=with_examples(
+        "Write a zip of everything the engine holds about ACCOUNT_ID: account, consents, observations (CSV and "
+        "JSON, with media), comments, audit entries.",
+        "observatory gdpr export 12 --out account-12.zip",
+    ))
     @click.argument("account_id", type=int)
     @click.option("--out", "out", required=True, type=click.Path(dir_okay=False, writable=True, path_type=Path),
                   help="the zip file to write")
@@ -34,9 +43,13 @@ def register(cli: click.Group) -> None:
         partial.replace(out)
         click.echo(f"account {account_id}: data written to {out}", err=True)
 
-    @gdpr.command("erase", help="Erase ACCOUNT_ID for good: account, e-mail, tokens, memberships, consents go; "
-                  "observations are anonymised or deleted as each project's erasure policy says; comments stay "
-                  "without an author; audit entries no longer name the person.")
+    @gdpr.command("erase", help=with_examples(
+        "Erase ACCOUNT_ID for good: account, e-mail, tokens, memberships, consents go; observations are "
+        "anonymised or deleted as each project's erasure policy says; comments stay without an author; audit "
+        "entries no longer name the person.",
+        "observatory gdpr erase 12",
+        "observatory gdpr erase 12 --yes        # no question asked (scripts)",
+    ))
     @click.argument("account_id", type=int)
     @click.option("--yes", is_flag=True, help="do not ask for confirmation")
     @click.pass_context

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from core.cli import EXIT_INVALID, engine_of, fail
+from core.cli import EXIT_INVALID, engine_of, fail, with_examples
 from core.errors import EngineError
 
 HELP = """Import observations from FILE into PROJECT: a CSV with a column mapping (--mapping), a
@@ -21,29 +21,38 @@ checks every row and writes the report, storing nothing.
 Exit status: 0 when every row was stored or was stored before; 1 when some rows were refused
 (the report says which and why); 2 when the file, the mapping or an option cannot be used."""
 
+EXAMPLES = (
+    "observatory import old old_project.csv --mapping old_project.mapping.yaml --media photos/ --dry-run "
+    "--report report.csv",
+    "observatory import old old_project.csv --mapping old_project.mapping.yaml --media photos/",
+    "observatory import old observations-123456.csv      # an iNaturalist export",
+    "observatory import old dwca-old-dataset.zip",
+)
+
 
 def register(cli: click.Group) -> None:
     cli.add_command(import_command)
 
 
-@click.command("import", help=HELP)
+@click.command("import", help=with_examples(HELP, *EXAMPLES))
 @click.argument("project")
 @click.argument("file", type=click.Path(exists=True, path_type=Path))
 @click.option("--format", "fmt", type=click.Choice(["csv", "geojson", "dwca", "inat"]), default=None,
-              help="the source's format (default: found from the file)")
+              show_default="found from the file", help="the source's format")
 @click.option("--mapping", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
               help="column mapping, YAML or JSON (required for a CSV; changes a built-in format's mapping)")
 @click.option("--media", "media_dir", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
               help="folder of the media files the rows name")
 @click.option("--dry-run", is_flag=True, help="check every row and write the report; store nothing")
 @click.option("--report", type=click.Path(dir_okay=False, writable=True, path_type=Path), default=None,
+              show_default="the first 20 problems on standard error",
               help="write every problem as CSV: row, source_id, field, column, problem, code, outcome")
 @click.option("--batch", "batch_size", type=click.IntRange(1, 10_000), default=2000, show_default=True,
               help="rows stored per transaction")
 @click.option("--pseudonym-key", envvar="OBSERVATORY_IMPORT_PSEUDONYM_KEY", default=None, metavar="env:NAME",
-              help="secret of the people's pseudonyms: env:NAME reads the variable NAME (default: "
-                   "<data_dir>/import-pseudonym.key, made once)")
-@click.option("--progress/--no-progress", default=True, help="show a progress bar on standard error")
+              show_default="<data_dir>/import-pseudonym.key, made once",
+              help="secret of the people's pseudonyms: env:NAME reads the variable NAME")
+@click.option("--progress/--no-progress", default=True, show_default=True, help="show a progress bar on standard error")
 @click.pass_context
 def import_command(ctx: click.Context, project: str, file: Path, fmt: str | None, mapping: Path | None,
                    media_dir: Path | None, dry_run: bool, report: Path | None, batch_size: int,

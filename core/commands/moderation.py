@@ -6,15 +6,19 @@ from __future__ import annotations
 import click
 from sqlalchemy import select
 
-from core.cli import EXIT_INVALID, engine_of, fail
+from core.cli import EXIT_INVALID, engine_of, fail, with_examples
 from core.errors import EngineError
 
 
 def register(cli: click.Group) -> None:
-    @cli.command("moderate-many", help="Apply ACTION (publish, unpublish, trash, restore) to every observation of "
-                 "PROJECT that the filters select, each change audited as a single moderation is. Observations "
-                 "the action does not apply to (publishing a published one) are counted and left alone. "
-                 "Without a filter, refused: say --filter status=pending (or another) to mean it.")
+    @cli.command("moderate-many", help=with_examples(
+        "Apply ACTION (publish, unpublish, trash, restore) to every observation of PROJECT that the filters "
+        "select, each change audited as a single moderation is. Observations the action does not apply to "
+        "(publishing a published one) are counted and left alone. Without a filter, refused: say --filter "
+        "status=pending (or another) to mean it.",
+        "observatory moderate-many demo publish --filter status=pending --filter created_since=2026-11-30T00:00:00Z",
+        "observatory moderate-many demo trash --filter field.note=buy-cheap-watches --reason spam --dry-run",
+    ))
     @click.argument("project")
     @click.argument("action", type=click.Choice(["publish", "unpublish", "trash", "restore"]))
     @click.option("--filter", "filters", multiple=True, metavar="NAME=VALUE",
