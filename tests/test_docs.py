@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import inspect
 import re
+import tomllib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -11,6 +12,7 @@ import click
 import pytest
 
 from core import hookspecs
+from core.plugins import ENTRY_POINT_GROUP
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
@@ -66,23 +68,44 @@ def walk(group: click.Group, prefix: str = "observatory") -> Iterator[str]:
             yield from walk(command, path)
 
 
-@pytest.fixture(scope="module")
-def cli_commands(tmp_path_factory: pytest.TempPathFactory) -> list[str]:
-    """Every command of the CLI that `observatory` builds, with the installed plugins' commands."""
-    from core import cli
+def own_entry_points() -> list[tuple[str, str, str | None]]:
+    """The plugins this repository itself installs (pyproject.toml's entry points), as
+    ``core.plugins.discover`` lists installed ones: not whatever else the environment has."""
+    declared = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]["entry-points"]
+    return [(name, value.split(":")[0], None) for name, value in declared[ENTRY_POINT_GROUP].items()]
+
+
+def cli_of(registry: Path, *, own_only: bool) -> list[str]:
+    """Every command of the CLI that `observatory` builds: with ``own_only``, with the engine's own
+    plugins only (core's defaults and this repository's plugins/), else with every installed one."""
+    from core import cli, plugins
     from core.config import get_settings
 
-    registry = tmp_path_factory.mktemp("cli") / "registry.yaml"
-    registry.write_text("services: {}\nprojects: []\n")  # installed plugins add commands whatever it enables
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("OBSERVATORY_REGISTRY_PATH", str(registry))
         mp.setenv("OBSERVATORY_PLUGIN_MODULES", "")
+        if own_only:
+            mp.setattr(plugins, "discover", own_entry_points)
         get_settings.cache_clear()
         try:
             group = cli.build_cli()
         finally:
             get_settings.cache_clear()
+    assert getattr(group, "startup_error", None) is None, group.startup_error
     return list(walk(group))
+
+
+@pytest.fixture(scope="module")
+def empty_registry(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    registry = tmp_path_factory.mktemp("cli") / "registry.yaml"
+    registry.write_text("services: {}\nprojects: []\n")  # plugins add commands whatever it enables
+    return registry
+
+
+@pytest.fixture(scope="module")
+def cli_commands(empty_registry: Path) -> list[str]:
+    """The engine's own commands, its plugins' included; never a third-party plugin's."""
+    return cli_of(empty_registry, own_only=True)
 
 
 @pytest.fixture(scope="module")
@@ -92,14 +115,63 @@ def cli_docs() -> str:
     )
 
 
+def undocumented(commands: list[str], docs: str) -> list[str]:
+    """The commands whose full name (`observatory tokens create`) the docs never mention."""
+    return [command for command in commands if not re.search(rf"(?<![\w-]){re.escape(command)}(?![\w-])", docs)]
+
+
 def test_the_cli_commands_are_found(cli_commands):
-    assert {"observatory submit", "observatory db upgrade"} <= set(cli_commands)
+    assert {"observatory submit", "observatory db upgrade", "observatory doctor", "observatory models list"} <= set(
+        cli_commands)
 
 
 def test_every_cli_command_is_documented(cli_commands, cli_docs):
-    """Each command's full name (`observatory tokens create`) appears in README.md or a page of docs/ (docs/cli.md for the engine's own)."""
-    missing = [command for command in cli_commands if not re.search(rf"(?<![\w-]){re.escape(command)}(?![\w-])", cli_docs)]
+    """Each command's full name appears in README.md or a page of docs/ (docs/cli.md for the engine's own)."""
+    missing = undocumented(cli_commands, cli_docs)
     assert not missing, f"not mentioned in README.md or docs/*.md: {', '.join(missing)}"
+
+
+def test_every_command_section_of_the_cli_guide_shows_an_example():
+    page = (DOCS / "cli.md").read_text(encoding="utf-8")
+    sections = re.split(r"^## ", page, flags=re.MULTILINE)[1:]
+    assert len(sections) > 10
+    for section in sections:
+        title, body = section.split("\n", 1)
+        blocks = re.findall(r"```(?:sh|console)\n(.*?)```", body, flags=re.DOTALL)
+        assert any(title.strip() in block for block in blocks), f"docs/cli.md: '## {title}' shows no example of it"
+
+
+THIRD_PARTY = """
+import click
+
+from core import hookimpl
+
+
+@hookimpl
+def register_commands(cli):
+    @cli.command("hello-third-party")
+    def hello():
+        click.echo("hello")
+"""
+
+
+def test_a_third_party_plugins_command_does_not_fail_the_docs_check(tmp_path, monkeypatch, empty_registry, cli_docs):
+    """An installed plugin that adds a command (an entry point in a distribution on sys.path, as
+    pip installs one) shows in the real CLI, and the documentation check does not see it."""
+    site = tmp_path / "site-packages"
+    (site / "observatory_hello").mkdir(parents=True)
+    (site / "observatory_hello" / "__init__.py").write_text(THIRD_PARTY)
+    dist = site / "observatory_hello-1.0.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: observatory-hello\nVersion: 1.0\n")
+    (dist / "entry_points.txt").write_text(f"[{ENTRY_POINT_GROUP}]\nhello = observatory_hello\n")
+    monkeypatch.syspath_prepend(str(site))
+
+    real = cli_of(empty_registry, own_only=False)
+    assert "observatory hello-third-party" in real, "the installed plugin's command is in the CLI users get"
+    own = cli_of(empty_registry, own_only=True)
+    assert "observatory hello-third-party" not in own
+    assert set(undocumented(real, cli_docs)) - set(undocumented(own, cli_docs)) == {"observatory hello-third-party"}
 
 
 def test_every_registry_key_is_documented():
