@@ -111,7 +111,8 @@ def public_names(module: ModuleType) -> list[str]:
     """What the module itself defines (not what it imports) under a name without a leading ``_``:
     its classes and functions, and its top-level assignments (aliases, constants)."""
     names = [name for name, obj in vars(module).items()
-             if getattr(obj, "__module__", None) == module.__name__ and (inspect.isclass(obj) or inspect.isfunction(obj))]
+             if getattr(obj, "__module__", None) == module.__name__
+             and (inspect.isclass(obj) or inspect.isfunction(obj))]
     for node in ast.parse(inspect.getsource(module)).body:
         targets = (node.targets if isinstance(node, ast.Assign) else [node.target] if isinstance(node, ast.AnnAssign)
                    else [])
@@ -221,14 +222,15 @@ FUNCTIONS = [(m, n) for m in MODULES for n in public_names(importlib.import_modu
 
 
 def test_the_page_has_a_part_per_module():
-    assert {m for m in MODULES} <= set(PARTS), f"docs/plugin_api.md needs a '## {{module}}' part for each of {MODULES}"
+    assert set(MODULES) <= set(PARTS), f"docs/plugin_api.md needs a '## {{module}}' part for each of {MODULES}"
     stale = {t for t in PARTS if t.startswith("core.")} - set(MODULES)
     assert not stale, f"docs/plugin_api.md has parts for modules this test does not check: {sorted(stale)}"
 
 
 def test_the_modules_public_names_are_found():
     """The introspection sees what a plugin sees (a test that found nothing would pass)."""
-    assert {"ObservationView", "ProjectContext", "Severity", "GRADES"} <= set(public_names(importlib.import_module("core.types")))
+    types = set(public_names(importlib.import_module("core.types")))
+    assert {"ObservationView", "ProjectContext", "Severity", "GRADES"} <= types
     assert {"observations", "enrichment_results"} <= set(public_names(importlib.import_module("core.queries")))
     assert {"EngineError", "ValidationFailed", "NotFound"} <= set(public_names(importlib.import_module("core.errors")))
 
@@ -260,12 +262,14 @@ def test_the_page_describes_nothing_the_module_lacks(module_name):
     headings that are not identifiers (`### Worked example`) are prose."""
     names = set(public_names(importlib.import_module(module_name)))
     headings = {t for t in members(module_name) if IDENTIFIER.fullmatch(t)}
-    assert headings - names == set(), f"docs/plugin_api.md documents {sorted(headings - names)}, which {module_name} lacks"
+    assert headings - names == set(), (
+        f"docs/plugin_api.md documents {sorted(headings - names)}, which {module_name} lacks")
     for title, section in members(module_name).items():
         if IDENTIFIER.fullmatch(title):
             continue
         listed = {code(r[0]) for r in rows(section.text)} - {None}
-        assert listed <= names, f"docs/plugin_api.md '### {title}' lists {sorted(listed - names)}, which {module_name} lacks"
+        assert listed <= names, (
+            f"docs/plugin_api.md '### {title}' lists {sorted(listed - names)}, which {module_name} lacks")
 
 
 @pytest.mark.parametrize(("module_name", "name"), DATACLASSES)
@@ -283,7 +287,8 @@ def test_every_attribute_is_documented_with_its_type_and_default(module_name, na
         else:
             default = "required"
         expected.append((f.name, type_text(f.type), default))
-    expected += [(n, t, "read-only") for n, t in class_attributes(cls).items() if isinstance(vars(cls).get(n), property)]
+    expected += [(n, t, "read-only") for n, t in class_attributes(cls).items()
+                 if isinstance(vars(cls).get(n), property)]
     documented = [r for r in rows(section.text) if code(r[0]) and IDENTIFIER.fullmatch(code(r[0]))]
     shown_rows = [(code(r[0]), code(r[1]) if len(r) > 1 else None, r[2] if len(r) > 2 else None) for r in documented]
     assert shown_rows == expected, (
@@ -318,7 +323,8 @@ def test_every_class_is_documented_with_its_constructor_and_attributes(module_na
         f"docs/plugin_api.md '### {name}': attributes documented {sorted(documented)}, in code {sorted(expected)}")
     for attribute, type_name in expected.items():
         row = documented[attribute]
-        assert len(row) >= 3 and code(row[1]) == type_name, f"'### {name}': `{attribute}` is a `{type_name}`, shown as {row[1:2]}"
+        assert len(row) >= 3 and code(row[1]) == type_name, (
+            f"'### {name}': `{attribute}` is a `{type_name}`, shown as {row[1:2]}")
         assert row[2], f"'### {name}': the row of `{attribute}` says nothing of its meaning"
         value = getattr(cls, attribute, None)
         if isinstance(value, (str, int)) and not isinstance(value, bool):
@@ -391,8 +397,8 @@ def test_the_examples_give_the_output_shown(part, make_engine):
     """Each part's examples, in order, on a fresh engine (a database of its own rows)."""
     engine = make_engine(example_registry(), plugin_modules=EXAMPLE_PLUGIN)
     section = PARTS[part]
-    test = doctest.DocTestParser().get_doctest(console_blocks(section.text), {"engine": engine}, f"plugin_api.md: {part}", str(DOC),
-                                               section.line)
+    test = doctest.DocTestParser().get_doctest(console_blocks(section.text), {"engine": engine},
+                                               f"plugin_api.md: {part}", str(DOC), section.line)
     report: list[str] = []
     runner = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
     result = runner.run(test, out=report.append)
