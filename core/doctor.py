@@ -101,11 +101,7 @@ def unwritable(path: Path) -> str | None:
 
 
 def _size(n: float) -> str:
-    for unit in ("bytes", "KiB", "MiB", "GiB"):
-        if n < 1024 or unit == "GiB":
-            return f"{n:.0f} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n:.1f} TiB"
+    return f"{n / 1024**3:.1f} GiB" if n >= 1024**3 else f"{n / 1024**2:.0f} MiB"
 
 
 # --------------------------------------------------------------------------------------------
@@ -183,8 +179,9 @@ def check_database(settings: Settings, timeout_s: float = 3.0) -> list[Check]:
         finally:
             db.dispose()
     except Exception as exc:  # noqa: BLE001 (drivers raise their own kinds; the message says it)
-        detail = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0] if str(exc).strip() else ""
-        return [Check("database", "problem", f"cannot reach {shown}: {detail or type(exc).__name__}",
+        text = str(getattr(exc, "orig", None) or exc).strip()
+        detail = text.splitlines()[0] if text else type(exc).__name__
+        return [Check("database", "problem", f"cannot reach {shown}: {detail}",
                       "start the database server, or correct OBSERVATORY_DATABASE_URL")]
     script = ScriptDirectory.from_config(alembic_config(url))
     head = script.get_current_head()

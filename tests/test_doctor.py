@@ -104,6 +104,29 @@ def test_no_database_file_yet_says_to_create_it(settings_factory, tmp_path):
     assert not (tmp_path / "absent.db").exists(), "the doctor creates nothing"
 
 
+def test_an_empty_database_and_one_from_a_newer_engine_are_problems(settings_factory, tmp_path):
+    import sqlite3
+
+    from core.db.migrate import upgrade
+
+    empty = tmp_path / "empty.db"
+    sqlite3.connect(empty).close()
+    settings_factory(database_url=f"sqlite:///{empty}")
+    (problem,) = problems(doctor("--json"), "database")
+    assert "has no schema yet" in problem["message"] and problem["remedy"] == "run `observatory db upgrade`"
+
+    newer = tmp_path / "newer.db"
+    upgrade(f"sqlite:///{newer}")
+    with sqlite3.connect(newer) as conn:
+        conn.execute("UPDATE alembic_version SET version_num = '9999'")
+    settings_factory(database_url=f"sqlite:///{newer}")
+    result = doctor("--json")
+    assert result.exit_code == 1
+    (problem,) = problems(result, "database")
+    assert "at revision 9999, which this engine's migrations do not know" in problem["message"]
+    assert "engine version that migrated it" in problem["remedy"]
+
+
 def test_an_unreachable_database_server_is_a_problem(settings_factory, closed_port):
     settings_factory(database_url=f"postgresql://observatory:secret@127.0.0.1:{closed_port}/observatory")
     result = doctor("--json")
