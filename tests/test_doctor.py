@@ -175,6 +175,20 @@ def test_a_registry_enabling_a_service_not_installed_is_a_problem(settings_facto
     assert "remove 'ghost'" in problem["remedy"]
 
 
+def test_when_the_engine_cannot_start_other_commands_say_why(settings_factory):
+    settings_factory("""
+        services:
+          ghost: {summary: a service no installed package provides}
+        projects: []
+    """)
+    cli = build_cli()
+    for args in (["models", "list"], ["projects"]):  # a plugin's command (not added), an engine command
+        result = CliRunner().invoke(cli, args)
+        assert result.exit_code == 3, result.output
+        assert "plugin 'ghost': registry.yaml offers it (enabled by no project) but it is not installed" in result.stderr
+    assert "Usage:" in CliRunner().invoke(cli, ["--help"]).stdout
+
+
 def test_a_broken_plugin_is_named(settings_factory):
     settings_factory(plugin_modules="broken=tests.support.no_such_module")
     result = doctor("--json")
