@@ -21,7 +21,7 @@ from sqlalchemy import and_, delete, or_, select, update
 from core.db.models import Enrichment, Observation, QualityFlag, utcnow
 from core.db.session import transaction
 from core.types import Flag, ObservationView
-from core.views import load_observation, observation_view
+from core import read_model
 
 if TYPE_CHECKING:
     from core.engine import Engine
@@ -99,9 +99,7 @@ def run_enrichment(engine: Engine, enrichment_id: int) -> Outcome:
     if claimed is None:
         return Outcome("skipped")
     token, obs_id, plugin, attempts = claimed
-    with transaction(engine.readers) as session:
-        obs = load_observation(session, obs_id)
-        view = observation_view(obs, engine.media)
+    view = read_view(engine, obs_id)
     project = engine.registry.project(view.project)
     host = engine.host
     error: str | None = None
@@ -197,9 +195,9 @@ def grade(engine: Engine, view: ObservationView, flags: list[Flag]) -> str:
 
 
 def read_view(engine: Engine, obs_id: int) -> ObservationView:
-    """The observation as plugins see it (``core.views.observation_view``)."""
+    """The observation as plugins see it (``core.read_model``)."""
     with transaction(engine.readers) as session:
-        return observation_view(load_observation(session, obs_id), engine.media)
+        return read_model.read_view(session, obs_id, engine.media)
 
 
 def assess(engine: Engine, obs_id: int, *, due_only: bool = False) -> bool:

@@ -35,7 +35,7 @@ from math import floor
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, Callable, Iterator, Mapping
+from typing import Any, Callable, Iterator, Mapping, NamedTuple
 
 from sqlalchemy import (ColumnElement, Float, Text, and_, bindparam, case, cast, exists, func, literal, select,
                         type_coerce)
@@ -49,8 +49,9 @@ from core.filters import ObservationFilter, filter_conditions
 from core.licences import GBIF_LICENCES, LICENCE_URIS, gbif_eligible, licence_uri
 from core.privacy import METRES_PER_DEGREE, PRIVACIES, public_digits, snap_sql
 from core.projects import project_kinds
+from core.read_model import view_from
 from core.readable import READABLE_DEPTH, readable
-from core.types import ExportColumn, Location, MediaFile, ObservationView, ProjectContext
+from core.types import ExportColumn, Location, ObservationView, ProjectContext
 
 log = logging.getLogger(__name__)
 
@@ -420,15 +421,34 @@ def view_of(record: ExportRecord, project: ProjectContext, engine: Engine, publi
     """What plugins' columns are computed on: the observation as the export shows it (in a public
     export no contributor, no media file names, the place as shown, 0,0 where it is withheld)."""
     place = record.place or Location(0.0, 0.0, None)
-    return ObservationView(
-        id=record.id, project=project.slug, kind=record.kind, observed_at=record.observed_at, location=place,
-        fields=record.fields,
-        media=tuple(MediaFile(sha256=m.sha256, content_type=m.content_type, size=m.size,
-                              path=engine.media.path_for(m.sha256), width=m.width, height=m.height, id=m.id)
-                    for m in record.media),
-        contributor_id=None if public else record.contributor_id, status=record.status,
-        created_at=record.created_at, enrichments=record.enrichments, licence=record.licence,
-        location_privacy=record.location_privacy)
+    shown = _Shown(record.id, project.slug, record.kind, record.observed_at, place.lat, place.lon, place.accuracy_m,
+                   record.fields, None if public else record.contributor_id, record.status, record.created_at,
+                   record.licence, record.location_privacy)
+    return view_from(shown, record.media, (_Done(name, result) for name, result in record.enrichments.items()),
+                     engine.media)
+
+
+class _Shown(NamedTuple):
+    """An export record's observation columns, named as ``read_model.view_from`` reads them."""
+
+    id: int
+    project: str
+    kind: str | None
+    observed_at: datetime
+    lat: float
+    lon: float
+    accuracy_m: float | None
+    fields: dict[str, Any]
+    contributor_id: int | None
+    status: str
+    created_at: datetime
+    licence: str
+    location_privacy: str
+
+
+class _Done(NamedTuple):
+    plugin: str
+    result: dict[str, Any]
 
 
 # -- columns ------------------------------------------------------------------------------------

@@ -1,26 +1,28 @@
 """Read-only queries for plugins: other observations of a project, other enrichment results.
 
-Plugins receive the running engine through the ``startup`` hook and call these; they never
-touch the database models directly, so the storage can change under them.
+Hooks are given the running engine (their ``engine`` argument) and call these; they never
+touch the database models directly, so the storage can change under them. Observations are
+read through the engine's one read path (``core.read_model``).
 """
 
 from __future__ import annotations
 
 import dataclasses
 from datetime import datetime
-from typing import Any, Iterator
+from typing import TYPE_CHECKING, Any, Iterator
 
 from sqlalchemy import select
-from sqlalchemy.orm import selectinload
 
 from core.db.models import Enrichment, Observation
 from core.db.session import transaction
-from core.engine import Engine
 from core.filters import ObservationFilter, filter_conditions
 from core.place_filter import BBox, bbox_where, visible_place
 from core.privacy import public_location
 from core.types import ObservationView
-from core.views import observation_view
+
+if TYPE_CHECKING:
+    from core.engine import Engine
+from core.read_model import observation_rows, read_views
 
 
 def observations(
@@ -49,7 +51,7 @@ def observations(
     places, or bisecting ``bbox`` would give the exact places back.
     """
     context = engine.registry.project(project) if public_places or filters is not None else None
-    query = select(Observation).where(Observation.project == project)
+    query = observation_rows().where(Observation.project == project)
     if kind is not None:
         query = query.where(Observation.kind == kind)
     if since is not None:
@@ -71,12 +73,11 @@ def observations(
     if filters is not None:
         assert context is not None
         query = query.where(*filter_conditions(filters, context, staff=not public_places, contributor_id=None))
-    query = query.order_by(Observation.observed_at, Observation.id).options(
-        selectinload(Observation.media), selectinload(Observation.enrichments))
+    query = query.order_by(Observation.observed_at, Observation.id)
     if limit is not None:
         query = query.limit(limit)
     with transaction(engine.readers) as session:
-        views = [observation_view(o, engine.media) for o in session.scalars(query)]
+        views = read_views(session, query, engine.media)
     if context is None or not public_places:
         return views
     public = []

@@ -1,11 +1,14 @@
-"""Observations read for answers: plain SQL selects, no ORM objects.
+"""The one read path for observations: plain SQL selects, no ORM objects.
 
-The API reads an observation on every GET and after every submit. ``views.load_observation``
-builds ORM objects with three select-in loads, which is right for code that changes them and
-several times slower than needed to answer a read; here one select fetches the observations and
-three more fetch their media, enrichments and flags, for one observation or a page of them.
-``observation_data`` makes the dictionary, from these rows here and from ORM objects in
-``views.observation_dict``.
+Everything that reads observations to answer or to hand them on reads them here: the API (on
+every GET and after every submit), the CLI's ``show``, the workers (what an enrichment, a
+quality check or the grading is given), and the plugins' queries (``core.queries``). One select
+fetches the observations and three more fetch their media, enrichments and flags, for one
+observation or a page of them. Two shapes are made from these rows, each by one function that
+reads by attribute (so ORM objects, which code that changes an observation holds, give the
+same): ``observation_data``, the dictionary clients see, and ``view_from``, the
+``ObservationView`` plugins see. Exports stream their own set-based pages (places shown as the
+caller may see them, computed in SQL) and build plugins' views with ``view_from`` too.
 """
 
 from __future__ import annotations
@@ -20,7 +23,9 @@ from sqlalchemy.orm import Session
 
 from core.db.models import Enrichment, MediaBlob, Observation, ObservationMedia, QualityFlag
 from core.errors import NotFound
+from core.media import MediaStore
 from core.readable import readable
+from core.types import Location, MediaFile, ObservationView
 
 _obs = Observation.__table__
 _media = ObservationMedia.__table__
@@ -82,12 +87,30 @@ def read_observation(session: Session, obs_id: int, *, media_url: str | None = N
 
 def read_observations(session: Session, query: Select[Any], *, media_url: str | None = None) -> list[StoredObservation]:
     """The observations ``query`` (built on ``observation_rows``) selects, in its order."""
+    return [_stored(row, media, enrichments, flags, media_url) for row, media, enrichments, flags in _rows(session, query)]
+
+
+def read_view(session: Session, obs_id: int, store: MediaStore) -> ObservationView:
+    """One observation as plugins see it; NotFound if there is none."""
+    row = session.execute(_ONE, {"obs_id": obs_id}).first()
+    if row is None:
+        raise NotFound(f"no observation {obs_id}", code="observation_not_found")
+    media, enrichments, _flags = (session.execute(child, {"obs_id": obs_id}).all() for child in _CHILDREN_OF_ONE)
+    return view_from(row, media, enrichments, store)
+
+
+def read_views(session: Session, query: Select[Any], store: MediaStore) -> list[ObservationView]:
+    """The observations ``query`` (built on ``observation_rows``) selects, as plugins see them."""
+    return [view_from(row, media, enrichments, store) for row, media, enrichments, _flags in _rows(session, query)]
+
+
+def _rows(session: Session, query: Select[Any]) -> list[tuple[Row[Any], list[Any], list[Any], list[Any]]]:
     rows = session.execute(query).all()
     if not rows:
         return []
     ids = [row.id for row in rows]
     media, enrichments, flags = (_grouped(session.execute(child, {"ids": ids})) for child in _CHILDREN_OF_MANY)
-    return [_stored(row, media[row.id], enrichments[row.id], flags[row.id], media_url) for row in rows]
+    return [(row, media[row.id], enrichments[row.id], flags[row.id]) for row in rows]
 
 
 def _stored(row: Row[Any], media: Iterable[Any], enrichments: Iterable[Any], flags: Iterable[Any],
@@ -140,3 +163,25 @@ def observation_data(obs: Any, media: Iterable[Any], enrichments: Iterable[Any],
         "created_at": obs.created_at.isoformat(),
         "updated_at": obs.updated_at.isoformat(),
     }
+
+
+def view_from(obs: Any, media: Iterable[Any], enrichments: Iterable[Any], store: MediaStore) -> ObservationView:
+    """The ``ObservationView`` of an observation, from rows or ORM objects (read by attribute):
+    finished enrichments only, media files where ``store`` keeps them, the place exact."""
+    return ObservationView(
+        id=obs.id,
+        project=obs.project,
+        kind=obs.kind,
+        observed_at=obs.observed_at,
+        location=Location(obs.lat, obs.lon, obs.accuracy_m),
+        fields=dict(obs.fields or {}),
+        media=tuple(MediaFile(id=m.id, sha256=m.sha256, content_type=m.content_type, size=m.size,
+                              path=store.path_for(m.sha256), filename=getattr(m, "filename", None), width=m.width,
+                              height=m.height) for m in media),
+        contributor_id=obs.contributor_id,
+        status=obs.status,
+        created_at=obs.created_at,
+        enrichments={e.plugin: e.result or {} for e in enrichments if getattr(e, "status", "done") == "done"},
+        licence=obs.licence,
+        location_privacy=obs.location_privacy,
+    )

@@ -10,8 +10,8 @@ from core.db.models import Observation
 from core.errors import NotFound
 from core.media import MediaStore
 from core.privacy import public_location_dict
-from core.read_model import observation_data
-from core.types import Location, MediaFile, ObservationView, ProjectContext
+from core.read_model import observation_data, view_from
+from core.types import ObservationView, ProjectContext
 
 
 def observation_not_found(obs_id: int) -> NotFound:
@@ -31,38 +31,9 @@ def load_observation(session: Session, obs_id: int) -> Observation:
     return obs
 
 
-def media_files(obs: Observation, store: MediaStore) -> tuple[MediaFile, ...]:
-    return tuple(
-        MediaFile(
-            id=m.id,
-            sha256=m.sha256,
-            content_type=m.blob.content_type,
-            size=m.blob.size,
-            path=store.path_for(m.sha256),
-            filename=m.filename,
-            width=m.blob.width,
-            height=m.blob.height,
-        )
-        for m in obs.media
-    )
-
-
 def observation_view(obs: Observation, store: MediaStore) -> ObservationView:
-    return ObservationView(
-        id=obs.id,
-        project=obs.project,
-        kind=obs.kind,
-        observed_at=obs.observed_at,
-        location=Location(obs.lat, obs.lon, obs.accuracy_m),
-        fields=dict(obs.fields or {}),
-        media=media_files(obs, store),
-        contributor_id=obs.contributor_id,
-        status=obs.status,
-        created_at=obs.created_at,
-        enrichments={e.plugin: e.result or {} for e in obs.enrichments if e.status == "done"},
-        licence=obs.licence,
-        location_privacy=obs.location_privacy,
-    )
+    """The view of an ORM observation (code that changes one holds it): ``read_model.view_from``."""
+    return view_from(obs, obs.media, obs.enrichments, store)
 
 
 def observation_dict(obs: Observation, *, media_url: str | None = None) -> dict[str, Any]:

@@ -46,7 +46,6 @@ import json
 import math
 import threading
 import time
-import weakref
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
