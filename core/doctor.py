@@ -7,35 +7,26 @@ Nothing here starts the engine or creates anything: a broken installation is wha
 
 from __future__ import annotations
 
-import importlib
 import os
 import shutil
 import tempfile
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import ValidationError
 
 from core.config import Settings, get_settings
-
-Level = Literal["ok", "warning", "problem"]
+from core.types import DoctorCheck
 
 LOW_SPACE_BYTES = 1024**3  # a warning below this much free space for media
 NO_SPACE_BYTES = 100 * 1024**2  # a problem below this
 WAITING_AFTER_S = 60.0  # pending this long and never claimed: no worker is taking enrichments
 
 
-@dataclass(frozen=True)
-class Check:
-    """One finding: its area (settings, database, broker, media, plugins, models), its level, what
-    was found and, for a problem or a warning, what to do."""
-
-    area: str
-    level: Level
-    message: str
-    remedy: str = ""
+class Check(DoctorCheck):
+    """One finding of ``observatory doctor`` (``core.types.DoctorCheck``, which plugins return)."""
 
     def as_dict(self) -> dict[str, str]:
         return asdict(self)
@@ -62,7 +53,7 @@ def diagnose(timeout_s: float = 3.0) -> list[Check]:
     plugin_checks, host = check_plugins(settings)
     found += plugin_checks
     if host is not None:
-        found += check_models(settings, host)
+        found += check_plugin_findings(settings, host)
     return found
 
 
@@ -301,70 +292,18 @@ def check_plugins(settings: Settings) -> tuple[list[Check], Any]:
 # Models
 # --------------------------------------------------------------------------------------------
 
-SPECIES_ID = "species_id"
-
-
-def check_models(settings: Settings, host: Any) -> list[Check]:
-    """The models that species_id's projects use are present and load.
-
-    Read through species_id's own catalogue (its package is the one the loaded plugin comes from):
-    the one place where the engine reads a plugin's internals."""
-    registry = host.registry
-    users = registry.projects_enabling(SPECIES_ID)
-    if SPECIES_ID not in host.info or not users:
-        return [Check("models", "ok", f"no project enables {SPECIES_ID}: no model needed")]
-    package = host.info[SPECIES_ID].module.rpartition(".")[0]
-    catalogue_mod = importlib.import_module(f"{package}.catalogue")
-    model_build = importlib.import_module(f"{package}.model_build")
-    inference = importlib.import_module(f"{package}.inference")
-    config = dict(registry.services[SPECIES_ID].config)
-    try:
-        catalogue = catalogue_mod.build_catalogue(config, settings.data_dir,
-                                                  Path(settings.registry_path).resolve().parent)
-    except catalogue_mod.CatalogueError as exc:
-        return [Check("models", "problem", str(exc), f"correct services.{SPECIES_ID}.config in "
-                      f"{settings.registry_path} (docs/species_id.md)")]
-    found = [Check("models", "warning", problem, "fix or remove that entry: `observatory models remove NAME`, then "
-                   "`observatory models add` it again") for problem in catalogue.problems]
-    chosen: dict[str, list[str]] = {}
-    for slug in users:
-        name = registry.project(slug).settings(SPECIES_ID).get("model") or catalogue.default
-        chosen.setdefault(name, []).append(slug)
-    for name, slugs in chosen.items():
-        found.append(_check_model(catalogue, catalogue_mod, model_build, inference, name, ", ".join(slugs)))
+def check_plugin_findings(settings: Settings, host: Any) -> list[Check]:
+    """What each plugin checks of itself (``doctor_checks`` hook: species_id its models, for
+    example); a plugin whose check raises is a problem naming it."""
+    found: list[Check] = []
+    for called in host.call_each("doctor_checks", None, None, settings=settings, registry=host.registry):
+        if called.error is not None:
+            found.append(Check(called.plugin, "problem", f"the doctor check of plugin {called.plugin!r} failed: "
+                               f"{type(called.error).__name__}: {called.error}",
+                               "report it to the plugin's maintainers; `observatory plugins` shows its version"))
+            continue
+        found.extend(Check(c.area, c.level, c.message, c.remedy) for answer in called.result for c in answer or ())
     return found
-
-
-def _check_model(catalogue: Any, catalogue_mod: Any, model_build: Any, inference: Any, name: str,
-                 projects: str) -> Check:
-    try:
-        spec = catalogue.get(name)
-    except catalogue_mod.CatalogueError as exc:
-        return Check("models", "problem", f"projects {projects}: {exc}",
-                     f"set services.{SPECIES_ID}.model of those projects to a model `observatory models list` shows")
-    path = spec.onnx_path(catalogue.models_dir)
-    if path.is_file():
-        try:
-            model = inference.open_model(spec, path, threads=1)
-        except inference.ModelError as exc:
-            remedy = (f"build it again: rm {path} && observatory models build {name}" if spec.builtin else
-                      f"replace the file, or add the model again: observatory models add {name} --onnx FILE "
-                      "--labels FILE --replace")
-            return Check("models", "problem", str(exc), remedy)
-        return Check("models", "ok", f"model {name} {spec.version} loads ({len(model.labels)} labels), "
-                     f"used by {projects}")
-    if spec.builtin:
-        recipe = model_build.MODELS[spec.builtin]
-        try:
-            model_build.find_weights(recipe)
-        except RuntimeError as exc:
-            return Check("models", "problem", f"model {name} (used by {projects}) cannot be built: {exc}",
-                         f"{recipe['install']}, then: observatory models build {name}")
-        return Check("models", "warning", f"model {name} (used by {projects}) is not built yet; the first "
-                     "identification builds it, and waits", f"observatory models build {name}")
-    return Check("models", "problem", f"model {name} (used by {projects}): the ONNX file {path} does not exist",
-                 f"put the file there, or correct services.{SPECIES_ID}.config.models in registry.yaml, or add it: "
-                 f"observatory models add {name} --onnx FILE --labels FILE")
 
 
 # --------------------------------------------------------------------------------------------

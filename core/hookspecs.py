@@ -28,9 +28,12 @@ import pluggy
 if TYPE_CHECKING:
     import click
 
+    from core.config import Settings
     from core.engine import Engine
+    from core.registry import Registry
     from core.types import (
         Analysis,
+        DoctorCheck,
         Draft,
         ExportColumn,
         Flag,
@@ -148,4 +151,14 @@ def on_status_change(
     """Called after an observation's moderation status changes (for notifications).
 
     Errors are logged, never raised: a broken notifier cannot block moderation.
+    """
+
+
+@hookspec
+def doctor_checks(settings: Settings, registry: Registry) -> list[DoctorCheck] | None:
+    """Check what the plugin needs to work (model files, folders, services it calls) for
+    ``observatory doctor``; each finding says what to do when it is not ``ok``.
+
+    Called without a running engine (the database may be what is broken): use ``settings``
+    and ``registry`` only. An exception is reported as a problem naming the plugin.
     """

@@ -16,6 +16,7 @@ Grade = Literal["casual", "needs_id", "research"]
 ModerationStatus = Literal["pending", "published", "unpublished", "trashed"]
 MODERATION_STATUSES: tuple[str, ...] = ("pending", "published", "unpublished", "trashed")
 GRADES: tuple[str, ...] = ("casual", "needs_id", "research")
+DoctorLevel = Literal["ok", "warning", "problem"]
 
 
 @dataclass(frozen=True)
@@ -195,3 +196,15 @@ class ProjectContext:
 
     def enables(self, service: str) -> bool:
         return service in self.services
+
+
+@dataclass(frozen=True)
+class DoctorCheck:
+    """One finding of ``observatory doctor``: its ``area`` (settings, database, broker, media,
+    plugins, or a plugin's own, e.g. models), its ``level``, what was found, and, for a problem
+    or a warning, the ``remedy`` (the command to run or the setting to change)."""
+
+    area: str
+    level: DoctorLevel
+    message: str
+    remedy: str = ""

@@ -51,6 +51,13 @@ def quality_check(observation: ObservationView, project: ProjectContext, engine:
 
 
 @hookimpl
+def doctor_checks(settings: Any, registry: Any) -> list[Any]:
+    from plugins.species_id.doctor import check_models
+
+    return check_models(settings, registry)
+
+
+@hookimpl
 def register_routes(register: Callable[..., None]) -> None:
     from plugins.species_id.routes import router
 
