@@ -12,7 +12,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Callable, Literal
 from zoneinfo import ZoneInfo
 
 import jsonschema
@@ -667,12 +667,18 @@ def _apply_edit(
     return SubmitResult(obs_id, created=False)
 
 
-def update_fields(engine: Engine, obs_id: int, fields: dict[str, Any], actor: str) -> None:
-    """Replace some fields of an observation, validate again, and queue its enrichments again."""
+def update_fields(engine: Engine, obs_id: int, fields: dict[str, Any], actor: str,
+                  authorize: Callable[[Observation], None] | None = None) -> None:
+    """Replace some fields of an observation, validate again, and queue its enrichments again.
+
+    ``authorize(observation)``, called on the row read for the change before anything else,
+    raises when the caller may not make it (the API's access checks: one read, not two)."""
     from core.audit import audit, snapshot
 
     with transaction(engine.sessions) as session:
         obs = load_observation(session, obs_id)
+        if authorize is not None:
+            authorize(obs)
         project = get_project(engine, obs.project)
         # a null in the edit removes that field; a null stored before stays, as it was sent
         merged = {**obs.fields, **{k: v for k, v in fields.items() if v is not None}}
@@ -685,7 +691,8 @@ def update_fields(engine: Engine, obs_id: int, fields: dict[str, Any], actor: st
             raise ValidationFailed(problems)
         view = observation_view(obs, engine.media)
         draft = Draft(project=obs.project, observed_at=obs.observed_at, location=view.location, kind=obs.kind,
-                      fields=merged, media=view.media, client_id=obs.client_id, contributor_id=obs.contributor_id)
+                      fields=merged, media=view.media, client_id=obs.client_id, contributor_id=obs.contributor_id,
+                      licence=obs.licence or project.licence, location_privacy=obs.location_privacy)
         errors = [p for p in plugin_problems(engine, draft, project) if p.severity == "error"]
         if errors:
             raise ValidationFailed(errors)

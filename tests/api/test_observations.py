@@ -235,3 +235,27 @@ def test_the_public_gets_photos_without_exif_gps(make_token, make_observation, c
     assert b"GPSLatitude" not in public
     decoded = cv2.imdecode(np.frombuffer(public, np.uint8), cv2.IMREAD_COLOR)
     assert decoded.shape == (300, 451, 3), "still the same, whole picture"
+
+
+def test_patch_reads_the_row_once_before_changing_it(client, auth, contributor, engine):
+    """The access checks run on the row the edit changes, in its own transaction (it was read
+    once to check, again to change, and a third time to answer)."""
+    from sqlalchemy import event
+
+    obs = post(client, auth, contributor, draft()).json()
+    statements: list[str] = []
+
+    def seen(conn, cursor, statement, *args):  # noqa: ANN001
+        statements.append(" ".join(statement.split()).lower())
+
+    event.listen(engine.db, "before_cursor_execute", seen)
+    try:
+        response = client.patch(f"{API}/observations/{obs['id']}", json={"fields": {"note": "otter"}},
+                                headers=auth(contributor))
+    finally:
+        event.remove(engine.db, "before_cursor_execute", seen)
+    assert response.status_code == 200 and response.json()["fields"] == {"note": "otter"}
+    first_write = next(i for i, s in enumerate(statements) if s.startswith("update observations"))
+    reads = [s for s in statements[:first_write] if s.startswith("select") and "from observations" in s
+             and "where observations.id =" in s]
+    assert len(reads) == 1, reads

@@ -29,7 +29,7 @@ from core.licences import KNOWN_LICENCES
 from core.tokens import Principal
 from core.types import Problem
 from core.read_model import observation_rows, read_observation, read_observations
-from core.views import load_observation, observation_not_found
+from core.views import observation_not_found
 
 router = APIRouter(prefix="/api/v1", tags=["observations"])
 KIND_PATTERN = r"^[A-Za-z0-9_.:-]+$"
@@ -220,11 +220,13 @@ def get_observation(obs_id: ObsId, engine: EngineDep, principal: PrincipalDep) -
 def patch_observation(obs_id: ObsId, patch: ObservationPatch, engine: EngineDep, principal: PrincipalDep) -> dict[str, Any]:
     if principal.anonymous:  # before any look-up: the same 401 for every id, existing or not
         raise deny(principal, "editing observations")
-    with transaction(engine.readers) as session:
-        obs = load_observation(session, obs_id)
+
+    def authorize(obs: Observation) -> None:
         if not can_read(principal, obs, engine.registry.project(obs.project)):
             raise observation_not_found(obs_id)
         if not can_edit(principal, obs):
             raise deny(principal, f"editing observation {obs_id}")
-    lifecycle.update_fields(engine, obs_id, patch.fields, actor=principal.actor)
+
+    # one read to check and change (in the edit's own transaction), one to answer
+    lifecycle.update_fields(engine, obs_id, patch.fields, actor=principal.actor, authorize=authorize)
     return read_as(engine, principal, obs_id)
