@@ -7,7 +7,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
@@ -15,6 +14,7 @@ import pytest
 
 from tests.conftest import draft
 from tests.support.serving import free_port
+from tests.support.waiting import wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -52,35 +52,40 @@ def test_serve_runs_api_and_worker_and_stops_both(settings_factory, tmp_path):
     engine.close()
     port = free_port()
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OBSERVATORY_BROKER_URL": "filesystem://"}
-    server = subprocess.Popen([sys.executable, "-m", "core.cli", "serve", "--port", str(port)], env=env,
-                              cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    log_path = tmp_path / "serve.log"  # a file, not a pipe: nobody reads a pipe here, and a full one blocks serve
+    with log_path.open("wb") as log:
+        server = subprocess.Popen([sys.executable, "-m", "core.cli", "serve", "--port", str(port)], env=env,
+                                  cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
+
+    def log_tail() -> str:
+        return f"serve's output:\n{log_path.read_text(errors='replace')[-4000:]}"
+
+    def ready() -> bool:
+        if server.poll() is not None:
+            pytest.fail(f"serve exited with {server.returncode} before it was ready\n{log_tail()}")
+        try:
+            return httpx.get(f"{base}/readyz", timeout=1).status_code == 200
+        except httpx.TransportError:
+            return False
+
     try:
-        for _ in range(100):
-            try:
-                if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.2)
-        else:
-            pytest.fail("the server did not become ready")
-        body = {**draft(client_id=f"serve-{port}")}
-        created = httpx.post(f"{base}/api/v1/projects/alpha/observations", json=body,
-                             headers={"Authorization": f"Bearer {token}"}, timeout=10)
+        wait_until(ready, 60, "serve to answer /readyz", details=log_tail)
+        headers = {"Authorization": f"Bearer {token}"}
+        created = httpx.post(f"{base}/api/v1/projects/alpha/observations", json=draft(client_id=f"serve-{port}"),
+                             headers=headers, timeout=10)
         assert created.status_code == 201, created.text
         obs_id = created.json()["id"]
-        for _ in range(150):
-            obs = httpx.get(f"{base}/api/v1/observations/{obs_id}", headers={"Authorization": f"Bearer {token}"}).json()
-            if obs["grade"] is not None:
-                break
-            time.sleep(0.2)
+
+        def graded() -> dict | None:
+            obs = httpx.get(f"{base}/api/v1/observations/{obs_id}", headers=headers, timeout=10).json()
+            return obs if obs["grade"] is not None else None
+
+        obs = wait_until(graded, 30, "the worker beside serve to enrich and grade the observation", details=log_tail)
         assert obs["enrichments"]["recorder"]["status"] == "done", json.dumps(obs)
         workers = children(server.pid)
         assert workers, "serve started a worker process"
     finally:
         server.send_signal(signal.SIGTERM)
         server.wait(timeout=30)
-    deadline = time.monotonic() + 30
-    while any(alive(pid) for pid in workers) and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert not any(alive(pid) for pid in workers), "the worker stops with serve"
+    wait_until(lambda: not any(alive(pid) for pid in workers), 30, "the worker to stop with serve", details=log_tail)
