@@ -55,6 +55,16 @@ def test_a_failing_command_is_named_by_block_and_line(tmp_path):
         run_shell_blocks(shell_blocks(page), cwd=tmp_path, env={"PATH": "/usr/bin:/bin"})
 
 
+def test_a_failure_inside_a_helper_or_an_unset_variable_is_named_where_the_page_has_it(tmp_path):
+    page = tmp_path / "page.md"
+    page.write_text("```sh\nfirst() { head -c1 \"$1\"; }\necho start\nX=$(echo x \\\n  | first no-such-file)\n```\n"
+                    "```sh\necho $NEVER_SET\n```\n", encoding="utf-8")
+    with pytest.raises(BlockFailed, match=r"line 5 \(`X=\$\(echo x \| first no-such-file\)`\), exit status 1"):
+        run_shell_blocks(shell_blocks(page), cwd=tmp_path, env={"PATH": "/usr/bin:/bin"})
+    with pytest.raises(BlockFailed, match=r"the sh block at line 7, line 8 \(`echo \$NEVER_SET`\)"):
+        run_shell_blocks(shell_blocks(page)[1:], cwd=tmp_path, env={"PATH": "/usr/bin:/bin"})
+
+
 def test_an_http_error_fails_the_block(tmp_path):
     page = tmp_path / "page.md"
     page.write_text("```sh\ncurl -fsS http://127.0.0.1:1/nothing-listens\necho not reached\n```\n", encoding="utf-8")

@@ -58,7 +58,8 @@ def test_the_unique_index_refuses_other_content_and_someone_elses_client_id(engi
     assert_refused(post(client, auth(ana), draft(client_id="phone-7"), photo=photos["chelsea.jpg"]))
     ben = make_token("contributor", "alpha")
     assert_refused(post(client, auth(ben), draft(client_id="phone-7")))  # Ana's very content: no hint of her
-    assert stored(engine, "phone-7") == [{"id": obs["id"], "fields": obs["fields"], "contributor_id": obs["contributor_id"]}]
+    kept = {"id": obs["id"], "fields": obs["fields"], "contributor_id": obs["contributor_id"]}
+    assert stored(engine, "phone-7") == [kept]
 
 
 def test_racing_writers_get_one_201_and_the_same_409(engine, client, make_token, auth):

@@ -18,6 +18,7 @@ from __future__ import annotations
 import os
 import re
 import shlex
+import shutil
 import signal
 import subprocess
 import sys
@@ -75,7 +76,8 @@ def shell_blocks(page: Path) -> list[ShellBlock]:
             body = [(i + 1, lines[i]) for i in range(body_start, number)]
             if language == "console":
                 body = _console_commands(body)
-            blocks.append(ShellBlock(page, body_start, language, tuple(body), _not_run_reason(page, lines, body_start - 1)))
+            reason = _not_run_reason(page, lines, body_start - 1)
+            blocks.append(ShellBlock(page, body_start, language, tuple(body), reason))
         number += 1
     return blocks
 
@@ -139,7 +141,8 @@ def run_shell_blocks(
     chosen = [block for block in blocks if block.not_run is None]
     for block in chosen:
         check_curls(block)
-    script = [f"set -eEuo pipefail\ntrap 'echo \"{_FAILED} $? $LINENO\" >&2' ERR"]
+    # the trap fires in functions and subshells too: the top level's report (subshell 0, no function) is the one
+    script = [f"set -eEuo pipefail\ntrap 'echo \"{_FAILED} $? $LINENO $BASH_SUBSHELL ${{FUNCNAME[0]:-}}\" >&2' ERR"]
     origin: dict[int, tuple[ShellBlock, int]] = {}
     for block in chosen:
         for number, text in block.lines:
@@ -151,7 +154,7 @@ def run_shell_blocks(
         done = subprocess.run(["bash", "-c", "\n".join(script)], cwd=cwd, env=dict(env), capture_output=True,
                               text=True, timeout=timeout_s)
     except subprocess.TimeoutExpired as exc:
-        raise BlockFailed(f"the shell blocks of {blocks[0].page.name} ran past {timeout_s:g} s:\n"
+        raise BlockFailed(f"the shell blocks of {chosen[0].page.name} ran past {timeout_s:g} s:\n"
                           f"{_tail(exc.stdout)}\n{_tail(exc.stderr)}") from None
     if done.returncode == 0:
         return ShellRun(done.stdout, done.stderr)
@@ -159,17 +162,27 @@ def run_shell_blocks(
 
 
 def _failure(done: subprocess.CompletedProcess[str], origin: dict[int, tuple[ShellBlock, int]]) -> str:
-    marks = re.findall(rf"^{_FAILED} (\d+) (\d+)$", done.stderr, re.M)
+    top = re.findall(rf"^{_FAILED} (\d+) (\d+) 0 $", done.stderr, re.M)
     stderr = re.sub(rf"^{_FAILED} .*\n?", "", done.stderr, flags=re.M)
+    # no trap for what bash itself refuses (an unset variable under set -u): its own message names the line
+    found = [(int(top[-1][0]), int(top[-1][1]))] if top else \
+        [(done.returncode, int(n)) for n in re.findall(r"^bash: line (\d+): ", stderr, re.M)[-1:]]
     where = "a command"
-    if marks:
-        status, line = int(marks[0][0]), int(marks[0][1])
+    for status, line in found:
         block, number = origin.get(line, (None, 0))
         if block is not None:
-            text = dict(block.lines)[number].strip()
-            where = f"{block.where}, line {number} (`{text}`), exit status {status}"
+            where = f"{block.where}, line {number} (`{_statement(block, number)}`), exit status {status}"
     return (f"{where} failed (bash exit status {done.returncode})\n--- stdout (tail)\n{_tail(done.stdout)}\n"
             f"--- stderr (tail)\n{_tail(stderr)}")
+
+
+def _statement(block: ShellBlock, number: int) -> str:
+    """The line, with the lines it continues (a backslash at their end) before it."""
+    lines = dict(block.lines)
+    first = number
+    while lines.get(first - 1, "").endswith("\\"):
+        first -= 1
+    return " ".join(lines[n].strip().rstrip("\\").strip() for n in range(first, number + 1))
 
 
 def _tail(text: str | bytes | None, size: int = 3000) -> str:
@@ -199,8 +212,6 @@ def reader_env(data_dir: Path, root: Path) -> dict[str, str]:
 def reader_session(folder: Path, root: Path, copy: Sequence[str] = ("docs/examples",)) -> Iterator[ReaderSession]:
     """``observatory serve`` (API and worker, embedded defaults) on a free port, its data under
     ``folder``/var; ``copy``: folders of the checkout the page's commands read, copied into ``folder``."""
-    import shutil
-
     for relative in copy:
         shutil.copytree(root / relative, folder / relative)
     env = reader_env(folder / "var", root)
@@ -219,6 +230,8 @@ def reader_session(folder: Path, root: Path, copy: Sequence[str] = ("docs/exampl
         yield ReaderSession(folder, env, base)
     finally:
         _stop(process)
+        log.seek(0)
+        print(f"observatory serve's log (tail):\n{log.read()[-4000:]}")  # pytest shows it when a test fails
         log.close()
 
 
