@@ -244,7 +244,7 @@ def _read_draft(path: str) -> Any:
 def submit(ctx: click.Context, project: str, draft: str, media: tuple[str, ...], edit: bool, inline: bool) -> None:
     from core import lifecycle
     from core.db.session import transaction
-    from core.views import load_observation, observation_dict
+    from core.read_model import read_observation
 
     data = _read_draft(draft)
     engine = engine_of(ctx, inline=inline)
@@ -263,7 +263,7 @@ def submit(ctx: click.Context, project: str, draft: str, media: tuple[str, ...],
         click.echo("warning: the broker did not take the enrichments in time; they are stored, and a worker's "
                    "recovery loop will queue them", err=True)
     with transaction(engine.readers) as session:
-        out = observation_dict(load_observation(session, result.observation_id))
+        out = read_observation(session, result.observation_id).data
     out["created"] = result.created
     echo_json(out)
 
@@ -279,12 +279,12 @@ def submit(ctx: click.Context, project: str, draft: str, media: tuple[str, ...],
 def show(ctx: click.Context, observation_id: int) -> None:
     from core.db.session import transaction
     from core.doctor import waiting_for_worker
-    from core.views import load_observation, observation_dict
+    from core.read_model import read_observation
 
     engine = engine_of(ctx)
     try:
         with transaction(engine.readers) as session:
-            data = observation_dict(load_observation(session, observation_id))
+            data = read_observation(session, observation_id).data
     except EngineError as exc:
         fail(exc.message)
     echo_json(data)
