@@ -102,3 +102,21 @@ def test_recovery_never_closes_an_enrichment_a_worker_has_just_claimed(make_engi
     assert enrichment._finish(engine, recorder_id, token, obs_id, attempts, {"ok": True}, None).status == "done"
     assert show(engine, obs_id)["enrichments"]["recorder"]["result"] == {"ok": True}
     assert run_enrichment(engine, recorder_id).status == "skipped"
+
+
+def test_worker_task_results_name_the_plugin_and_the_observation(engine, monkeypatch):
+    """Celery logs 'Task observatory.enrich[...] succeeded in ...: <result>': the result says what
+    was done to which observation, not only 'done'."""
+    from sqlalchemy import select
+
+    import core.worker as worker
+    from core.db.models import Enrichment
+
+    obs_id = lifecycle.submit(engine, "alpha", draft()).observation_id
+    with transaction(engine.sessions) as s:
+        recorder_id = s.scalar(select(Enrichment.id).where(Enrichment.plugin == "recorder"))
+        s.execute(Enrichment.__table__.update().where(Enrichment.id == recorder_id).values(status="pending"))
+    monkeypatch.setattr(worker, "_engine", engine)
+    assert worker.enrich_task(None, recorder_id) == f"done: recorder on observation {obs_id}"
+    assert worker.assess_task(obs_id) == f"observation {obs_id}: graded"
+    assert worker.assess_task(obs_id, due_only=True) == f"observation {obs_id}: nothing owed"
