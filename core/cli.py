@@ -447,7 +447,7 @@ def build_cli() -> click.Group:
     cli = engine_cli()
     try:
         settings = get_settings()
-        host = build_host(load_registry(settings.registry_path), settings.plugin_modules)
+        host = build_host(load_registry(settings.registry_path), settings.plugin_modules, load=settings.load_plugins)
     except (RegistryError, PluginError) as exc:
         cli.startup_error = str(exc)
         return cli

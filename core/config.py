@@ -23,6 +23,8 @@ class Settings(BaseSettings):
     media_dir: Path | None = None
     registry_path: Path = Path("registry.yaml")
     plugin_modules: str = Field("", description="extra plugin modules to load, comma-separated")
+    load_plugins: str | None = Field(None, description="the installed plugins to load, comma-separated entry-point "
+                                     "names (unset: every installed one; empty: none); plugin_modules come on top")
     trace_plugins: bool = Field(False, description="log every hook call with its plugins, time and answer "
                                 "(logger observatory.plugins.trace)")
 

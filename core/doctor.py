@@ -265,7 +265,7 @@ def check_plugins(settings: Settings) -> tuple[list[Check], Any]:
     except RegistryError as exc:
         return [Check("plugins", "problem", str(exc), f"correct {path} (every key: docs/registry.md)")], None
     try:
-        host = build_host(registry, settings.plugin_modules)
+        host = build_host(registry, settings.plugin_modules, load=settings.load_plugins)
     except PluginError as exc:
         first = exc
     else:
@@ -273,7 +273,7 @@ def check_plugins(settings: Settings) -> tuple[list[Check], Any]:
         return [Check("plugins", "ok", f"plugins load ({names}); {path}: {len(registry.projects)} project(s), "
                       f"every service it offers installed")], host
     try:
-        installed = build_host(Registry(), settings.plugin_modules).info
+        installed = build_host(Registry(), settings.plugin_modules, load=settings.load_plugins).info
     except PluginError as exc:
         return [Check("plugins", "problem", str(exc), "fix or uninstall the plugin it names (pip uninstall its "
                       "package), or take it out of OBSERVATORY_PLUGIN_MODULES")], None

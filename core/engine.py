@@ -76,7 +76,8 @@ class Engine:
         """
         settings.ensure_dirs()
         registry = load_registry(settings.registry_path)
-        host = build_host(registry, settings.plugin_modules, trace=settings.trace_plugins)
+        host = build_host(registry, settings.plugin_modules, trace=settings.trace_plugins,
+                          load=settings.load_plugins)
         db = make_engine(settings.database_url)
         assert settings.media_dir is not None
         engine = cls(settings, registry, host, db, make_sessionmaker(db), MediaStore(settings.media_dir),

@@ -215,12 +215,14 @@ def discover() -> list[tuple[str, str, str | None]]:
     return found
 
 
-def build_host(registry: Registry, extra_modules: str = "", *, trace: bool = False) -> PluginHost:
+def build_host(registry: Registry, extra_modules: str = "", *, trace: bool = False,
+               load: str | None = None) -> PluginHost:
     """Load every plugin, check it against the hook specs and ``registry``; raise PluginError.
 
     ``extra_modules`` (the ``plugin_modules`` setting): ``name=module`` or ``module`` items,
     comma-separated; a module that an installed entry point already loads under that name is
-    loaded once. ``trace``: log every hook call (``trace_calls``)."""
+    loaded once. ``trace``: log every hook call (``trace_calls``). ``load`` (the ``load_plugins``
+    setting): the installed plugins to load, comma-separated names; None: all of them."""
     pm = pluggy.PluginManager(hookspecs.PROJECT_NAME)
     pm.add_hookspecs(hookspecs)
     info: dict[str, PluginInfo] = {}
@@ -230,6 +232,9 @@ def build_host(registry: Registry, extra_modules: str = "", *, trace: bool = Fal
         _register(pm, path, _import(path, path))
         info[path] = PluginInfo(path, __version__, path, builtin=True)
     candidates = discover()
+    if load is not None:
+        wanted = {name.strip() for name in load.split(",") if name.strip()}
+        candidates = [c for c in candidates if c[0] in wanted]
     for item in filter(None, (m.strip() for m in extra_modules.split(","))):
         name, _, module_path = item.rpartition("=") if "=" in item else ("", "", item)
         candidates.append((name or module_path.rsplit(".", 1)[-1], module_path, None))

@@ -78,14 +78,14 @@ def own_entry_points() -> list[tuple[str, str, str | None]]:
 def cli_of(registry: Path, *, own_only: bool) -> list[str]:
     """Every command of the CLI that `observatory` builds: with ``own_only``, with the engine's own
     plugins only (core's defaults and this repository's plugins/), else with every installed one."""
-    from core import cli, plugins
+    from core import cli
     from core.config import get_settings
 
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("OBSERVATORY_REGISTRY_PATH", str(registry))
         mp.setenv("OBSERVATORY_PLUGIN_MODULES", "")
         if own_only:
-            mp.setattr(plugins, "discover", own_entry_points)
+            mp.setenv("OBSERVATORY_LOAD_PLUGINS", ",".join(name for name, _, _ in own_entry_points()))
         get_settings.cache_clear()
         try:
             group = cli.build_cli()

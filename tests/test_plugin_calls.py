@@ -150,3 +150,14 @@ def test_an_installed_plugin_listed_in_plugin_modules_too_is_loaded_once(tmp_pat
     assert host.info["odour"].module == "plugins.odour.plugin"
     with pytest.raises(PluginError, match="plugin 'odour': two plugins have this name"):
         build_host(load_registry(registry), "odour=tests.support.recorder")
+
+
+def test_load_plugins_chooses_the_installed_plugins_to_load(tmp_path):
+    registry = tmp_path / "registry.yaml"
+    registry.write_text("services: {}\nprojects: []\n")
+    every = build_host(load_registry(registry))
+    assert {"odour", "species_id"} <= set(every.info)
+    only = build_host(load_registry(registry), load="odour")
+    assert "odour" in only.info and "species_id" not in only.info
+    none = build_host(load_registry(registry), "recorder=tests.support.recorder", load="")
+    assert sorted(n for n in none.info if not none.is_default(n)) == ["recorder"], "plugin_modules come on top"
