@@ -22,6 +22,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -236,13 +237,41 @@ def reader_session(folder: Path, root: Path, copy: Sequence[str] = ("docs/exampl
 
 
 def _stop(process: subprocess.Popen[bytes]) -> None:
+    """Stop serve, then whatever is left of the process group it led (its worker, orphaned if serve
+    gave up waiting for it): SIGTERM, and SIGKILL for what still runs after a grace period."""
     process.terminate()
     try:
-        process.wait(timeout=30)
+        process.wait(timeout=45)
     except subprocess.TimeoutExpired:
         process.kill()
         process.wait(timeout=15)
-    try:
-        os.killpg(process.pid, signal.SIGTERM)  # what is left of the group it led (its worker)
-    except ProcessLookupError:
-        pass
+    for sig, grace_s in ((signal.SIGTERM, 20.0), (signal.SIGKILL, 5.0)):
+        try:
+            os.killpg(process.pid, sig)
+        except ProcessLookupError:
+            return
+        deadline = time.monotonic() + grace_s
+        while _group_runs(process.pid) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        if not _group_runs(process.pid):
+            return
+
+
+def _group_runs(pgid: int) -> bool:
+    """Whether a process of group ``pgid`` still runs (zombies waiting to be reaped do not count)."""
+    proc = Path("/proc")
+    if not proc.exists():
+        try:
+            os.killpg(pgid, 0)
+        except ProcessLookupError:
+            return False
+        return True
+    for entry in proc.iterdir():
+        try:
+            # /proc/PID/stat: pid (comm) state ppid pgrp ...; comm may hold spaces, so split after ')'
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if fields[2] == str(pgid) and fields[0] != "Z":
+            return True
+    return False
