@@ -99,6 +99,21 @@ def _die_with_parent() -> None:
         pass  # not Linux: the `finally` below still stops the worker on a clean exit
 
 
+def _stop_worker(child: subprocess.Popen[bytes], grace_s: float = 30.0) -> None:
+    """A warm shutdown (running tasks finish), then, past ``grace_s``, the whole group is killed:
+    a worker left running after serve has stopped would hold the queue and the database."""
+    child.terminate()
+    try:
+        child.wait(timeout=grace_s)
+    except subprocess.TimeoutExpired:
+        click.echo(f"observatory: the worker did not stop within {grace_s:g} s; killing it", err=True)
+    try:
+        os.killpg(child.pid, signal.SIGKILL)  # its pool processes too, whether or not it stopped
+    except (ProcessLookupError, PermissionError):
+        pass
+    child.wait()
+
+
 @cli.command(help=with_examples(
     "Run the HTTP API and, with the embedded defaults, a worker beside it. Brings the database to the newest "
     "schema first.",
@@ -119,8 +134,9 @@ def serve(ctx: click.Context, host: str | None, port: int | None, worker: bool) 
     upgrade(engine.settings.database_url)
     child = None
     if worker:
+        # its own process group: stopping serve stops the worker and its pool processes together
         child = subprocess.Popen([sys.executable, "-m", "core.cli", "worker", "--concurrency", "2"],
-                                 env=os.environ.copy(), preexec_fn=_die_with_parent)
+                                 env=os.environ.copy(), preexec_fn=_die_with_parent, start_new_session=True)
     host = host or engine.settings.host
     port = port or engine.settings.port
     click.echo(f"observatory: API on http://{host}:{port}/api/v1 (docs at /docs); "
@@ -129,8 +145,7 @@ def serve(ctx: click.Context, host: str | None, port: int | None, worker: bool) 
         uvicorn.run(create_app(engine), host=host, port=port, log_level="info")
     finally:
         if child is not None:
-            child.terminate()
-            child.wait(timeout=30)
+            _stop_worker(child)
 
 
 @cli.command(help=with_examples(
