@@ -67,6 +67,7 @@ def walk_env(tmp_path, database_url):
     }
 
 
+@pytest.mark.slow  # once in CI (the PostgreSQL pass); test_readme_shell.py also runs this block, on SQLite
 def test_the_people_and_data_walk_of_the_readme(tmp_path, walk_env):
     with api_server(tmp_path, ROOT, env=walk_env) as base:
         script = readme_block().replace("http://127.0.0.1:8000", base)
