@@ -9,6 +9,7 @@ comments stay, without an author.
 
 from __future__ import annotations
 
+import logging
 import unicodedata
 from typing import Any
 
@@ -22,8 +23,10 @@ from core.db.session import transaction
 from core.engine import Engine
 from core.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from core.tokens import Principal
-from core.types import Problem
-from core.views import observation_not_found
+from core.types import CommentView, ObservationView, Problem, ProjectContext
+from core.views import observation_not_found, observation_view
+
+log = logging.getLogger(__name__)
 
 MAX_BODY = 5000
 STATES = ("visible", "hidden", "all")
@@ -104,8 +107,19 @@ def post(engine: Engine, principal: Principal, obs_id: int, body: str) -> dict[s
         session.add(comment)
         session.flush()
         author = session.get(Account, principal.account_id)
-        return _item(comment, author.display_name if author else None, principal,
-                     principal.is_staff_of(obs.project))
+        item = _item(comment, author.display_name if author else None, principal, principal.is_staff_of(obs.project))
+        told = CommentView(comment.id, obs.id, obs.project, comment.account_id, comment.body, comment.created_at)
+        view = observation_view(obs, engine.media)
+    _tell_comment(engine, told, view, project)
+    return item
+
+
+def _tell_comment(engine: Engine, comment: CommentView, view: ObservationView, project: ProjectContext) -> None:
+    """``on_comment`` of every enabled plugin, after the commit; a failure is logged, never raised."""
+    for called in engine.host.call_each("on_comment", project, view.kind, comment=comment, observation=view,
+                                        project=project, engine=engine):
+        if called.error is not None:
+            log.error("on_comment of plugin %r failed on comment %s: %s", called.plugin, comment.id, called.error)
 
 
 def of_observation(engine: Engine, principal: Principal, obs_id: int, *, cursor: int | None = None,

@@ -245,7 +245,18 @@ def assess(engine: Engine, obs_id: int, *, due_only: bool = False) -> bool:
                         message=f.message, value=_json_value(f.value))
             for f in flags
         )
+    _tell_assessed(engine, view, flags, decided)
     return True
+
+
+def _tell_assessed(engine: Engine, view: ObservationView, flags: list[Flag], decided: str) -> None:
+    """``on_assessed`` of every enabled plugin, one at a time; a failure is logged, never raised."""
+    project = engine.registry.project(view.project)
+    for called in engine.host.call_each("on_assessed", project, view.kind, observation=view, flags=flags,
+                                        grade=decided, project=project, engine=engine):
+        if called.error is not None:
+            log.error("on_assessed of plugin %r failed on observation %s: %s", called.plugin, view.id,
+                      _describe(called.error))
 
 
 def _json_value(value: Any) -> Any:

@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from core.registry import Registry
     from core.types import (
         Analysis,
+        CommentView,
         DoctorCheck,
         Draft,
         ExportColumn,
@@ -161,4 +162,24 @@ def doctor_checks(settings: Settings, registry: Registry) -> list[DoctorCheck] |
 
     Called without a running engine (the database may be what is broken): use ``settings``
     and ``registry`` only. An exception is reported as a problem naming the plugin.
+    """
+
+
+@hookspec
+def on_assessed(
+    observation: ObservationView, flags: list[Flag], grade: str, project: ProjectContext, engine: Engine
+) -> None:
+    """Called after an observation's quality flags and grade have been stored: every
+    enrichment has ended, so ``observation.enrichments`` holds the results (for notifications,
+    e.g. the mobile bridge's feed). Runs in the worker that graded it.
+
+    Errors are logged, never raised: the assessment is already stored.
+    """
+
+
+@hookspec
+def on_comment(comment: CommentView, observation: ObservationView, project: ProjectContext, engine: Engine) -> None:
+    """Called after a comment has been stored on an observation (for notifications).
+
+    Errors are logged, never raised: the comment is already stored.
     """

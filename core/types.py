@@ -208,3 +208,16 @@ class DoctorCheck:
     level: DoctorLevel
     message: str
     remedy: str = ""
+
+
+@dataclass(frozen=True)
+class CommentView:
+    """A comment as plugins see it (``on_comment``): its author's account id (None once erased)."""
+
+    id: int
+    observation_id: int
+    project: str
+    account_id: int | None
+    body: str
+    created_at: datetime
+    hidden: bool = False

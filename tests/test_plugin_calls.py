@@ -161,3 +161,29 @@ def test_load_plugins_chooses_the_installed_plugins_to_load(tmp_path):
     assert "odour" in only.info and "species_id" not in only.info
     none = build_host(load_registry(registry), "recorder=tests.support.recorder", load="")
     assert sorted(n for n in none.info if not none.is_default(n)) == ["recorder"], "plugin_modules come on top"
+
+
+def test_on_assessed_tells_the_stored_grade_flags_and_results(songs):
+    from tests.support import birdsong
+
+    birdsong.ASSESSED.clear()
+    obs_id = lifecycle.submit(songs, "songs", draft(kind="bird_song", fields={"species": "certain"})).observation_id
+    ((seen_id, grade, codes, enrichments),) = birdsong.ASSESSED
+    assert (seen_id, grade) == (obs_id, "research") and "song_checked" in codes
+    assert enrichments["birdsong"]["kind"] == "bird_song", "every enrichment had ended"
+    assert shown(songs, obs_id)["grade"] == grade
+    birdsong.ASSESSED.clear()
+    lifecycle.submit(songs, "plain", draft())
+    assert birdsong.ASSESSED == [], "not enabled in project plain"
+
+
+def test_on_comment_is_called_after_the_comment_is_stored(songs):
+    from core import comments
+    from core.tokens import authenticate, create_token
+    from tests.support import birdsong
+
+    principal = authenticate(songs, create_token(songs, "contributor", "songs", "commenter").token)
+    obs_id = lifecycle.submit(songs, "songs", draft(), contributor_id=principal.account_id).observation_id
+    birdsong.COMMENTS.clear()
+    comments.post(songs, principal, obs_id, "a wren, I think")
+    assert birdsong.COMMENTS == [(obs_id, obs_id, "a wren, I think")]

@@ -26,3 +26,17 @@ def quality_check(observation, project, engine):
 @hookimpl
 def grade_observation(observation, flags, project):
     return "research" if observation.fields.get("species") == "certain" else None
+
+
+ASSESSED: list[tuple[int, str, list[str], dict]] = []
+COMMENTS: list[tuple[int, int, str]] = []
+
+
+@hookimpl
+def on_assessed(observation, flags, grade):
+    ASSESSED.append((observation.id, grade, sorted(f.code for f in flags), dict(observation.enrichments)))
+
+
+@hookimpl
+def on_comment(comment, observation):
+    COMMENTS.append((comment.observation_id, observation.id, comment.body))
