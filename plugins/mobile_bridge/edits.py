@@ -1,0 +1,7 @@
+"""mobile_bridge: edits (to be written)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+router = APIRouter()

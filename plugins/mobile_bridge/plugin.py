@@ -1,0 +1,55 @@
+"""The mobile bridge's hooks. The work is done in the modules they name (see ``__init__``)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Callable
+
+from core import hookimpl
+from core.types import CommentView, Flag, ObservationView, ProjectContext
+
+if TYPE_CHECKING:
+    from core.engine import Engine
+
+SERVICE = "mobile_bridge"
+
+
+@hookimpl
+def startup(engine: Engine) -> None:
+    from plugins.mobile_bridge.db import create_tables
+
+    create_tables(engine)
+
+
+@hookimpl
+def register_routes(register: Callable[..., None]) -> None:
+    from plugins.mobile_bridge import devices, edits, feed, forms, sync, tus, webhooks
+
+    for module in (devices, forms, sync, tus, edits, feed, webhooks):
+        register(module.router)
+
+
+@hookimpl
+def on_assessed(observation: ObservationView, flags: list[Flag], grade: str, project: ProjectContext,
+                engine: Engine) -> None:
+    from plugins.mobile_bridge import feed
+
+    feed.on_assessed(observation, flags, grade, project, engine)
+
+
+@hookimpl
+def on_status_change(observation: ObservationView, old: str, new: str, project: ProjectContext, engine: Engine) -> None:
+    from plugins.mobile_bridge import feed
+
+    feed.on_status_change(observation, old, new, project, engine)
+
+
+@hookimpl
+def on_comment(comment: CommentView, observation: ObservationView, project: ProjectContext, engine: Engine) -> None:
+    from plugins.mobile_bridge import feed
+
+    feed.on_comment(comment, observation, project, engine)
+
+
+def settings_of(project: ProjectContext) -> dict[str, Any]:
+    """The project's mobile_bridge settings, defaults filled in by the registry."""
+    return project.settings(SERVICE)
