@@ -52,7 +52,11 @@ TOKEN_REQUIRED = {
     ("get", "/api/v1/me/data"),
     ("get", "/api/v1/projects/{slug}/consents/{choice}/accounts"),
 }
-"""Operations that answer 401 without a token; every other one also serves anonymous callers."""
+"""Operations that answer 401 without a token; every other one also serves anonymous callers.
+A plugin marks its own with ``openapi_extra=TOKEN_REQUIRED_EXTRA`` on the route."""
+
+TOKEN_REQUIRED_EXTRA = {"x-token-required": True}
+"""``@router.post(..., openapi_extra=TOKEN_REQUIRED_EXTRA)``: this operation answers 401 without a token."""
 
 
 def document_security(schema: dict[str, Any]) -> None:
@@ -60,7 +64,7 @@ def document_security(schema: dict[str, Any]) -> None:
     for path, operations in schema.get("paths", {}).items():
         for method, operation in operations.items():
             security = operation.get("security")
-            if not security or (method, path) in TOKEN_REQUIRED:
+            if not security or (method, path) in TOKEN_REQUIRED or operation.get("x-token-required"):
                 continue
             if {} not in security:
                 operation["security"] = [*security, {}]
