@@ -280,7 +280,12 @@ def _registrar(kind: str, store: dict[str, Any], plugin: str) -> Callable[[Any],
 def _collect(hook_name: str, what: str, host: PluginHost, store: dict[str, Any]) -> None:
     """Call a ``register_*`` hook plugin by plugin, so that each item is stored with its plugin."""
     for plugin in host.plugins_of(hook_name):
-        host.caller(hook_name, None, only=plugin)(register=_registrar(what, store, plugin))
+        try:
+            host.caller(hook_name, None, only=plugin)(register=_registrar(what, store, plugin))
+        except PluginError:
+            raise
+        except Exception as exc:  # a broken plugin must name itself, whatever it raised
+            raise PluginError(f"plugin {plugin!r}: {hook_name} failed: {type(exc).__name__}: {exc}") from exc
 
 
 def call_startup(host: PluginHost, engine: Any) -> None:

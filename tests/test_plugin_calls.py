@@ -187,3 +187,10 @@ def test_on_comment_is_called_after_the_comment_is_stored(songs):
     birdsong.COMMENTS.clear()
     comments.post(songs, principal, obs_id, "a wren, I think")
     assert birdsong.COMMENTS == [(obs_id, obs_id, "a wren, I think")]
+
+
+def test_a_register_hook_that_raises_names_its_plugin(tmp_path):
+    registry = tmp_path / "registry.yaml"
+    registry.write_text("services: {}\nprojects: []\n")
+    with pytest.raises(PluginError, match=r"plugin 'broken': register_observation_types failed: ZeroDivisionError"):
+        build_host(load_registry(registry), "broken=tests.support.broken_register")
