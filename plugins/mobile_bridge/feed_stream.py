@@ -56,6 +56,11 @@ class Notifier:
             except RuntimeError:  # that loop has closed
                 pass
 
+    def listeners(self) -> int:
+        """How many streams are open now."""
+        with self._lock:
+            return len(self._waiters)
+
     @contextmanager
     def listening(self) -> Iterator[asyncio.Event]:
         waiter = (asyncio.get_running_loop(), asyncio.Event())
