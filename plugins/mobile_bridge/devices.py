@@ -207,7 +207,7 @@ def chosen_licence(engine: Engine, account_id: int, project: str) -> str | None:
     "current version of its text, GET .../form) and the licence chosen for their observations, and answers a "
     "device token, shown this once. 422 `email_required` where the project requires an e-mail or allows no "
     "pseudonymous accounts; 409 `email_taken` for an e-mail already used.",
-    responses=error_responses(404, 409, 422, 429),
+    responses=error_responses(401, 404, 409, 422, 429),
 )
 def post_signup(slug: str, body: SignupIn, engine: EngineDep, principal: PrincipalDep) -> dict[str, Any]:
     project = bridge_project(engine, slug)
@@ -344,7 +344,7 @@ def pair(engine: Engine, project: ProjectContext, code: str, device_name: str, a
              "token for the same account, shown this once. A wrong, used or expired code answers 404 "
              f"`invalid_pairing_code`; after {PAIR_MAX_FAILURES} wrong codes from one address in "
              f"{PAIR_WINDOW.seconds // 60} minutes, 429.",
-             responses=error_responses(403, 404, 422, 429))
+             responses=error_responses(401, 403, 404, 422, 429))
 def post_pair(slug: str, body: PairIn, request: Request, engine: EngineDep, principal: PrincipalDep) -> dict[str, Any]:
     project = bridge_project(engine, slug)
     address = request.client.host if request.client else "?"
