@@ -1,5 +1,6 @@
-"""Fixtures for the HTTP API tests: the app on an engine with inline enrichment, an in-process
-client, tokens of any role, and observations made through the API.
+"""Fixtures for the HTTP API tests: the engine on ``API_REGISTRY``, and observations made through
+the API. The app, the in-process ``client``, ``make_token`` and ``auth`` are the test kit's
+(``core.testing``), on this engine.
 
     def test_something(client, make_token, auth, make_observation):
         token = make_token("contributor", "alpha")
@@ -19,16 +20,15 @@ many requests can lift it with ``app.state.rate_limiter = RateLimiter(0)``.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 import pytest
-from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from core.api.app import create_app
 from core.engine import Engine
 from core.moderation import TRANSITIONS, moderate
-from core.tokens import create_token
+# The kit's (core.testing) fixtures and helpers, named here for the modules that import them from here.
+from core.testing import API, app, auth, bearer, client, make_token  # noqa: F401
 from tests.conftest import BASE_REGISTRY, draft
 
 API_REGISTRY = BASE_REGISTRY + """
@@ -38,9 +38,6 @@ API_REGISTRY = BASE_REGISTRY + """
     location_precision: 2
     services: {recorder: {}}
 """
-
-API = "/api/v1"
-
 
 
 def moderation_path(old: str, new: str) -> list[str]:
@@ -58,11 +55,6 @@ def moderation_path(old: str, new: str) -> list[str]:
     return paths[new]
 
 
-def bearer(token: str | None) -> dict[str, str]:
-    """The headers that present ``token``; none for an anonymous caller (None)."""
-    return {"Authorization": f"Bearer {token}"} if token else {}
-
-
 @pytest.fixture
 def engine(make_engine: Callable[..., Engine]) -> Engine:
     """An engine on ``API_REGISTRY``, with enrichments run inline, on emptied tables."""
@@ -73,34 +65,6 @@ def engine(make_engine: Callable[..., Engine]) -> Engine:
 def api_engine(engine: Engine) -> Engine:
     """The same engine as ``engine`` (the name some tests use)."""
     return engine
-
-
-@pytest.fixture
-def app(engine: Engine) -> FastAPI:
-    return create_app(engine)
-
-
-@pytest.fixture
-def client(app: FastAPI) -> Iterator[TestClient]:
-    """An in-process client of ``app``; ``raise_server_exceptions`` is off, so a bug answers 500."""
-    with TestClient(app, raise_server_exceptions=False) as test_client:
-        yield test_client
-
-
-@pytest.fixture
-def make_token(engine: Engine) -> Callable[..., str]:
-    """``make_token(role, project=None, name="") -> str``: a new token (and contributor) for ``role``."""
-
-    def make(role: str, project: str | None = None, name: str = "") -> str:
-        return create_token(engine, role, project, name or f"test {role} {project or ''}".strip()).token
-
-    return make
-
-
-@pytest.fixture
-def auth() -> Callable[[str | None], dict[str, str]]:
-    """``auth(token) -> headers``; ``auth(None)`` gives no header (anonymous)."""
-    return bearer
 
 
 @pytest.fixture
