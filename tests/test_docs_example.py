@@ -6,15 +6,12 @@ from pathlib import Path
 
 import pytest
 
-from core import lifecycle
-from core.db.session import transaction
 from core.registry import RegistryError
-from core.views import load_observation, observation_dict
-from tests.conftest import TEST_PLUGINS, draft
+from core.testing import draft, submit
+from tests.conftest import TEST_PLUGINS
 
 ROOT = Path(__file__).resolve().parent.parent
-# `docs` is importable because pytest puts the repository root on sys.path (tests/ is a package).
-PLUGINS = TEST_PLUGINS + ",night_owl=docs.examples.night_owl"
+GUIDE = ROOT / "docs" / "hackathon_plugin.md"
 
 REGISTRY = """
 services:
@@ -44,15 +41,15 @@ projects:
 """
 
 
+# `docs` is importable because pytest puts the repository root on sys.path (tests/ is a package).
 @pytest.fixture
 def engine(make_engine):
-    return make_engine(REGISTRY, plugin_modules=PLUGINS)
+    return make_engine(REGISTRY, plugins=TEST_PLUGINS + ",night_owl=docs.examples.night_owl")
 
 
 def flags_of(engine, project: str, observed_at: str) -> dict[str, dict]:
-    obs_id = lifecycle.submit(engine, project, draft(observed_at=observed_at)).observation_id
-    with transaction(engine.sessions) as session:
-        return {f["code"]: f for f in observation_dict(load_observation(session, obs_id))["flags"]}
+    observation = submit(engine, project, draft(observed_at=observed_at))
+    return {flag["code"]: flag for flag in observation["flags"]}
 
 
 def test_a_night_time_observation_is_flagged(engine):
@@ -86,10 +83,16 @@ def test_a_project_that_does_not_enable_it_gets_no_flag(engine):
 def test_a_bad_setting_stops_start_up(make_engine):
     bad = REGISTRY.replace("night_owl: {dusk_hour: 23}", "night_owl: {dusk_hour: 25}")
     with pytest.raises(RegistryError, match=r"projects\[1\]\.services\.night_owl: setting 'dusk_hour'"):
-        make_engine(bad, plugin_modules=PLUGINS)
+        make_engine(bad, plugins=TEST_PLUGINS + ",night_owl=docs.examples.night_owl")
 
 
 def test_the_guide_shows_the_example_as_it_is():
-    guide = (ROOT / "docs" / "hackathon_plugin.md").read_text(encoding="utf-8")
+    guide = GUIDE.read_text(encoding="utf-8")
     code = (ROOT / "docs" / "examples" / "night_owl.py").read_text(encoding="utf-8")
     assert code.strip() in guide, "docs/hackathon_plugin.md must show docs/examples/night_owl.py in full"
+
+
+def test_the_guide_shows_these_tests_as_they_are():
+    excerpt = GUIDE.read_text(encoding="utf-8").split("<!-- excerpt: tests/test_docs_example.py -->\n```python\n")[1]
+    excerpt = excerpt.split("\n```", 1)[0]
+    assert excerpt.strip() in Path(__file__).read_text(encoding="utf-8"), "the guide's excerpt of this file"
