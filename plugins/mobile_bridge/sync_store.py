@@ -329,8 +329,7 @@ def _remember_media(engine: Engine, account_id: int, items: list[Incoming], uplo
 def _tus_file(engine: Engine, account_id: int, sha256: str) -> Path | None:
     from plugins.mobile_bridge import tus
 
-    finder = getattr(tus, "uploaded_media", None)  # until the tus module provides it, tus uploads are not seen
-    return finder(engine, account_id, sha256) if finder is not None else None
+    return tus.uploaded_media(engine, account_id, sha256)
 
 
 def present_media(engine: Engine, account_id: int, shas: set[str],

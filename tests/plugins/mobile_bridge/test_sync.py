@@ -142,14 +142,14 @@ def _tus_delivers(monkeypatch: pytest.MonkeyPatch, engine: Any, account_id: int,
     without its call of ``media_arrived``: the test makes that call itself, racing syncs."""
     sha = engine.media.put(data)
     delivered = {(account_id, sha)}
-    original = getattr(tus, "uploaded_media", None)
+    original = tus.uploaded_media
 
     def uploaded_media(engine_: Any, account: int, sha256: str) -> Path | None:
         if (account, sha256) in delivered:
             return engine_.media.path_for(sha256)
-        return original(engine_, account, sha256) if original else None
+        return original(engine_, account, sha256)
 
-    monkeypatch.setattr(tus, "uploaded_media", uploaded_media, raising=False)
+    monkeypatch.setattr(tus, "uploaded_media", uploaded_media)
     return sha
 
 
