@@ -214,6 +214,14 @@ def post_signup(slug: str, body: SignupIn, engine: EngineDep, principal: Princip
     return sign_up(engine, project, body)
 
 
+def forget_account(engine: Engine, account_id: int) -> None:
+    """Delete what sign-up and pairing keep of an account (its licence choice, its pairing codes):
+    for an erasure (its tokens are the engine's)."""
+    with engine.db.begin() as conn:
+        conn.execute(delete(PROFILES).where(PROFILES.c.account_id == account_id))
+        conn.execute(delete(PAIRING_CODES).where(PAIRING_CODES.c.account_id == account_id))
+
+
 # -- devices ---------------------------------------------------------------------------------------
 
 

@@ -476,3 +476,13 @@ def receipt_of(engine: Engine, observation_id: int) -> dict[str, Any] | None:
 def clock_off_by(offset_s: float | None, skew_s: float) -> bool:
     return offset_s is not None and abs(offset_s) > skew_s
 
+
+def forget_account(engine: Engine, account_id: int) -> int:
+    """Delete what sync keeps of an account (its items, received or waiting, with their drafts and
+    device times, and its record of the media it sent): for an erasure. Returns the items deleted."""
+    with engine.db.begin() as conn:
+        ids = select(ITEMS.c.id).where(ITEMS.c.account_id == account_id)
+        conn.execute(delete(WAITS).where(WAITS.c.item_id.in_(ids)))
+        deleted = conn.execute(delete(ITEMS).where(ITEMS.c.account_id == account_id)).rowcount
+        conn.execute(delete(RECEIVED_MEDIA).where(RECEIVED_MEDIA.c.account_id == account_id))
+    return int(deleted or 0)

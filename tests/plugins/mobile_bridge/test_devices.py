@@ -140,3 +140,11 @@ def test_guessing_codes_is_cut_off_per_address(client: Any) -> None:
         assert wrong.status_code == 404
     blocked = client.post(f"{API}/projects/field/pair", json={"code": code, "device_name": "tablet"})
     assert blocked.status_code == 429 and int(blocked.headers["Retry-After"]) > 0
+
+
+def test_forgetting_an_account_removes_its_choice_and_codes(client: Any, engine: Any) -> None:
+    ana = sign_up(client, licence="CC0-1.0")
+    code = client.post(f"{API}/pairing-codes", headers=bearer(ana["token"])).json()["code"]
+    devices.forget_account(engine, ana["account_id"])
+    assert devices.chosen_licence(engine, ana["account_id"], "field") is None
+    assert client.post(f"{API}/projects/field/pair", json={"code": code, "device_name": "tablet"}).status_code == 404

@@ -16,7 +16,7 @@ import pytest
 
 from core.db.session import transaction
 from core.read_model import read_view
-from plugins.mobile_bridge import sync, tus
+from plugins.mobile_bridge import sync, sync_store, tus
 from plugins.mobile_bridge.projects import bridge_project
 from tests.plugins.mobile_bridge.bridge_kit import API, bearer, bridge_registry, empty_bridge_tables, item, media_ref, multipart, now, sign_up
 
@@ -239,6 +239,18 @@ def test_an_item_is_its_senders_alone(client: Any, phone: dict[str, Any], staff:
     [same] = client.post(SYNC, json={"items": [mine]}, headers=other).json()["items"]
     assert same["status"] == "rejected" and "observation_id" not in same  # says nothing of whose it is
     assert [o["fields"]["note"] for o in stored(client, staff)] == ["mine"]
+
+
+def test_forgetting_an_account_removes_its_items_and_leaves_others(client: Any, engine: Any, phone: dict[str, Any],
+                                                                  photos: dict[str, bytes]) -> None:
+    waiting = item("where I live", media=[photos["rocket.jpg"]])
+    client.post(SYNC, json={"items": [waiting, item("stored")]}, headers=phone["headers"])
+    ben = sign_up(client, name="Ben")
+    kept = item("Ben's")
+    client.post(SYNC, json={"items": [kept]}, headers=bearer(ben["token"]))
+    assert sync_store.forget_account(engine, phone["account_id"]) == 2
+    assert client.get(f"{SYNC}/{waiting['uuid']}", headers=phone["headers"]).status_code == 404
+    assert client.get(f"{SYNC}/{kept['uuid']}", headers=bearer(ben["token"])).json()["status"] == "created"
 
 
 def test_who_may_sync(client: Any, phone: dict[str, Any], make_token: Callable[..., str]) -> None:
