@@ -205,13 +205,23 @@ def _plugin_modules(plugins: str | Mapping[str, str]) -> str:
     return plugins
 
 
-def empty_tables(engine: Engine) -> None:
-    """Delete every row of the engine's database (the schema stays)."""
-    from core.db.models import Base
+_delete_order: dict[tuple[str, frozenset[str]], list[str]] = {}
 
+
+def empty_tables(engine: Engine) -> None:
+    """Delete every row of the engine's database, plugins' own tables included (the schema and
+    the migration revision stay)."""
+    import sqlalchemy as sa
+
+    names = frozenset(sa.inspect(engine.db).get_table_names()) - {"alembic_version"}
+    key = (engine.settings.database_url, names)
+    if key not in _delete_order:  # read once per set of tables: references first, then what they reference
+        metadata = sa.MetaData()
+        metadata.reflect(engine.db, only=sorted(names))
+        _delete_order[key] = [table.name for table in reversed(metadata.sorted_tables)]
     with engine.db.begin() as conn:
-        for table in reversed(Base.metadata.sorted_tables):
-            conn.execute(table.delete())
+        for name in _delete_order[key]:
+            conn.execute(sa.table(name).delete())
 
 
 class LiveWorker:

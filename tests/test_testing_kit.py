@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 
 from core.testing import draft, submit, wait_for_enrichments
 
@@ -60,6 +61,22 @@ def test_submit_and_wait_through_the_engine_and_through_the_api(engine, client, 
     observation = wait_for_enrichments(client, sent["id"])
     assert observation["enrichments"]["recorder"]["result"] == {"seen": sent["id"], "media": 1}
     assert [f["code"] for f in observation["flags"]] == ["recorded"]
+
+
+def test_every_engine_starts_on_empty_tables_a_plugins_own_included(make_engine):
+    first = make_engine()
+    notes = sa.Table("kit_test_notes", sa.MetaData(), sa.Column("id", sa.Integer, primary_key=True))
+    notes.create(first.db)  # as a plugin with tables of its own makes them at start-up
+    try:
+        with first.db.begin() as conn:
+            conn.execute(notes.insert().values(id=1))
+        submit(first, "alpha", draft())
+        second = make_engine()
+        with second.db.connect() as conn:
+            assert conn.execute(sa.select(sa.func.count()).select_from(notes)).scalar() == 0
+            assert conn.execute(sa.text("SELECT count(*) FROM observations")).scalar() == 0
+    finally:
+        notes.drop(first.db)
 
 
 def test_a_refused_submit_says_what_the_api_answered(client):
