@@ -58,6 +58,10 @@ SWEEP_EVERY_S = 60.0
 MAX_METADATA = 4096
 _DIGITS = re.compile(r"^[0-9]{1,19}$")
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
+_B64 = r"(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?"
+_PAIR = rf"[\x21-\x2b\x2d-\x7e]+(?: {_B64})?"
+METADATA_PATTERN = rf"^{_PAIR}(?:, ?{_PAIR})*$"
+_METADATA = re.compile(METADATA_PATTERN)
 
 UploadId = Annotated[str, PathParam(pattern=r"^[A-Za-z0-9_-]{1,64}$", description="an upload's id (from Location)")]
 
@@ -87,6 +91,9 @@ def _account(principal: Principal) -> int:
 
 
 def _check_version(request: Request) -> None:
+    if request.headers.get("tus-resumable") is None:
+        raise _error(400, "tus_resumable_missing", f"the Tus-Resumable header is missing (send {TUS_VERSION})",
+                     **{"Tus-Version": TUS_VERSION})
     if request.headers.get("tus-resumable") != TUS_VERSION:
         raise _error(412, "tus_version_unsupported",
                      f"Tus-Resumable must be {TUS_VERSION} (got {request.headers.get('tus-resumable')!r})",
@@ -136,21 +143,17 @@ def parse_checksum(value: str | None) -> tuple[str, bytes] | None:
 
 
 def parse_metadata(value: str | None) -> dict[str, str]:
-    """``Upload-Metadata: key base64,key2 base64`` -> {key: text}; 400 when malformed."""
+    """``Upload-Metadata: key base64,key2 base64`` -> {key: text}; 400 when malformed. A value
+    that is not UTF-8 is kept with replacement characters; a repeated key keeps its last value."""
     if not value:
         return {}
-    if len(value) > MAX_METADATA:
-        raise _error(400, "invalid_metadata", f"Upload-Metadata is over {MAX_METADATA} characters")
+    if len(value) > MAX_METADATA or not _METADATA.match(value):
+        raise _error(400, "invalid_metadata", "Upload-Metadata must be comma-separated 'key base64-value' pairs "
+                     f"(keys of printable ASCII without space or comma), at most {MAX_METADATA} characters")
     out: dict[str, str] = {}
     for pair in value.split(","):
-        parts = pair.strip().split(" ")
-        key = parts[0]
-        if not key or len(parts) > 2 or key in out:
-            raise _error(400, "invalid_metadata", f"Upload-Metadata: {pair.strip()!r} is not 'key base64-value'")
-        try:
-            out[key] = base64.b64decode(parts[1], validate=True).decode("utf-8") if len(parts) == 2 else ""
-        except (binascii.Error, ValueError):
-            raise _error(400, "invalid_metadata", f"Upload-Metadata: the value of {key!r} is not base64 of UTF-8 text")
+        key, _, encoded = pair.strip().partition(" ")
+        out[key] = base64.b64decode(encoded).decode("utf-8", errors="replace")
     return out
 
 
@@ -368,17 +371,20 @@ async def _sweep_now_and_then(engine: Engine) -> None:
 # -- routes -------------------------------------------------------------------------------------
 
 
-def _header(name: str, description: str, pattern: str | None = None, required: bool = True) -> dict[str, Any]:
+def _header(name: str, description: str, pattern: str | None = None, required: bool = True,
+            max_length: int | None = None) -> dict[str, Any]:
     schema: dict[str, Any] = {"type": "string"}
     if pattern:
         schema["pattern"] = pattern
+    if max_length:
+        schema["maxLength"] = max_length
     return {"name": name, "in": "header", "required": required, "description": description, "schema": schema}
 
 
 TUS_RESUMABLE = _header("Tus-Resumable", "the tus version: 1.0.0", "^1\\.0\\.0$")
 UPLOAD_OFFSET = _header("Upload-Offset", "where this chunk starts (the upload's current offset)", "^[0-9]{1,19}$")
 UPLOAD_CHECKSUM = _header("Upload-Checksum", "'sha1 <base64>' or 'sha256 <base64>' of this request's body",
-                          "^(sha1|sha256) [A-Za-z0-9+/]+={0,2}$", required=False)
+                          "^(sha1 [A-Za-z0-9+/]{27}=|sha256 [A-Za-z0-9+/]{43}=)$", required=False)
 BINARY_BODY = {"content": {OFFSET_TYPE: {"schema": {"type": "string", "format": "binary"}}}}
 
 
@@ -391,9 +397,9 @@ def _headers_doc(*names: str) -> dict[str, Any]:
     return {name: {"description": docs[name], "schema": {"type": "string"}} for name in names}
 
 
-_ERROR_TEXT = {400: "a tus header is malformed", 401: "no token, or a wrong or revoked one",
+_ERROR_TEXT = {400: "a tus header is missing or malformed", 401: "no token, or a wrong or revoked one",
                404: "no such upload of this account", 409: "Upload-Offset is not the upload's offset",
-               410: "the upload failed (its sha256 did not match)", 412: "Tus-Resumable is not 1.0.0",
+               410: "the upload failed (its sha256 did not match)", 412: "Tus-Resumable is not 1.0.0 (Tus-Version says which is)",
                413: "past the upload's length or Tus-Max-Size", 415: f"Content-Type is not {OFFSET_TYPE}",
                422: "the finished file's sha256 is not the one announced", 423: "another request is writing the upload",
                429: "rate limited", 460: "the chunk's checksum does not match Upload-Checksum"}
@@ -411,6 +417,7 @@ def _options_headers(engine: Engine) -> dict[str, str]:
 OPTIONS_DOC: dict[str, Any] = {
     "summary": "What this tus server supports (no token needed)",
     "status_code": 204,
+    "response_class": Response,
     "responses": {204: {"description": "the tus version, extensions, checksum algorithms and largest size",
                         "headers": _headers_doc("Tus-Resumable", "Tus-Version", "Tus-Extension",
                                                 "Tus-Checksum-Algorithm", "Tus-Max-Size")}},
@@ -428,14 +435,14 @@ async def tus_options_upload(upload_id: UploadId, engine: EngineDep) -> Response
 
 
 @router.post(
-    BASE, status_code=201, summary="Create an upload (tus creation, creation-with-upload)",
+    BASE, status_code=201, response_class=Response, summary="Create an upload (tus creation, creation-with-upload)",
     responses={201: {"description": "created; Location is its URL", "headers": _headers_doc(
         "Tus-Resumable", "Location", "Upload-Offset", "Upload-Expires")},
-        **_errors(400, 401, 409, 412, 413, 415, 422, 429, 460)},
+        **_errors(400, 401, 412, 413, 415, 422, 429, 460)},
     openapi_extra={**TOKEN_REQUIRED_EXTRA, "parameters": [
         TUS_RESUMABLE, _header("Upload-Length", "the file's size in bytes", "^[0-9]{1,19}$"),
         _header("Upload-Metadata", "comma-separated 'key base64-value' pairs: filename, filetype, sha256 (hex)",
-                required=False), UPLOAD_CHECKSUM],
+                METADATA_PATTERN, required=False, max_length=MAX_METADATA), UPLOAD_CHECKSUM],
         "requestBody": {"required": False, **BINARY_BODY}},
 )
 async def create_upload(request: Request, engine: EngineDep, principal: PrincipalDep) -> Response:
@@ -467,10 +474,10 @@ async def create_upload(request: Request, engine: EngineDep, principal: Principa
 
 
 @router.head(
-    BASE + "/{upload_id}", summary="An upload's offset (tus core)",
+    BASE + "/{upload_id}", response_class=Response, summary="An upload's offset (tus core)",
     responses={200: {"description": "Upload-Offset and Upload-Length", "headers": _headers_doc(
         "Tus-Resumable", "Upload-Offset", "Upload-Length", "Upload-Expires", "Cache-Control")},
-        **_errors(401, 404, 410, 412, 429)},
+        **_errors(400, 401, 404, 410, 412, 429)},
     openapi_extra={**TOKEN_REQUIRED_EXTRA, "parameters": [TUS_RESUMABLE]},
 )
 async def upload_offset(upload_id: UploadId, request: Request, engine: EngineDep, principal: PrincipalDep) -> Response:
@@ -491,7 +498,7 @@ async def upload_offset(upload_id: UploadId, request: Request, engine: EngineDep
 
 
 @router.patch(
-    BASE + "/{upload_id}", status_code=204, summary="Append a chunk at Upload-Offset (tus core, checksum)",
+    BASE + "/{upload_id}", status_code=204, response_class=Response, summary="Append a chunk at Upload-Offset (tus core, checksum)",
     responses={204: {"description": "appended; Upload-Offset is the new offset",
                      "headers": _headers_doc("Tus-Resumable", "Upload-Offset", "Upload-Expires")},
                **_errors(400, 401, 404, 409, 410, 412, 413, 415, 422, 423, 429, 460)},
@@ -509,9 +516,9 @@ async def append_chunk(upload_id: UploadId, request: Request, engine: EngineDep,
 
 
 @router.delete(
-    BASE + "/{upload_id}", status_code=204, summary="Abandon an upload (tus termination)",
+    BASE + "/{upload_id}", status_code=204, response_class=Response, summary="Abandon an upload (tus termination)",
     responses={204: {"description": "removed", "headers": _headers_doc("Tus-Resumable")},
-               **_errors(401, 404, 412, 423, 429)},
+               **_errors(400, 401, 404, 412, 423, 429)},
     openapi_extra={**TOKEN_REQUIRED_EXTRA, "parameters": [TUS_RESUMABLE]},
 )
 async def terminate_upload(upload_id: UploadId, request: Request, engine: EngineDep,
