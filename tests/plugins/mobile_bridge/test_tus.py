@@ -167,7 +167,9 @@ def test_options_advertise_the_protocol_and_creation_with_upload_takes_the_first
     assert (probe.status_code, probe.headers["upload-offset"], probe.headers["upload-length"]) == (200, "32", "100")
     assert probe.headers["cache-control"] == "no-store"
 
-    assert httpx.head(url, headers={"Authorization": f"Bearer {phone.token}"}).status_code == 412
+    assert httpx.head(url, headers={"Authorization": f"Bearer {phone.token}"}).status_code == 400
+    old_version = httpx.head(url, headers={"Authorization": f"Bearer {phone.token}", "Tus-Resumable": "0.2.2"})
+    assert (old_version.status_code, old_version.headers["tus-version"]) == (412, "1.0.0")
     wrong_type = patch(url, phone.token, len(body), b"more", **{"Content-Type": "application/octet-stream"})
     assert wrong_type.status_code == 415
 
