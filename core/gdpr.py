@@ -39,7 +39,7 @@ from core.db.models import (Account, ApiToken, AuditEntry, Comment, Consent, Med
                             ObservationMedia, SignInFailure)
 from core.db.session import transaction
 from core.engine import Engine
-from core.errors import NotFound
+from core.errors import EngineError, NotFound
 from core.tokens import forget_tokens
 from core.views import observation_dict
 
@@ -168,6 +168,8 @@ def write_export(engine: Engine, account_id: int, out: IO[bytes]) -> None:
         archive.writestr("consents.json", dump(consents))
         archive.writestr("comments.json", dump(comments))
         archive.writestr("audit.json", dump(audit_entries))
+        for plugin, data in _plugins_personal_data(engine, account_id).items():
+            archive.writestr(f"plugins/{plugin}.json", dump(data))
         with archive.open("observations.json", "w") as raw:
             text = io.TextIOWrapper(raw, encoding="utf-8", newline="")
             text.write("[")
@@ -193,6 +195,36 @@ def write_export(engine: Engine, account_id: int, out: IO[bytes]) -> None:
 
 
 # --- erasure ------------------------------------------------------------------------------------
+
+
+class PluginErasureFailed(EngineError):
+    """A plugin could not erase what it keeps of the person: nothing of the engine's was erased."""
+
+    http_status = 503
+    code = "plugin_erasure_failed"
+
+
+def _erase_in_plugins(engine: Engine, account_id: int) -> None:
+    """Every installed plugin's ``erase_account``, before the engine's own erasure; the first
+    failure stops the erasure (it can be asked again)."""
+    for called in engine.host.call_each("erase_account", None, None, account_id=account_id, engine=engine):
+        if called.error is not None:
+            raise PluginErasureFailed(
+                f"plugin {called.plugin!r} could not erase account {account_id}'s data "
+                f"({type(called.error).__name__}); nothing was erased; try again or ask the operator") \
+                from called.error
+
+
+def _plugins_personal_data(engine: Engine, account_id: int) -> dict[str, Any]:
+    """{plugin: data} of every installed plugin's ``personal_data`` that gave any."""
+    found: dict[str, Any] = {}
+    for called in engine.host.call_each("personal_data", None, None, account_id=account_id, engine=engine):
+        if called.error is not None:
+            raise called.error  # an export that silently lacks a plugin's part would mislead the person
+        answers = [a for a in called.result if a]
+        if answers:
+            found[called.plugin] = answers[0] if len(answers) == 1 else answers
+    return found
 
 
 @dataclass(frozen=True)
@@ -272,6 +304,9 @@ def erase(engine: Engine, account_id: int, actor: str = ERASED) -> Erasure:
     numbers only."""
     if _is_actor(actor, account_id):
         actor = ERASED
+    with transaction(engine.readers) as session:
+        _load_account(session, account_id)  # NotFound before any plugin is asked
+    _erase_in_plugins(engine, account_id)
     with transaction(engine.sessions) as session:
         account = _load_account(session, account_id, lock=True)
         person = _Person(account.id, account.display_name, account.email)

@@ -183,3 +183,22 @@ def on_comment(comment: CommentView, observation: ObservationView, project: Proj
 
     Errors are logged, never raised: the comment is already stored.
     """
+
+
+@hookspec
+def erase_account(account_id: int, engine: Engine) -> None:
+    """Delete or anonymise what the plugin keeps about a person who is being erased (GDPR
+    Art. 17: devices, queued items, feeds, follows, webhooks, names copied into notifications).
+
+    Called for every installed plugin before the engine erases its own records; an exception
+    stops the erasure before the engine changes anything (the erasure can be asked again, so
+    make it idempotent).
+    """
+
+
+@hookspec
+def personal_data(account_id: int, engine: Engine) -> dict[str, Any] | None:
+    """What the plugin keeps about a person, as JSON-able data, for their personal-data export
+    (GDPR Art. 15 and 20). It lands in ``plugins/<plugin name>.json`` of the export's zip.
+    Give the person's own data only, never another person's.
+    """

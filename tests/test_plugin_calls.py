@@ -194,3 +194,17 @@ def test_a_register_hook_that_raises_names_its_plugin(tmp_path):
     registry.write_text("services: {}\nprojects: []\n")
     with pytest.raises(PluginError, match=r"plugin 'broken': register_observation_types failed: ZeroDivisionError"):
         build_host(load_registry(registry), "broken=tests.support.broken_register")
+
+
+def test_a_plugin_that_cannot_erase_stops_the_erasure_before_anything_is_erased(make_engine):
+    from core import gdpr
+    from core.accounts import create_account
+    from core.db.models import Account
+
+    engine = make_engine("services: {}\nprojects: [{slug: plain, name: Plain}]\n",
+                         plugin_modules="broken=tests.support.broken_eraser")
+    account_id = create_account(engine, "Ana", email="ana@example.org").id
+    with pytest.raises(gdpr.PluginErasureFailed, match="plugin 'broken' could not erase account"):
+        gdpr.erase(engine, account_id)
+    with transaction(engine.readers) as session:
+        assert session.get(Account, account_id) is not None, "nothing of the engine's was erased"

@@ -50,6 +50,27 @@ def on_comment(comment: CommentView, observation: ObservationView, project: Proj
     feed.on_comment(comment, observation, project, engine)
 
 
+@hookimpl
+def quality_check(observation: ObservationView, project: ProjectContext, engine: Engine) -> list[Flag]:
+    from plugins.mobile_bridge import sync
+
+    return sync.device_clock_flags(observation, project, engine)
+
+
+@hookimpl
+def erase_account(account_id: int, engine: Engine) -> None:
+    from plugins.mobile_bridge import erasure
+
+    erasure.erase_account(engine, account_id)
+
+
+@hookimpl
+def personal_data(account_id: int, engine: Engine) -> dict[str, Any]:
+    from plugins.mobile_bridge import erasure
+
+    return erasure.personal_data(engine, account_id)
+
+
 def settings_of(project: ProjectContext) -> dict[str, Any]:
     """The project's mobile_bridge settings, defaults filled in by the registry."""
     return project.settings(SERVICE)
