@@ -215,6 +215,13 @@ def _open_part(path: Path) -> int:
     return os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
 
 
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except FileNotFoundError:
+        return 0
+
+
 async def _lock(fd: int, upload_id: str) -> None:
     deadline = asyncio.get_running_loop().time() + LOCK_WAIT_S
     while not tus_store.try_lock(fd):
@@ -239,20 +246,28 @@ async def _save(engine: Engine, upload_id: str, offset: int) -> None:
 async def append(request: Request, engine: Engine, upload_id: str, account_id: int, offset: int,
                  checksum: tuple[str, bytes] | None) -> Appended:
     """Append the request's body to the upload at ``offset`` (its current offset, else 409)."""
-    upload = _appendable(await run_in_threadpool(tus_store.get, engine, upload_id, account_id), upload_id,
-                         request, offset)
-    if upload.state == COMPLETE:
-        return Appended(upload, upload.offset)
     path = tus_store.part_path(engine, upload_id)
-    fd = await run_in_threadpool(_open_part, path)
     try:
-        await _lock(fd, upload_id)
+        fd = os.open(path, os.O_RDWR)  # only an unfinished upload has a file
+    except FileNotFoundError:
         upload = _appendable(await run_in_threadpool(tus_store.get, engine, upload_id, account_id), upload_id,
                              request, offset)
+        if upload.state == COMPLETE:
+            return Appended(upload, upload.offset)
+        fd = _open_part(path)  # its file is gone (a disk cleaned by hand): it starts again, empty
+    try:
+        await _lock(fd, upload_id)
+        upload = await run_in_threadpool(tus_store.get, engine, upload_id, account_id)
+        if upload is not None and upload.state == UPLOADING and os.fstat(fd).st_size < upload.offset:
+            # bytes the offset counted never reached the disk (a crash): resume from what did
+            size = os.fstat(fd).st_size
+            await run_in_threadpool(tus_store.save_offset, engine, upload_id, size)
+            upload = Upload(**{**upload.__dict__, "offset": size})
+        upload = _appendable(upload, upload_id, request, offset)
         if upload.state == COMPLETE:  # finished by the request that held the lock: its file was moved
             path.unlink(missing_ok=True)
             return Appended(upload, upload.offset)
-        await run_in_threadpool(os.ftruncate, fd, offset)  # bytes past the saved offset were never confirmed
+        os.ftruncate(fd, offset)  # bytes past the saved offset were never confirmed
         try:
             position = await _receive(request, engine, upload, fd, checksum)
         except ClientDisconnect:  # what arrived is kept; nobody is left to read an answer
@@ -489,7 +504,10 @@ async def upload_offset(upload_id: UploadId, request: Request, engine: EngineDep
     if upload.state == FAILED:
         raise _error(410, "upload_failed", f"upload {upload_id} failed: {upload.reason}",
                      **{"Cache-Control": "no-store"})
-    headers = _offset_headers(upload, upload.offset)
+    offset = upload.offset
+    if upload.state == UPLOADING:  # never more than reached the disk (the next PATCH records it)
+        offset = min(offset, await run_in_threadpool(_size, tus_store.part_path(engine, upload_id)))
+    headers = _offset_headers(upload, offset)
     headers["Upload-Length"] = str(upload.length)
     if upload.metadata:
         headers["Upload-Metadata"] = ",".join(

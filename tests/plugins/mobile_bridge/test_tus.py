@@ -201,6 +201,24 @@ def test_a_request_cut_off_mid_body_keeps_its_bytes_and_a_new_client_resumes(
     assert engine.media.path_for(sha).read_bytes() == data
 
 
+def test_bytes_counted_but_lost_from_disk_are_sent_again(server: str, engine: Any, device: Any,
+                                                          photos: dict[str, bytes]) -> None:
+    """A server that died after counting bytes that never reached its disk: clients resume from
+    what is on disk, never from a gap."""
+    data = photos["coffee.jpg"]
+    phone = device()
+    uploader = client_for(server, phone.token).uploader(file_stream=io.BytesIO(data), chunk_size=32 * 1024)
+    uploader.upload(stop_at=64 * 1024)
+    os.truncate(tus_store.part_path(engine, upload_id(uploader.url)), 40000)
+
+    assert head(uploader.url, phone.token).headers["upload-offset"] == "40000"
+    assert patch(uploader.url, phone.token, 64 * 1024, data[64 * 1024:]).status_code == 409
+    resumed = client_for(server, phone.token).uploader(file_stream=io.BytesIO(data), url=uploader.url)
+    assert resumed.offset == 40000
+    resumed.upload()
+    assert engine.media.path_for(hashlib.sha256(data).hexdigest()).read_bytes() == data
+
+
 def test_a_wrong_offset_is_a_conflict_and_changes_nothing(server: str, device: Any) -> None:
     phone = device()
     url = create(server, phone.token, 1000)
