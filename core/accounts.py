@@ -25,7 +25,10 @@ from core.engine import Engine
 from core.errors import Conflict, EngineError, NotFound
 from core.tokens import PROJECT_ROLES, NewToken, create_account_token, forget_tokens
 
-EMAIL_PATTERN = r"^[^@\s]{1,64}@[^@\s]{1,255}$"
+_NOT_IN_EMAIL = r"@\x00-\x20\x7f-\x9f\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\ufeff"
+# no \s: Python's and JSON Schema's (ECMA's) differ (Python's takes \x1c-\x1f and \x85), and the
+# document must say exactly what the server accepts
+EMAIL_PATTERN = rf"^[^{_NOT_IN_EMAIL}]{{1,64}}@[^{_NOT_IN_EMAIL}]{{1,255}}$"
 EMAIL = re.compile(EMAIL_PATTERN)
 DISPLAY_NAME_PATTERN = r"^[^\x00-\x1f\x7f]*[^\x00-\x1f\x7f\s][^\x00-\x1f\x7f]*$"
 MIN_PASSWORD = 10
@@ -84,10 +87,10 @@ def _info(account: Account) -> AccountInfo:
 def normalise_email(email: str | None) -> str | None:
     if email is None or not email.strip():
         return None
-    email = email.strip().lower()
-    if not EMAIL.match(email):
+    email = email.strip()
+    if not EMAIL.match(email):  # before lower(), which may lengthen it ("İ"), as the schema checks it
         raise AccountInputError(f"{email!r} is not an e-mail address", code="invalid_email")
-    return email
+    return email.lower()
 
 
 def _display_name(name: str) -> str:
