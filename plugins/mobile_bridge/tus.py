@@ -555,6 +555,32 @@ async def terminate_upload(upload_id: UploadId, request: Request, engine: Engine
     return Response(status_code=204, headers={"Tus-Resumable": TUS_VERSION})
 
 
+@router.post(
+    BASE + "/{upload_id}", status_code=204, response_class=Response,
+    summary="PATCH or DELETE for clients that cannot send them (X-HTTP-Method-Override)",
+    responses={204: {"description": "as PATCH or DELETE answers", "headers": _headers_doc(
+        "Tus-Resumable", "Upload-Offset", "Upload-Expires")},
+               **_errors(400, 401, 404, 409, 410, 412, 413, 415, 422, 423, 429, 460)},
+    openapi_extra={**TOKEN_REQUIRED_EXTRA, "parameters": [
+        {**_header("X-HTTP-Method-Override", "the method meant: PATCH or DELETE"),
+         "schema": {"type": "string", "enum": ["PATCH", "DELETE"]}},
+        TUS_RESUMABLE, {**UPLOAD_OFFSET, "required": False}, UPLOAD_CHECKSUM],
+        "requestBody": {"required": False, **BINARY_BODY}},
+)
+async def overridden_method(upload_id: UploadId, request: Request, engine: EngineDep,
+                            principal: PrincipalDep) -> Response:
+    meant = request.headers.get("x-http-method-override", "").upper()
+    if await run_in_threadpool(tus_store.get, engine, upload_id, _account(principal)) is None:
+        raise _error(404, "upload_not_found", f"no upload {upload_id}")
+    if meant == "PATCH":
+        return await append_chunk(upload_id, request, engine, principal)
+    if meant == "DELETE":
+        return await terminate_upload(upload_id, request, engine, principal)
+    raise _error(400, "method_override_required",
+                 "POST to an upload needs X-HTTP-Method-Override: PATCH or DELETE (tus-java-client sends it "
+                 "where PATCH is not available)")
+
+
 class UploadOut(BaseModel):
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{
         "id": "q3V9m1c8TzeQ0b7yH2kP1w", "state": "complete", "length": 183046, "offset": 183046,

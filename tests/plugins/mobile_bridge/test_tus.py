@@ -219,6 +219,24 @@ def test_bytes_counted_but_lost_from_disk_are_sent_again(server: str, engine: An
     assert engine.media.path_for(hashlib.sha256(data).hexdigest()).read_bytes() == data
 
 
+def test_clients_without_patch_send_post_with_a_method_override(server: str, engine: Any, device: Any) -> None:
+    """tus-java-client falls back to POST + X-HTTP-Method-Override: PATCH on JREs without PATCH,
+    and streams chunks with Transfer-Encoding: chunked and Expect: 100-continue."""
+    phone = device()
+    url = create(server, phone.token, 10)
+    chunked = httpx.post(url, content=iter([b"01234", b"567"]), headers=tus_headers(phone.token, **{
+        "X-HTTP-Method-Override": "PATCH", "Upload-Offset": "0", "Content-Type": tus.OFFSET_TYPE,
+        "Expect": "100-continue"}))
+    assert (chunked.status_code, chunked.headers["upload-offset"]) == (204, "8")
+    assert patch(url, phone.token, 8, b"89").headers["upload-offset"] == "10"
+    assert engine.media.path_for(hashlib.sha256(b"0123456789").hexdigest()).read_bytes() == b"0123456789"
+
+    other = create(server, phone.token, 10)
+    assert httpx.post(other, headers=tus_headers(phone.token)).status_code == 400
+    assert httpx.post(other, headers=tus_headers(phone.token, **{"X-HTTP-Method-Override": "DELETE"})).status_code == 204
+    assert head(other, phone.token).status_code == 404
+
+
 def test_a_wrong_offset_is_a_conflict_and_changes_nothing(server: str, device: Any) -> None:
     phone = device()
     url = create(server, phone.token, 1000)
