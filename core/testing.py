@@ -368,7 +368,7 @@ def make_engine(settings_factory: Callable[..., Settings]) -> Iterator[Callable[
     A registry or plugin error raises as at start-up (``RegistryError``, ``PluginError``).
     Every engine made is closed after the test."""
     from core.engine import Engine
-    from core.worker import InlineDispatcher
+    from core.dispatch import InlineDispatcher
 
     started: list[Engine] = []
 
@@ -439,7 +439,7 @@ def live_worker(engine: Engine, tmp_path: Path, request: pytest.FixtureRequest) 
     ``engine`` (and so ``client``) queues its enrichments to it from then on instead of running
     them inline; wait for them with ``wait_for_enrichments``. ``live_worker.logs()`` shows its
     output, ``live_worker.start()`` adds a process. Stopped after the test."""
-    from core.worker import CeleryDispatcher
+    from core.dispatch import CeleryDispatcher
 
     engine.dispatcher = CeleryDispatcher()
     env = dict(os.environ)

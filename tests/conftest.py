@@ -57,3 +57,21 @@ def registry() -> str:
 def plugins() -> str:
     """The engine's test plugins (``tests/support``), which ``BASE_REGISTRY`` offers."""
     return TEST_PLUGINS
+
+
+def own_plugins() -> str:
+    """The entry points this repository installs (pyproject.toml), comma-separated: the engine's
+    tests load these and no other installed plugin (``OBSERVATORY_LOAD_PLUGINS``), so a third-party
+    plugin in the same environment changes nothing here."""
+    import tomllib
+    from pathlib import Path
+
+    declared = tomllib.loads((Path(__file__).resolve().parent.parent / "pyproject.toml").read_text())
+    return ",".join(declared["project"]["entry-points"]["observatory"])
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _only_the_engines_own_plugins() -> None:
+    import os
+
+    os.environ["OBSERVATORY_LOAD_PLUGINS"] = own_plugins()  # read by every engine and subprocess the tests start

@@ -86,6 +86,8 @@ def cli_of(registry: Path, *, own_only: bool) -> list[str]:
         mp.setenv("OBSERVATORY_PLUGIN_MODULES", "")
         if own_only:
             mp.setenv("OBSERVATORY_LOAD_PLUGINS", ",".join(name for name, _, _ in own_entry_points()))
+        else:  # as a user runs it: every installed plugin
+            mp.delenv("OBSERVATORY_LOAD_PLUGINS", raising=False)
         get_settings.cache_clear()
         try:
             group = cli.build_cli()
@@ -191,3 +193,22 @@ def test_the_cli_guide_shows_the_newest_migration():
 
     head = ScriptDirectory.from_config(alembic_config("sqlite://")).get_current_head()
     assert f"# database at revision {head}" in (DOCS / "cli.md").read_text(encoding="utf-8")
+
+
+def test_a_third_party_plugin_installed_beside_the_engine_is_not_loaded_by_its_tests(tmp_path, monkeypatch, make_engine):
+    """Installing any plugin into the engine's environment leaves `make test` as it was: the
+    engine's tests load only the engine's own plugins (tests/conftest.py: OBSERVATORY_LOAD_PLUGINS)."""
+    import importlib.metadata
+
+    site = tmp_path / "site-packages"
+    (site / "observatory_hello").mkdir(parents=True)
+    (site / "observatory_hello" / "__init__.py").write_text(THIRD_PARTY)
+    dist = site / "observatory_hello-1.0.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: observatory-hello\nVersion: 1.0\n")
+    (dist / "entry_points.txt").write_text(f"[{ENTRY_POINT_GROUP}]\nhello = observatory_hello\n")
+    monkeypatch.syspath_prepend(str(site))
+    assert "hello" in [ep.name for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)], "installed"
+    engine = make_engine()
+    assert "hello" not in engine.host.info
+    assert {"odour", "species_id", "mobile_bridge"} <= set(engine.host.info)

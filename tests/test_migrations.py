@@ -13,7 +13,9 @@ def test_migrations_match_the_models(database_url):
     engine = make_engine(database_url)
     try:
         with engine.connect() as conn:
-            diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
+            # a plugin's own tables (made at its start-up, e.g. the mobile bridge's) are not the migrations' business
+            engines_own = lambda name, kind, _parent: kind != "table" or name in Base.metadata.tables  # noqa: E731
+            diff = compare_metadata(MigrationContext.configure(conn, opts={"include_name": engines_own}), Base.metadata)
     finally:
         engine.dispose()
     assert diff == [], f"models and migrations differ; write a migration: {diff}"
