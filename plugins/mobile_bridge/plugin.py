@@ -29,6 +29,20 @@ def register_routes(register: Callable[..., None]) -> None:
 
 
 @hookimpl
+def register_commands(cli: Any) -> None:
+    import click
+
+    from plugins.mobile_bridge.tus import sweep_uploads_command
+
+    @click.group("mobile", help="The mobile bridge: field apps' uploads and more.")
+    def mobile() -> None:
+        pass
+
+    mobile.add_command(sweep_uploads_command)
+    cli.add_command(mobile)
+
+
+@hookimpl
 def on_assessed(observation: ObservationView, flags: list[Flag], grade: str, project: ProjectContext,
                 engine: Engine) -> None:
     from plugins.mobile_bridge import feed

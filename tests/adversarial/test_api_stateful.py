@@ -22,6 +22,9 @@ from hypothesis import HealthCheck, Phase
 from core.api.ratelimit import RateLimiter
 from tests.api.test_schemathesis import _checks, _token_headers
 
+# tus chunks (the mobile bridge's uploads) are raw bytes
+schemathesis.serializer.alias("application/offset+octet-stream", "application/octet-stream")
+
 EXAMPLES = int(os.environ.get("OBSERVATORY_STATEFUL_EXAMPLES", "25"))
 ENDS_THE_SESSION = {("DELETE", "/api/v1/me"), ("POST", "/api/v1/sign-out"), ("DELETE", "/api/v1/me/tokens/{token_id}")}
 
