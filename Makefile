@@ -32,6 +32,8 @@ bench: install
 	$(BIN)/python bench/species_id.py
 	$(BIN)/python bench/duplicates.py
 	$(BIN)/python bench/odour.py
+	$(BIN)/python bench/mobile_sync.py
+	$(BIN)/python bench/mobile_upload.py
 
 clean:
 	rm -rf $(VENV) var .pytest_cache
