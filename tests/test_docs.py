@@ -157,9 +157,8 @@ def register_commands(cli):
 """
 
 
-def test_a_third_party_plugins_command_does_not_fail_the_docs_check(tmp_path, monkeypatch, empty_registry, cli_docs):
-    """An installed plugin that adds a command (an entry point in a distribution on sys.path, as
-    pip installs one) shows in the real CLI, and the documentation check does not see it."""
+def install_third_party_plugin(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A plugin installed as pip installs one: a distribution on sys.path with an entry point."""
     site = tmp_path / "site-packages"
     (site / "observatory_hello").mkdir(parents=True)
     (site / "observatory_hello" / "__init__.py").write_text(THIRD_PARTY)
@@ -168,6 +167,12 @@ def test_a_third_party_plugins_command_does_not_fail_the_docs_check(tmp_path, mo
     (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: observatory-hello\nVersion: 1.0\n")
     (dist / "entry_points.txt").write_text(f"[{ENTRY_POINT_GROUP}]\nhello = observatory_hello\n")
     monkeypatch.syspath_prepend(str(site))
+
+
+def test_a_third_party_plugins_command_does_not_fail_the_docs_check(tmp_path, monkeypatch, empty_registry, cli_docs):
+    """An installed plugin that adds a command (an entry point in a distribution on sys.path, as
+    pip installs one) shows in the real CLI, and the documentation check does not see it."""
+    install_third_party_plugin(tmp_path, monkeypatch)
 
     real = cli_of(empty_registry, own_only=False)
     assert "observatory hello-third-party" in real, "the installed plugin's command is in the CLI users get"
@@ -200,14 +205,7 @@ def test_a_third_party_plugin_installed_beside_the_engine_is_not_loaded_by_its_t
     engine's tests load only the engine's own plugins (tests/conftest.py: OBSERVATORY_LOAD_PLUGINS)."""
     import importlib.metadata
 
-    site = tmp_path / "site-packages"
-    (site / "observatory_hello").mkdir(parents=True)
-    (site / "observatory_hello" / "__init__.py").write_text(THIRD_PARTY)
-    dist = site / "observatory_hello-1.0.dist-info"
-    dist.mkdir()
-    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: observatory-hello\nVersion: 1.0\n")
-    (dist / "entry_points.txt").write_text(f"[{ENTRY_POINT_GROUP}]\nhello = observatory_hello\n")
-    monkeypatch.syspath_prepend(str(site))
+    install_third_party_plugin(tmp_path, monkeypatch)
     assert "hello" in [ep.name for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)], "installed"
     engine = make_engine()
     assert "hello" not in engine.host.info

@@ -11,7 +11,7 @@ from sqlalchemy import update
 from core import consent
 from core.db.models import ApiToken, utcnow
 from plugins.mobile_bridge import devices
-from tests.plugins.mobile_bridge.bridge_kit import API, bearer, bridge_registry, empty_bridge_tables, item, sign_up
+from tests.plugins.mobile_bridge.bridge_kit import API, bearer, bridge_registry, item, sign_up
 
 EXTRA = """  - slug: strict
     name: Strict
@@ -27,14 +27,6 @@ def registry() -> str:
     return bridge_registry(extra_projects=EXTRA)
 
 
-@pytest.fixture
-def plugins() -> str:
-    return ""
-
-
-@pytest.fixture(autouse=True)
-def _empty(engine: Any) -> None:
-    empty_bridge_tables(engine)
 
 
 def test_sign_up_makes_an_account_with_its_consents_licence_and_a_device_token(client: Any, engine: Any) -> None:

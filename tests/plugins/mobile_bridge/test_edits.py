@@ -10,7 +10,7 @@ import pytest
 
 from core.tokens import authenticate
 from plugins.mobile_bridge import edits
-from tests.plugins.mobile_bridge.bridge_kit import API, bearer, bridge_registry, empty_bridge_tables, item, sign_up
+from tests.plugins.mobile_bridge.bridge_kit import API, bearer, bridge_registry, item, sign_up
 
 
 @pytest.fixture
@@ -18,14 +18,6 @@ def registry() -> str:
     return bridge_registry()
 
 
-@pytest.fixture
-def plugins() -> str:
-    return ""
-
-
-@pytest.fixture(autouse=True)
-def _empty(engine: Any) -> None:
-    empty_bridge_tables(engine)
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import func, select
 
 from plugins.mobile_bridge.db import metadata
-from tests.plugins.mobile_bridge.bridge_kit import API, bearer, bridge_registry, empty_bridge_tables, item, sign_up
+from tests.plugins.mobile_bridge.bridge_kit import API, bearer, bridge_registry, item, sign_up
 
 
 @pytest.fixture
@@ -21,14 +21,6 @@ def registry() -> str:
     return bridge_registry()
 
 
-@pytest.fixture
-def plugins() -> str:
-    return ""
-
-
-@pytest.fixture(autouse=True)
-def _empty(engine: Any) -> None:
-    empty_bridge_tables(engine)
 
 
 def rows_of(engine: Any, account_id: int) -> dict[str, int]:

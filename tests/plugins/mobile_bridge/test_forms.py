@@ -9,7 +9,7 @@ import pytest
 
 from plugins.mobile_bridge import forms
 from plugins.mobile_bridge.projects import bridge_project
-from tests.plugins.mobile_bridge.bridge_kit import API, bearer, bridge_registry, empty_bridge_tables, item, sign_up
+from tests.plugins.mobile_bridge.bridge_kit import API, bearer, bridge_registry, item, sign_up
 
 FORM = f"{API}/projects/field/form"
 BIRDFORM = "birdform:\n    summary: birdsong\n"
@@ -36,10 +36,6 @@ def registry() -> str:
 def plugins() -> str:
     return "birdform=tests.plugins.mobile_bridge.form_kinds"
 
-
-@pytest.fixture(autouse=True)
-def _empty(engine: Any) -> None:
-    empty_bridge_tables(engine)
 
 
 def test_the_form_has_each_kind_with_its_fields_hints_and_translations(client: Any) -> None:

@@ -18,7 +18,7 @@ from core.db.session import transaction
 from core.read_model import read_view
 from plugins.mobile_bridge import sync, sync_store, tus
 from plugins.mobile_bridge.projects import bridge_project
-from tests.plugins.mobile_bridge.bridge_kit import API, bearer, bridge_registry, empty_bridge_tables, item, media_ref, multipart, now, sign_up
+from tests.plugins.mobile_bridge.bridge_kit import API, bearer, bridge_registry, item, media_ref, multipart, now, sign_up
 
 SYNC = f"{API}/projects/field/sync"
 
@@ -28,14 +28,6 @@ def registry() -> str:
     return bridge_registry("{clock_skew_s: 600}")
 
 
-@pytest.fixture
-def plugins() -> str:
-    return ""
-
-
-@pytest.fixture(autouse=True)
-def _empty(engine: Any) -> None:
-    empty_bridge_tables(engine)
 
 
 @pytest.fixture
