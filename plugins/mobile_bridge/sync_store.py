@@ -247,10 +247,13 @@ def _insert_or_read(engine: Engine, slug: str, account_id: int, items: list[Inco
                "received_at": now, "clock_offset_s": clock_offset(now, i.device_created_at, i.device_sent_at),
                "updated_at": now} for i in items]
     by_uuid = {i.uuid: i for i in items}
+    # rows are locked in one order (uuid for the inserts, id for the updates) by every connection:
+    # two syncs of overlapping batches in other orders would otherwise deadlock on PostgreSQL
+    values.sort(key=lambda v: v["uuid"])
     with engine.db.begin() as conn:
         conn.execute(_insert(engine)(ITEMS).on_conflict_do_nothing(), values)
         rows = {r.uuid: r for r in _rows(conn, and_(ITEMS.c.project == slug, ITEMS.c.uuid.in_(list(by_uuid))))}
-        for row in rows.values():
+        for row in sorted(rows.values(), key=lambda r: r.id):
             item = by_uuid[row.uuid]
             if row.account_id == account_id and row.state != CREATED and row.digest != item.digest:
                 changed = conn.execute(update(ITEMS).where(ITEMS.c.id == row.id, ITEMS.c.state != CREATED).values(
@@ -263,7 +266,8 @@ def _insert_or_read(engine: Engine, slug: str, account_id: int, items: list[Inco
         waits = [{"item_id": r.id, "sha256": m["sha256"]} for r in rows.values() if r.state == AWAITING
                  and r.account_id == account_id for m in r.media]
         if waits:
-            conn.execute(_insert(engine)(WAITS).on_conflict_do_nothing(), _unique(waits))
+            conn.execute(_insert(engine)(WAITS).on_conflict_do_nothing(),
+                         sorted(_unique(waits), key=lambda w: (w["item_id"], w["sha256"])))
     return rows
 
 
@@ -382,6 +386,7 @@ def store(engine: Engine, project: ProjectContext, entries: list[_ToStore]) -> l
         else:
             ready.append(entry)
     if ready:
+        ready.sort(key=lambda e: e.row.uuid)  # one lock order for every connection (client_id = uuid)
         by_account = [e.row.account_id for e in ready]
         results = lifecycle.submit_many(engine, project.slug, [(e.row.draft, e.uploads) for e in ready],
                                         by_account, actor="mobile_bridge sync")
@@ -400,9 +405,9 @@ def store(engine: Engine, project: ProjectContext, entries: list[_ToStore]) -> l
             if entry.index is not None:
                 answers.append(answer)
         if created:
-            _mark_created(engine, created)
+            _mark_created(engine, sorted(created, key=lambda c: c["item_id"]))
     if rejected:
-        _mark_rejected(engine, rejected)
+        _mark_rejected(engine, sorted(rejected, key=lambda r: r["item_id"]))
     return answers
 
 
