@@ -207,6 +207,12 @@ def test_device_times_and_the_receipt_time_are_kept_and_a_far_off_clock_is_flagg
     assert flags[on_time["uuid"]] == []
     [flag] = flags[ahead["uuid"]]
     assert flag.code == "device_clock_off" and "ahead" in flag.message and 7100 < flag.value < 7300
+    # and the engine stored it with the observation's other quality flags (the plugin's quality_check)
+    shown = client.get(f"/api/v1/observations/{answers[1]['observation_id']}", headers=phone["headers"]).json()
+    assert [(f["plugin"], f["code"]) for f in shown["flags"] if f["code"] == "device_clock_off"] == \
+        [("mobile_bridge", "device_clock_off")]
+    on_time_shown = client.get(f"/api/v1/observations/{answers[0]['observation_id']}", headers=phone["headers"]).json()
+    assert "device_clock_off" not in [f["code"] for f in on_time_shown["flags"]]
 
 
 def _time(text: str) -> Any:
