@@ -36,12 +36,14 @@ if TYPE_CHECKING:
         CommentView,
         DoctorCheck,
         Draft,
+        IdentificationChange,
         ExportColumn,
         Flag,
         ObservationType,
         ObservationView,
         Problem,
         ProjectContext,
+        TaxonRecord,
     )
 
 PROJECT_NAME = "observatory"
@@ -201,4 +203,25 @@ def personal_data(account_id: int, engine: Engine) -> dict[str, Any] | None:
     """What the plugin keeps about a person, as JSON-able data, for their personal-data export
     (GDPR Art. 15 and 20). It lands in ``plugins/<plugin name>.json`` of the export's zip.
     Give the person's own data only, never another person's.
+    """
+
+
+@hookspec
+def register_taxa(register: Callable[[TaxonRecord], None]) -> None:
+    """Offer taxa for the engine's default taxonomy (``core.taxonomy``), e.g. a classifier's
+    labels, so that a fresh engine has taxa without a checklist. Loaded when the taxon table is
+    empty at start-up, and by ``observatory taxa defaults``; a checklist imported with
+    ``observatory taxa import`` adds to them. Called for every installed plugin.
+    """
+
+
+@hookspec
+def on_identification(
+    change: IdentificationChange, observation: ObservationView, project: ProjectContext, engine: Engine
+) -> None:
+    """Called after an identification is added, withdrawn or restored, and after an observation's
+    community taxon changes (the identification service; for notifications, e.g. the mobile
+    bridge's feed). A grade that changes with it is told through ``on_assessed``.
+
+    Errors are logged, never raised: the identification is already stored.
     """

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Callable, Literal
+from typing import Any, Callable, Literal, Mapping
 
 Severity = Literal["info", "warning", "error"]
 Grade = Literal["casual", "needs_id", "research"]
@@ -221,3 +221,42 @@ class CommentView:
     body: str
     created_at: datetime
     hidden: bool = False
+
+
+@dataclass(frozen=True)
+class TaxonRecord:
+    """A taxon a plugin offers for the engine's default taxonomy (``register_taxa``), in Darwin
+    Core's words: ``scientific_name`` at ``rank``, its ``classification`` (higher ranks to names,
+    e.g. ``{"kingdom": "Animalia", "genus": "Canis"}``, only those known), ``common_names``
+    (language code to name) and the ``gbif_key`` where known. The engine makes the higher taxa
+    and the ancestry from the classification (``core.taxonomy``)."""
+
+    scientific_name: str
+    rank: str
+    classification: Mapping[str, str] = field(default_factory=dict)
+    common_names: Mapping[str, str] = field(default_factory=dict)
+    gbif_key: int | None = None
+
+
+IdentificationChangeKind = Literal["added", "withdrawn", "restored", "community_taxon"]
+
+
+@dataclass(frozen=True)
+class IdentificationChange:
+    """What changed in an observation's identifications (``on_identification``).
+
+    ``added``, ``withdrawn`` and ``restored`` are a person's identification (``account_id`` is
+    theirs, ``taxon_id`` and ``taxon_name`` what they proposed, ``category`` as iNaturalist
+    computes it); ``community_taxon`` is the community taxon changing from ``previous_taxon_id``
+    to ``taxon_id`` (None: no community taxon any more), with no person."""
+
+    kind: IdentificationChangeKind
+    observation_id: int
+    project: str
+    taxon_id: int | None
+    taxon_name: str | None
+    at: datetime
+    identification_id: int | None = None
+    account_id: int | None = None
+    category: str | None = None
+    previous_taxon_id: int | None = None

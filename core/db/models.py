@@ -6,7 +6,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from sqlalchemy import (JSON, BigInteger, Boolean, DateTime, Float, ForeignKey, Index, Integer, String, Text,
-                        UniqueConstraint, false, text)
+                        UniqueConstraint, false, text, true)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
 
@@ -296,3 +296,60 @@ class Comment(Base):
     body: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     hidden_at: Mapped[datetime | None] = mapped_column(nullable=True)
+
+
+class Taxon(Base):
+    """A taxon of the engine's taxonomy (``core.taxonomy``), loaded from Darwin Core checklists
+    (``observatory taxa import``) or from what installed plugins know (``register_taxa``).
+
+    ``ancestry`` is iNaturalist's: the ancestors' ids from the root down, joined by ``/``, without
+    the taxon itself (None for a root). ``rank_level`` is iNaturalist's too (species 10, genus 20,
+    family 30, order 40, class 50, phylum 60, kingdom 70), so "lower rank" is a number compare."""
+
+    __tablename__ = "taxa"
+    __table_args__ = (
+        UniqueConstraint("source", "source_id", name="uq_taxon_source"),
+        Index("ix_taxon_scientific_name", "scientific_name"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    scientific_name: Mapped[str] = mapped_column(String(300))
+    rank: Mapped[str] = mapped_column(String(32))
+    rank_level: Mapped[float] = mapped_column(Float)
+    parent_id: Mapped[int | None] = mapped_column(ForeignKey("taxa.id"), nullable=True, index=True)
+    ancestry: Mapped[str | None] = mapped_column(String(2000), nullable=True)
+    gbif_key: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    iconic_taxon_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    """The id of the taxon's iconic group (Aves, Plantae, Fungi...), as iNaturalist groups them."""
+    source: Mapped[str] = mapped_column(String(64))
+    """Where it came from: a checklist's name, or the plugin that registered it."""
+    source_id: Mapped[str] = mapped_column(String(200))
+    """The source's own id of the taxon (Darwin Core ``taxonID``)."""
+    is_active: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    names: Mapped[list[TaxonName]] = relationship(back_populates="taxon", order_by="TaxonName.id",
+                                                  cascade="all, delete-orphan")
+
+
+class TaxonName(Base):
+    """A name of a taxon: its scientific name (``lexicon`` ``scientific``) or a common name in a
+    language (``lexicon`` an ISO 639-1 code: ``en``, ``es``, ``ca``...). ``search`` is the name
+    lower-cased without accents, what ``GET /api/v1/taxa?q=`` matches by prefix."""
+
+    __tablename__ = "taxon_names"
+    __table_args__ = (
+        UniqueConstraint("taxon_id", "lexicon", "name", name="uq_taxon_name"),
+        Index("ix_taxon_name_search", "search", postgresql_ops={"search": "text_pattern_ops"}),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    taxon_id: Mapped[int] = mapped_column(ForeignKey("taxa.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(300))
+    lexicon: Mapped[str] = mapped_column(String(32))
+    search: Mapped[str] = mapped_column(String(300))
+    preferred: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    """The name shown for the taxon in that language (one per taxon and lexicon)."""
+
+    taxon: Mapped[Taxon] = relationship(back_populates="names")

@@ -1,0 +1,81 @@
+"""The identification service's own tables, on their own metadata; ``create_tables`` makes the
+missing ones at start-up (on SQLite and PostgreSQL alike; the engine's migrations do not know
+them). The taxa they point at are the engine's (``core.taxonomy``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import (Boolean, Column, DateTime, Float, ForeignKey, Index, Integer, MetaData, String, Table, Text,
+                        UniqueConstraint, false, true)
+
+metadata = MetaData()
+
+identifications = Table(
+    "identifications", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("uuid", String(36), nullable=False, unique=True),
+    Column("observation_id", Integer, ForeignKey("observations.id", ondelete="CASCADE"), nullable=False),
+    Column("project", String(64), nullable=False),
+    Column("account_id", Integer, ForeignKey("accounts.id", ondelete="SET NULL"), nullable=True, index=True),
+    Column("taxon_id", Integer, ForeignKey("taxa.id"), nullable=False, index=True),
+    Column("body", Text, nullable=True),
+    Column("vision", Boolean, nullable=False, server_default=false()),
+    # the person's latest identification of the observation, not withdrawn (iNaturalist's "current")
+    Column("current", Boolean, nullable=False, server_default=true()),
+    Column("withdrawn", Boolean, nullable=False, server_default=false()),
+    # an explicit disagreement: "not the community taxon's descendants, only this ancestor"
+    Column("disagreement", Boolean, nullable=True),
+    Column("category", String(16), nullable=True),
+    Column("own", Boolean, nullable=False, server_default=false()),
+    Column("expert", Boolean, nullable=False, server_default=false()),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Index("ix_identification_observation", "observation_id", "current"),
+)
+
+quality_votes = Table(
+    "quality_votes", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("observation_id", Integer, ForeignKey("observations.id", ondelete="CASCADE"), nullable=False),
+    Column("account_id", Integer, ForeignKey("accounts.id", ondelete="CASCADE"), nullable=False, index=True),
+    # wild, location, date, evidence, recent, needs_id ("no further ID possible" is needs_id: disagree)
+    Column("metric", String(32), nullable=False),
+    Column("agree", Boolean, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    UniqueConstraint("observation_id", "account_id", "metric", name="uq_quality_vote"),
+)
+
+# one row per observation with identifications: what the rules decided, kept for lists and queues
+observation_taxa = Table(
+    "observation_taxa", metadata,
+    Column("observation_id", Integer, ForeignKey("observations.id", ondelete="CASCADE"), primary_key=True),
+    Column("project", String(64), nullable=False, index=True),
+    # the observation's taxon: the community taxon, or the observer's when they opted out
+    Column("taxon_id", Integer, ForeignKey("taxa.id"), nullable=True),
+    Column("community_taxon_id", Integer, ForeignKey("taxa.id"), nullable=True),
+    Column("community_score", Float, nullable=True),
+    Column("prefers_community_taxon", Boolean, nullable=False, server_default=true()),
+    Column("identifications_count", Integer, nullable=False, server_default="0"),
+    Column("agreements", Integer, nullable=False, server_default="0"),
+    Column("disagreements", Integer, nullable=False, server_default="0"),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+# what an expert wants in their queue: a taxon (and its descendants), a place (a box), or both
+expert_subscriptions = Table(
+    "expert_subscriptions", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("account_id", Integer, ForeignKey("accounts.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("taxon_id", Integer, ForeignKey("taxa.id"), nullable=True),
+    Column("west", Float, nullable=True),
+    Column("south", Float, nullable=True),
+    Column("east", Float, nullable=True),
+    Column("north", Float, nullable=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+
+def create_tables(engine: Any) -> None:
+    """Create the plugin's tables that do not exist yet (idempotent, safe in every process)."""
+    metadata.create_all(engine.db, checkfirst=True)
