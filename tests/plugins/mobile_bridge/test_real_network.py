@@ -126,6 +126,7 @@ def server(tmp_path: Path, backing: tuple[str, str]) -> Any:
             process.wait()
 
 
+@pytest.mark.slow  # fault injection: run once in CI (the PostgreSQL pass), as the others are
 def test_a_field_app_syncs_100_observations_through_a_network_that_cuts_connections(server: Any) -> None:
     base, port, database_url, log_path = server
     failures: list[str] = []
