@@ -29,6 +29,29 @@ def register_routes(register: Callable[..., None]) -> None:
     register(inat_api.router, prefix="/inat/v1")
 
 
+@hookimpl
+def grade_observation(observation: ObservationView, flags: list[Flag], project: ProjectContext,
+                      engine: Engine) -> str | None:
+    """iNaturalist's grade (``grading``), for the projects that enable the service."""
+    from plugins.identification import grading
+
+    return grading.grade(engine, observation, flags, project)
+
+
+@hookimpl
+def erase_account(account_id: int, engine: Engine) -> None:
+    from plugins.identification import erasure
+
+    erasure.erase_account(engine, account_id)
+
+
+@hookimpl
+def personal_data(account_id: int, engine: Engine) -> dict[str, Any]:
+    from plugins.identification import erasure
+
+    return erasure.personal_data(engine, account_id)
+
+
 def settings_of(project: ProjectContext) -> dict[str, Any]:
     """The project's identification settings, defaults filled in by the registry."""
     return project.settings(SERVICE)
