@@ -132,6 +132,9 @@ def serve(ctx: click.Context, host: str | None, port: int | None, worker: bool) 
 
     engine = engine_of(ctx)
     upgrade(engine.settings.database_url)
+    from core.taxonomy.defaults import load_defaults_if_empty
+
+    load_defaults_if_empty(engine)  # a database created just now gets the default taxonomy too
     child = None
     if worker:
         # its own process group: stopping serve stops the worker and its pool processes together

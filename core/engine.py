@@ -83,6 +83,9 @@ class Engine:
         engine = cls(settings, registry, host, db, make_sessionmaker(db), MediaStore(settings.media_dir),
                      dispatcher or CeleryDispatcher())
         call_startup(host, engine)
+        from core.taxonomy.defaults import load_defaults_if_empty
+
+        load_defaults_if_empty(engine)  # a fresh engine has taxa (plugins' register_taxa); logged, never fatal
         return engine
 
     def after_commit(self, observation_id: int, enrichments: list[tuple[int, str]]) -> None:
