@@ -123,13 +123,13 @@ def community_nodes(idents: Sequence[Ident], rank_level: Mapping[int, float], *,
     working = sorted((i for i in idents if i.current), key=lambda i: i.id)
     lineages = _lineages(working)
     branches = {i.id: _disagreement_branch(i, lineages) for i in working if i.disagreement}
+    weighed = [(ident, frozenset(ident.lineage), _weight(ident, expert_weight)) for ident in working]
     nodes = []
     for taxon_id, lineage in lineages.items():
-        ancestors = set(lineage[:-1])
+        ancestors = frozenset(lineage[:-1])
         cumulative = disagreements = ancestor_disagreements = 0
-        for ident in working:
-            weight = _weight(ident, expert_weight)
-            if taxon_id in ident.lineage:
+        for ident, ident_lineage, weight in weighed:
+            if taxon_id in ident_lineage:
                 cumulative += weight
             elif ident.taxon_id not in ancestors:
                 disagreements += weight      # neither this taxon's ancestor nor in its subtree
