@@ -738,3 +738,26 @@ def test_community_taxon_is_the_finest_qualifying_node_in_any_order(
     found = rules.categories(o.idents, community)
     assert set(found) == {i.id for i in o.idents}
     assert all(found[i.id] != MAVERICK for i in o.idents if community.taxon_id in i.lineage)
+
+
+# --- the worked example of docs/identification.md ------------------------------------------------
+
+def test_the_documented_worked_example(tree: Tree) -> None:
+    for weight in (1, 2):
+        o = Obs(tree, weight)
+        o.add("Calypte", own=True)
+        for name in ("Calypte anna", "Calypte anna"):
+            o.add(name)
+        o.add("Calypte costae", expert=weight == 2)
+        assert (o.community_name(), o.grade()) == ("Calypte", NEEDS_ID)
+        assert o.categories() == [IMPROVING, LEADING, LEADING, LEADING]
+        o.add("Calypte anna")
+        if weight == 1:
+            assert o.community() == Community(tree["Calypte anna"], 0.75, 3, 1, 0)
+            assert (o.taxon_name(), o.grade()) == ("Calypte anna", RESEARCH)
+            assert o.categories() == [IMPROVING, IMPROVING, SUPPORTING, MAVERICK, SUPPORTING]
+            assert o.grade(require_expert=True) == NEEDS_ID
+        else:
+            assert (o.community_name(), o.grade()) == ("Calypte", NEEDS_ID)
+            assert o.categories() == [IMPROVING, LEADING, LEADING, LEADING, LEADING]
+            assert o.grade(votes=NO_FURTHER_ID, require_expert=True) == RESEARCH
