@@ -47,7 +47,7 @@ def recompute(session: Session, obs: Observation, project: ProjectContext, *,
     agreements, disagreements = decision.lineage_counts()
     values = {"taxon_id": decision.taxon_id, "community_taxon_id": decision.community.taxon_id,
               "community_score": decision.community.score, "prefers_community_taxon": decision.prefers_community_taxon,
-              "identifications_count": len(decision.idents), "agreements": agreements,
+              "identifications_count": len(decision.current), "agreements": agreements,
               "disagreements": disagreements, "updated_at": utcnow()}
     if stored is None:
         session.execute(insert(observation_taxa).values(observation_id=obs.id, project=obs.project,

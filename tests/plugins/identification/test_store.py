@@ -170,7 +170,8 @@ def test_every_change_is_audited_with_the_community_taxon_and_grade_before_and_a
     vv = taxa["Vulpes vulpes"]
     assert actions == [
         ("identify", None, {"identification_id": first["id"], "taxon_id": vv, "disagreement": None, "vision": False}),
-        ("identify", None, {"identification_id": second["id"], "taxon_id": vv, "disagreement": None,
+        # against the observation's taxon then (Ana's): not a disagreement
+        ("identify", None, {"identification_id": second["id"], "taxon_id": vv, "disagreement": False,
                             "vision": False}),
         ("community_taxon", {"taxon_id": None, "score": None}, {"taxon_id": vv, "score": 1.0}),
         ("grade", {"grade": "needs_id"}, {"grade": "research"}),
