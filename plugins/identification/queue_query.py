@@ -41,7 +41,8 @@ SUGGESTER = "species_id"
 _obs = Observation.__table__
 _taxa = Taxon.__table__
 _suggestion = Enrichment.__table__.alias("suggestion")
-_suggested_taxon = _suggestion.c.result[("best", "taxon_id")].as_integer()
+# "done" tested here, not in the join: the join then has only the (observation, plugin) key to use
+_suggested_taxon = case((_suggestion.c.status == "done", _suggestion.c.result[("best", "taxon_id")].as_integer()))
 _obs_taxon = func.coalesce(observation_taxa.c.taxon_id, _suggested_taxon)
 _matched = _taxa.alias("matched")
 
@@ -93,8 +94,7 @@ def _where(request: QueueRequest) -> list[ColumnElement[bool]]:
 
 def _joined() -> Any:
     return (_obs.outerjoin(observation_taxa, observation_taxa.c.observation_id == _obs.c.id)
-            .outerjoin(_suggestion, and_(_suggestion.c.observation_id == _obs.c.id, _suggestion.c.plugin == SUGGESTER,
-                                         _suggestion.c.status == "done"))
+            .outerjoin(_suggestion, and_(_suggestion.c.observation_id == _obs.c.id, _suggestion.c.plugin == SUGGESTER))
             .outerjoin(_matched, _matched.c.id == _obs_taxon))
 
 
