@@ -137,7 +137,7 @@ def _entry(values: dict[str, str], line: int, gbif: bool, out: Read, file: str |
             break
     if gbif_key is None and sid and sid.isdigit() and (gbif or get("datasetid") == GBIF_BACKBONE):
         gbif_key = int(sid)
-    out.entries.append(Entry(name, rank, sid, parent, classification, names, gbif_key, line))
+    out.entries.append(Entry(name, rank, sid, parent, classification, names, gbif_key, line, file))
 
 
 def read_core(table: Table, stream: IO[str], gbif: bool, file: str | None = None) -> Read:

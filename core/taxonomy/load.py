@@ -69,6 +69,8 @@ class Entry:
     names: list[NameIn] = field(default_factory=list)
     gbif_key: int | None = None
     line: int | None = None
+    file: str | None = None
+    """Where the record is (a DwC-A's data file), for the report."""
 
 
 @dataclass(frozen=True)
@@ -309,7 +311,8 @@ class _Loader:
                 continue
             if rank is None:
                 skipped.append(Skipped(f"{entry.scientific_name}: unknown rank {entry.rank or ''!r} (kingdom, phylum, "
-                                       "class, order, family, genus, species... as iNaturalist has them)", entry.line))
+                                       "class, order, family, genus, species... as iNaturalist has them)",
+                                       entry.line, entry.file))
                 if entry.source_id:
                     passthrough[entry.source_id] = entry.parent
                 continue
@@ -344,7 +347,7 @@ class _Loader:
                 self.names_changed.add(row.id)
 
     def _skip(self, entry: Entry, reason: str, *, lose: bool = True) -> None:
-        self.report.skipped.append(Skipped(reason, entry.line))
+        self.report.skipped.append(Skipped(reason, entry.line, entry.file))
         if lose and entry.source_id:
             self.lost.setdefault(entry.source_id, entry.line)
 

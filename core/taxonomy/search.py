@@ -11,7 +11,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from core.errors import NotFound, ValidationFailed
 from core.taxonomy.load import NAMES, SCIENTIFIC, TAXA
-from core.taxonomy.names import search_key
+from core.taxonomy.names import clean_name, search_key
 from core.types import Problem
 
 if TYPE_CHECKING:
@@ -145,7 +145,7 @@ def common_names(conn: sa.Connection, ids: Iterable[int], lexicon: str | None = 
 
 
 def _query_problem(q: str | None) -> ValidationFailed | None:
-    if q is None or len(search_key(q)) < MIN_QUERY:
+    if q is None or len(clean_name(q)) < MIN_QUERY:
         return ValidationFailed([Problem(("q",), f"give at least {MIN_QUERY} letters of a name", "query_too_short")])
     return None
 
@@ -156,11 +156,13 @@ def search(engine: Engine, q: str, *, limit: int = 30, offset: int = 0, lexicon:
     name equal to ``q`` first, then lower ranks first (species before genera), then shorter
     names. ``lexicon``: search common names of that language only (scientific names always), and
     show its preferred names. ``rank``: only taxa of that rank. Raises ValidationFailed for a
-    ``q`` shorter than two letters."""
+    ``q`` shorter than two characters (spaces around it aside)."""
     problem = _query_problem(q)
     if problem:
         raise problem
     key = search_key(q)
+    if not key:  # nothing but accents
+        return TaxonSearch(0, [])
     where = [NAMES.c.search.like(_escape(key) + "%", escape="\\"), TAXA.c.is_active.is_(True)]
     if engine.db.dialect.name == "sqlite":  # SQLite's LIKE cannot use the index; a range can
         where += [NAMES.c.search >= key, NAMES.c.search < key + _LAST]

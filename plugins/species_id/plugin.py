@@ -9,6 +9,8 @@
   ``photo_unreadable``; each carries its measured value.
 * No ``grade_observation``: a machine suggestion alone never makes research grade, so the
   engine's own rule (casual or needs_id) decides.
+* ``register_taxa``: the label file's organisms as default taxa; each suggestion of the
+  enrichment carries the ``taxon_id`` of its scientific name.
 * ``register_routes``: ``POST /api/v1/identify``; ``register_commands``: ``observatory models``.
 
 Heavy modules (onnxruntime, OpenCV) are imported when first needed, not at start-up.
@@ -36,7 +38,9 @@ def enrich_observation(observation: ObservationView, project: ProjectContext, en
     from plugins.species_id import service
     from plugins.species_id.runtime import Runtime
 
-    return service.enrich(Runtime.of(engine), observation, project.settings(SERVICE))
+    from plugins.species_id.taxa import add_taxon_ids
+
+    return add_taxon_ids(engine, service.enrich(Runtime.of(engine), observation, project.settings(SERVICE)))
 
 
 @hookimpl
@@ -48,6 +52,14 @@ def quality_check(observation: ObservationView, project: ProjectContext, engine:
     if SERVICE not in observation.enrichments:
         return []
     return service.quality(Runtime.of(engine), observation, project.settings(SERVICE), project.public)
+
+
+@hookimpl
+def register_taxa(register: Callable[..., None]) -> None:
+    from plugins.species_id.taxa import records
+
+    for record in records():
+        register(record)
 
 
 @hookimpl
