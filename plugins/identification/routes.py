@@ -29,8 +29,8 @@ class IdentificationIn(BaseModel):
     taxon_id: int = Field(ge=1, le=MAX_ID, description="a taxon of the engine's taxonomy (`GET /api/v1/taxa?q=`)")
     body: str | None = Field(None, min_length=1, max_length=store.MAX_BODY, pattern=BODY_PATTERN,
                              description="an optional note, up to 5000 characters")
-    vision: bool = Field(False, description="whether the machine suggestion helped choose the taxon")
-    disagreement: bool | None = Field(None, description="an identification of an ancestor of the community taxon "
+    vision: bool = Field(False, strict=True, description="whether the machine suggestion helped choose the taxon")
+    disagreement: bool | None = Field(None, strict=True, description="an identification of an ancestor of the community taxon "
                                       "that says it is not (only) that taxon: iNaturalist's explicit disagreement")
 
 
@@ -91,13 +91,14 @@ class IdentificationsOut(BaseModel):
 class VoteIn(BaseModel):
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"agree": True}]})
 
-    agree: bool
+    agree: bool = Field(strict=True, description="true: agree, false: disagree")
 
 
 class PreferenceIn(BaseModel):
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"prefers_community_taxon": False}]})
 
-    prefers_community_taxon: bool
+    prefers_community_taxon: bool = Field(strict=True, description="false: the observation's taxon is your own "
+                                          "identification's")
 
 
 ERRORS = "404 for an observation you may not read (as for one that does not exist); 409 `identifications_off` " \
