@@ -3,7 +3,8 @@
 Entries (``feed_store``) are written from the core's hooks: ``results`` when an observation is
 first assessed (the enrichments' summaries and the grade) or its results change, ``grade`` when
 only the grade changes, ``moderation`` for a status change, ``deleted`` (a tombstone, no data)
-when it is trashed or a follower can no longer read it, ``comment`` for others' comments. Each
+when it is trashed or a follower can no longer read it, ``comment`` for others' comments,
+``identification`` for others' identifications and community taxon changes. Each
 goes to the contributor and to the followers who may read the observation, in the same
 transaction as its webhook deliveries; the event stream and the webhook sender are woken after
 the commit. Routes: the feed, marking entries seen, following (``feed_stream``: Server-Sent Events).
@@ -26,11 +27,11 @@ from core.api.contract import TOKEN_REQUIRED_EXTRA
 from core.api.deps import MAX_ID, EngineDep, ObsId, PrincipalDep, deny
 from core.api.errors import ApiError
 from core.api.schemas import error_responses
-from core.db.models import Account, Observation
+from core.db.models import Account, Observation, Taxon, TaxonName
 from core.db.session import transaction
 from core.engine import Engine
 from core.tokens import Principal, principal_of
-from core.types import CommentView, Flag, ObservationView, ProjectContext
+from core.types import CommentView, Flag, IdentificationChange, ObservationView, ProjectContext
 from core.views import observation_not_found
 from plugins.mobile_bridge import feed_store, feed_stream, webhook_delivery
 from plugins.mobile_bridge.feed_store import NewEntry, told
@@ -176,6 +177,40 @@ def on_comment(comment: CommentView, observation: ObservationView, project: Proj
     _announce(engine, queued)
 
 
+def _taxon(session: Session, taxon_id: int | None, name: str | None = None) -> dict[str, Any] | None:
+    """A taxon as an entry names it: scientific name, rank and English common name (None: none)."""
+    if taxon_id is None:
+        return None
+    row = session.execute(select(Taxon.id, Taxon.scientific_name, Taxon.rank).where(Taxon.id == taxon_id)).first()
+    if row is None:  # gone since: what the change said
+        return {"id": taxon_id, "name": name, "rank": None, "common_name": None}
+    common = session.scalar(select(TaxonName.name).where(TaxonName.taxon_id == taxon_id, TaxonName.lexicon == "en")
+                            .order_by(TaxonName.preferred.desc(), TaxonName.id).limit(1))
+    return {"id": row.id, "name": row.scientific_name, "rank": row.rank, "common_name": common}
+
+
+def on_identification(change: IdentificationChange, observation: ObservationView, project: ProjectContext,
+                      engine: Engine) -> None:
+    """Someone else's identification, or a new community taxon, in the feed of the observation's
+    contributor and followers. Never who identified it (the identifications API shows them as the
+    comments API shows authors, and forgets an erased person): the entry names the taxon."""
+    if change.kind not in ("added", "community_taxon"):
+        return
+    with transaction(engine.sessions) as session:
+        taxon = _taxon(session, change.taxon_id, change.taxon_name)
+        payload: dict[str, Any] = {"kind": change.kind, "taxon": taxon, "category": change.category,
+                                   "at": change.at.isoformat()}
+        if change.kind == "added":
+            payload["identification_id"] = change.identification_id
+        else:
+            payload["previous"] = _taxon(session, change.previous_taxon_id)
+        readers = _readers(session, observation, project)
+        if change.kind == "added":
+            readers = [a for a in readers if a != change.account_id]
+        queued = _record(session, observation, [NewEntry(a, "identification", payload) for a in readers])
+    _announce(engine, queued)
+
+
 # -- routes ------------------------------------------------------------------------------------
 
 
@@ -188,7 +223,10 @@ class FeedEntryOut(BaseModel):
     seen: bool
     data: dict[str, Any] | None = Field(description="by type: results {grade, results: {service: summary}}; "
                                         "grade {grade, previous}; moderation {status, previous}; comment "
-                                        "{comment_id, author, body, created_at}; deleted: null")
+                                        "{comment_id, author, body, created_at}; identification {kind: added or "
+                                        "community_taxon, taxon: {id, name, rank, common_name}, category, at, "
+                                        "identification_id (added) or previous (community_taxon: the taxon before, "
+                                        "or null)}; deleted: null")
 
 
 class FeedPage(BaseModel):
@@ -230,7 +268,8 @@ def _account(principal: Principal, what: str) -> int:
 @router.get("/feed", response_model=FeedPage, openapi_extra=TOKEN_REQUIRED_EXTRA,
             summary="Your change feed, oldest first from a cursor",
             description="What to show about your observations and those you follow: enrichment results, grade "
-            "changes, moderation decisions, others' comments and deletions (`deleted`, a tombstone). `cursor`: the "
+            "changes, moderation decisions, others' comments and identifications, community taxon changes and "
+            "deletions (`deleted`, a tombstone). `cursor`: the "
             "id of the last entry you have (0 or none: from the start); `per_page=0`: only the unread count.",
             responses=error_responses(401, 422, 429))
 def get_feed(engine: EngineDep, principal: PrincipalDep,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Callable
 
 from core import hookimpl
-from core.types import CommentView, Flag, ObservationView, ProjectContext
+from core.types import CommentView, Flag, IdentificationChange, ObservationView, ProjectContext
 
 if TYPE_CHECKING:
     from core.engine import Engine
@@ -62,6 +62,14 @@ def on_comment(comment: CommentView, observation: ObservationView, project: Proj
     from plugins.mobile_bridge import feed
 
     feed.on_comment(comment, observation, project, engine)
+
+
+@hookimpl
+def on_identification(change: IdentificationChange, observation: ObservationView, project: ProjectContext,
+                      engine: Engine) -> None:
+    from plugins.mobile_bridge import feed
+
+    feed.on_identification(change, observation, project, engine)
 
 
 @hookimpl
