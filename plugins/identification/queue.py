@@ -148,8 +148,8 @@ def get_queue(engine: EngineDep, principal: PrincipalDep,
               page: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 1,
               per_page: Annotated[int, Query(ge=1, le=200)] = 30,
               taxon_id: Annotated[int | None, Query(ge=1, le=MAX_ID, description="only this taxon and below")] = None,
-              project: Annotated[str | None, Query(min_length=1, max_length=64,
-                                                   description="only this project (its slug)")] = None) -> dict[str, Any]:
+              project: Annotated[str | None, Query(min_length=1, max_length=64, description="only this project (its "
+                                                   "slug)")] = None) -> dict[str, Any]:
     account = require_expert(engine, principal, "the expert queue")
     if project is not None:
         context = get_project(engine, project)

@@ -94,7 +94,8 @@ def find_taxon(session: Session, taxon_id: int) -> TaxonRef:
     taxon = TaxonRef(row.id, row.scientific_name, row.rank, row.ancestry)
     if row.rank_level > SPECIES_LEVEL:
         prefix = taxon.below_prefix
-        below = session.scalar(select(exists().where(or_(Taxon.ancestry == prefix, Taxon.ancestry.like(prefix + "/%")))))
+        below = session.scalar(select(exists().where(or_(Taxon.ancestry == prefix,
+                                                         Taxon.ancestry.like(prefix + "/%")))))
         if not below:
             raise ApiError(422, "empty_taxon_group", f"taxon {taxon_id} ({row.scientific_name}, {row.rank}) has no "
                            "taxa below it in this engine's taxonomy: import a checklist that has them, or choose "
@@ -139,7 +140,8 @@ def subscribe(engine: Engine, account_id: int, taxon_id: int | None, place: BBox
         if place is None:
             same.append(subs.c.west.is_(None))
         else:
-            same += [subs.c.west == place[0], subs.c.south == place[1], subs.c.east == place[2], subs.c.north == place[3]]
+            same += [column == value for column, value in zip((subs.c.west, subs.c.south, subs.c.east, subs.c.north),
+                                                               place)]
         found = session.execute(select(subs).where(and_(*same)).limit(1)).first()
         if found is not None:
             return _subscription(found, {taxon.id: taxon} if taxon else {}), False
