@@ -13,7 +13,7 @@ from sqlalchemy import event, func, select
 
 from core.db.models import Enrichment, Observation, utcnow
 from core.db.session import transaction
-from tests.plugins.identification.conftest import API, Person, make_person, observe
+from tests.plugins.identification.conftest import API, Person, identify, make_person, observe
 
 QUEUE = f"{API}/identify/queue"
 SUBS = f"{API}/identify/subscriptions"
@@ -48,24 +48,6 @@ def suggest(engine: Any, obs_id: int, taxon_id: int | None, name: str, score: fl
                                finished_at=utcnow()))
 
 
-def identified(engine: Any, obs_id: int, *, count: int, disagreements: int = 0, taxon_id: int | None = None,
-               community_taxon_id: int | None = None, by: int | None = None) -> None:
-    """What the identification service keeps of an observation's identifications (its
-    ``observation_taxa`` row), and, with ``by``, that account's current identification."""
-    from plugins.identification.db import identifications, observation_taxa
-
-    with transaction(engine.sessions) as session:
-        project = session.scalar(select(Observation.project).where(Observation.id == obs_id))
-        session.execute(observation_taxa.insert().values(
-            observation_id=obs_id, project=project, taxon_id=taxon_id, community_taxon_id=community_taxon_id,
-            identifications_count=count, agreements=count - disagreements, disagreements=disagreements,
-            updated_at=utcnow()))
-        if by is not None:
-            session.execute(identifications.insert().values(
-                uuid=f"test-{obs_id}-{by}", observation_id=obs_id, project=project, account_id=by,
-                taxon_id=taxon_id, current=True, withdrawn=False, created_at=utcnow(), updated_at=utcnow()))
-
-
 def rows(engine: Any, table: Any) -> list[Any]:
     with engine.db.connect() as conn:
         return [tuple(r) for r in conn.execute(select(table).order_by(table.c.id))]
@@ -80,15 +62,19 @@ def photo(photos: dict[str, bytes]) -> bytes:
 
 
 def test_an_expert_subscribed_to_a_class_sees_both_projects_best_first_in_pages(client, engine, taxa, people, photo):
-    ana, eva = people["ana"], people["eva"]
+    ana, ben, mod, op, eva = (people[n] for n in ("ana", "ben", "mod", "op", "eva"))
     agreed = observe(client, ana, "wild", photo=photo)           # oldest, identified, all agree
     fresh = observe(client, ana, "double", photo=photo)          # no identification yet
     argued = observe(client, ana, "wild", photo=photo)           # identifications that disagree
     fresher = observe(client, ana, "double", photo=photo)        # no identification yet, newer
     bird = observe(client, ana, "wild", photo=photo)             # a bird: not in Mammalia
     elsewhere = observe(client, ana, "plain", photo=photo)       # a project without identifications
-    identified(engine, agreed, count=2, taxon_id=taxa["Vulpes vulpes"], community_taxon_id=taxa["Vulpes vulpes"])
-    identified(engine, argued, count=3, disagreements=1, taxon_id=taxa["Canidae"], community_taxon_id=taxa["Canidae"])
+    # the identification service's own API: a genus agreed by two (still needs_id); a genus agreed
+    # by three with one dissenter
+    for person in (ana, ben):
+        identify(client, person, agreed, taxa["Vulpes"])
+    for person, taxon in ((ana, "Vulpes"), (ben, "Vulpes"), (mod, "Vulpes"), (op, "Felis catus")):
+        identify(client, person, argued, taxa[taxon])
     suggest(engine, fresh, taxa["Felis catus"], "Felis catus", 0.91)
     suggest(engine, fresher, taxa["Canis lupus"], "Canis lupus")
     suggest(engine, bird, taxa["Turdus merula"], "Turdus merula")
@@ -98,7 +84,8 @@ def test_an_expert_subscribed_to_a_class_sees_both_projects_best_first_in_pages(
     first = queue(client, eva, per_page=2)
     assert (first["total_results"], first["page"], first["per_page"]) == (4, 1, 2)
     assert ids(first) == [fresh, fresher]
-    assert ids(queue(client, eva, per_page=2, page=2)) == [argued, agreed]
+    second = queue(client, eva, per_page=2, page=2)
+    assert ids(second) == [argued, agreed]
     assert queue(client, eva, per_page=2, page=3)["results"] == []
 
     top = first["results"][0]
@@ -112,9 +99,12 @@ def test_an_expert_subscribed_to_a_class_sees_both_projects_best_first_in_pages(
     assert shown["content_type"] == "image/jpeg"
     assert client.get(shown["url"], headers=eva.headers).content == photo
 
-    argued_item = queue(client, eva, per_page=2, page=2)["results"][0]
-    assert (argued_item["identifications_count"], argued_item["disagreements"]) == (3, 1)
-    assert argued_item["community_taxon"] == {"id": taxa["Canidae"], "name": "Canidae", "rank": "family"}
+    argued_item, agreed_item = second["results"]
+    vulpes = {"id": taxa["Vulpes"], "name": "Vulpes", "rank": "genus"}
+    assert (argued_item["identifications_count"], argued_item["disagreements"]) == (4, 1)
+    assert argued_item["community_taxon"] == argued_item["taxon"] == vulpes
+    assert (agreed_item["identifications_count"], agreed_item["agreements"], agreed_item["disagreements"]) == (2, 2, 0)
+    assert agreed_item["observation"]["grade"] == "needs_id"
 
     # narrowed to a project, to a taxon below the subscription
     assert ids(queue(client, eva, project="double")) == [fresh, fresher]
@@ -133,12 +123,19 @@ def test_what_the_expert_identified_or_observed_leaves_their_queue(client, engin
     waiting = observe(client, ana, "wild", photo=photo)
     for obs_id in (theirs, done, waiting):
         suggest(engine, obs_id, taxa["Vulpes vulpes"], "Vulpes vulpes")
-    identified(engine, done, count=1, taxon_id=taxa["Vulpes vulpes"], by=eva.account_id)
     subscribe(client, eva, taxon_id=taxa["Carnivora"])
+    assert ids(queue(client, eva)) == [done, waiting]
+    identify(client, eva, done, taxa["Vulpes vulpes"])
     assert ids(queue(client, eva)) == [waiting]
-    # another expert sees both of the others' observations, identified or not
+    # another expert sees the others, the identified one last
     subscribe(client, people["op"], taxon_id=taxa["Carnivora"])
     assert ids(queue(client, people["op"])) == [theirs, waiting, done]
+    # withdrawn, it is hers to do again
+    mine = identify(client, eva, waiting, taxa["Vulpes vulpes"])
+    assert ids(queue(client, eva)) == []
+    withdrawn = client.post(f"{API}/identifications/{mine['id']}/withdraw", headers=eva.headers)
+    assert withdrawn.status_code == 200, withdrawn.text
+    assert ids(queue(client, eva)) == [waiting]
 
 
 def test_never_a_private_project_nor_a_private_place_unless_staff(client, engine, taxa, people, photo):
