@@ -9,7 +9,7 @@ The queue then shows what that account may read, whatever role gave it the right
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any
 
 from sqlalchemy import ColumnElement, and_, delete, exists, func, or_, select
@@ -59,8 +59,9 @@ class Subscription:
         place = None
         if self.place is not None:
             place = dict(zip(("west", "south", "east", "north"), self.place))
+        created = self.created_at if self.created_at.tzinfo else self.created_at.replace(tzinfo=timezone.utc)
         return {"id": self.id, "taxon": self.taxon.public() if self.taxon else None, "place": place,
-                "created_at": self.created_at.isoformat()}
+                "created_at": created.isoformat()}
 
 
 def taxon_and_below(taxon: TaxonRef, id_column: Any = Taxon.id,
