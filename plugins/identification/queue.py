@@ -141,7 +141,7 @@ def delete_subscription(subscription_id: DbInt, engine: EngineDep, principal: Pr
             "public cell) in a subscribed box. Never a private place unless you are staff of its project; never your "
             "own observations nor those you identify already. Best first: no identification yet, then with "
             "disagreements, then the rest; oldest submitted first within each. `taxon_id` and `project` narrow it "
-            "(422 `unknown_taxon` / `empty_taxon_group`; 404 `unknown_project`; 409 `identification_off` for a "
+            "(422 `unknown_taxon` / `empty_taxon_group`; 404 `unknown_project`; 409 `identifications_off` for a "
             "project without the service). No subscription: an empty queue.",
             responses=error_responses(401, 403, 404, 409, 422, 429))
 def get_queue(engine: EngineDep, principal: PrincipalDep,
@@ -156,7 +156,7 @@ def get_queue(engine: EngineDep, principal: PrincipalDep,
         if not can_see_project(principal, context):
             raise deny(principal, f"project {project!r} is not public")
         if not context.enables(SERVICE):
-            raise ApiError(409, "identification_off", f"project {project!r} does not use the identification service")
+            raise ApiError(409, "identifications_off", f"project {project!r} does not use the identification service")
         projects = [context]
     else:
         projects = [engine.registry.project(p) for p in engine.registry.projects_enabling(SERVICE)]

@@ -262,7 +262,7 @@ def test_only_experts_subscribe_and_read_the_queue(client, engine, taxa, people)
     ({"taxon_id": 999_999}, 422, "unknown_taxon"),
     ({"taxon_id": "x"}, 422, "invalid_request"),
     ({"project": "nowhere"}, 404, "unknown_project"),
-    ({"project": "plain"}, 409, "identification_off"),
+    ({"project": "plain"}, 409, "identifications_off"),
 ])
 def test_bad_queue_parameters_are_clear_errors(client, taxa, people, params, status, code):
     response = client.get(QUEUE, params=params, headers=people["eva"].headers)
