@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import time
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,6 +15,7 @@ from sqlalchemy import event, func, select
 from core.db.models import Enrichment, Observation, utcnow
 from core.db.session import transaction
 from tests.plugins.identification.conftest import API, Person, identify, make_person, observe
+from tests.support.mobile_feed import built_model  # noqa: F401 (the species model, built once a session)
 
 QUEUE = f"{API}/identify/queue"
 SUBS = f"{API}/identify/subscriptions"
@@ -322,3 +324,54 @@ def test_a_page_of_50_costs_the_same_few_queries_whatever_its_size(client, engin
           f"(page of 5: {timings[5] * 1000:.0f} ms, {counted[5]} statements); total {page['total_results']}")
     assert counted[50] == counted[5] <= 12
     assert page["total_results"] == 2000  # private places left out
+
+
+# -- with the real species_id ----------------------------------------------------------------------
+
+
+def _species_registry() -> str:
+    import yaml
+
+    from plugins.species_id import model_build
+
+    services = yaml.safe_load((Path(__file__).resolve().parents[3] / "registry.yaml").read_text())["services"]
+    species = services["species_id"]
+    species["config"] = {"default_model": model_build.DEFAULT_MODEL["name"],
+                         "models": [{"name": model_build.DEFAULT_MODEL["name"], "builtin": "efficientnet_lite0"}]}
+    both = {"species_id": {}, "identification": {}}
+    return yaml.safe_dump({"services": {"species_id": species, "identification": services["identification"]},
+                           "projects": [
+        {"slug": "garden", "name": "Garden", "public": True, "auto_publish": True, "timezone": "Europe/Madrid",
+         "services": both},
+        {"slug": "street", "name": "Street", "public": True, "auto_publish": True, "timezone": "Europe/Madrid",
+         "location_precision": 2, "services": both},
+    ]}, sort_keys=False)
+
+
+def test_a_real_photo_reaches_the_experts_of_its_genus_with_the_machine_suggestion(make_engine, built_model, photos):
+    """species_id on a real photo of a cat, the default taxonomy (its label file), two projects."""
+    from fastapi.testclient import TestClient
+
+    from core.api.app import create_app
+    from core.taxonomy import ids_by_name, load_defaults
+
+    engine = make_engine(_species_registry(), plugins="")
+    models = Path(engine.settings.data_dir) / "models"
+    models.mkdir(parents=True, exist_ok=True)
+    (models / built_model.name).symlink_to(built_model)
+    load_defaults(engine)
+    felis = ids_by_name(engine, ["Felis"])["Felis"]
+    ana = make_person(engine, "Ana", {"garden": "contributor", "street": "contributor"})
+    eva = make_person(engine, "Eva", {"street": "expert"})
+    with TestClient(create_app(engine), raise_server_exceptions=False) as client:
+        cats = [observe(client, ana, project, photo=photos["chelsea.jpg"]) for project in ("garden", "street")]
+        observe(client, ana, "garden", photo=photos["coffee.jpg"])  # no organism: in nobody's queue
+        subscribe(client, eva, taxon_id=felis)
+        page = queue(client, eva)
+    assert ids(page) == cats
+    first = page["results"][0]
+    best = first["observation"]["enrichments"]["species_id"]["result"]["best"]
+    assert first["suggestion"]["name"] == best["scientific_name"] == "Felis catus"
+    assert first["suggestion"]["taxon_id"] == best["taxon_id"] == first["taxon"]["id"]
+    assert first["suggestion"]["score"] == best["score"]
+    assert page["results"][1]["observation"]["location"]["lat"] == 41.39  # street's public grid
