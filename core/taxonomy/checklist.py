@@ -120,7 +120,11 @@ def _entry(values: dict[str, str], line: int, gbif: bool, out: Read, file: str |
     words = name.split()
     if not rank and len(words) in (2, 3):
         rank = "species" if len(words) == 2 else ("variety" if " var." in name else "subspecies")
-    classification = {r: clean_name(get(r)) for r in CLASSIFICATION_RANKS if clean_name(get(r))}
+    classification = {}
+    for higher in CLASSIFICATION_RANKS:
+        value = get(higher)
+        if value and (value := clean_name(value)):
+            classification[higher] = value
     parent = get("parentnameusageid") or None
     level = rank_of(rank)
     if parent is None and "genus" not in classification and level in ("species", "subspecies", "variety", "form") \

@@ -180,6 +180,7 @@ class _Loader:
         self.by_key: dict[tuple[str, str], _Row] = {}
         self.by_name: dict[tuple[str, str], list[_Row]] = {}
         self.names: dict[int, dict[tuple[str, str], _Name]] = {}
+        self.preferred: dict[int, dict[str, str]] = {}  # taxon id: lexicon: its preferred name
         self.claimed: set[int] = set()  # rows an entry of this load has matched
         self.touched_higher: set[int] = set()
         self.names_changed: set[int] = set()
@@ -190,13 +191,16 @@ class _Loader:
         self._read()
 
     def _read(self) -> None:
-        columns = [TAXA.c[n] for n in ("id", "scientific_name", "rank", "rank_level", "parent_id", "ancestry",
-                                       "gbif_key", "iconic_taxon_id", "source", "source_id", "is_active")]
-        for r in self.conn.execute(sa.select(*columns)):
+        # the driver's rows as they are: 100,000 taxa through SQLAlchemy's row objects cost seconds
+        for r in self.conn.exec_driver_sql(
+                'SELECT id, scientific_name, "rank", rank_level, parent_id, ancestry, gbif_key, iconic_taxon_id, '
+                "source, source_id, is_active FROM taxa").fetchall():
             self._index(_Row(*r))
-        for taxon_id, lexicon, name, preferred, name_id in self.conn.execute(
-                sa.select(NAMES.c.taxon_id, NAMES.c.lexicon, NAMES.c.name, NAMES.c.preferred, NAMES.c.id)):
+        for taxon_id, lexicon, name, preferred, name_id in self.conn.exec_driver_sql(
+                "SELECT taxon_id, lexicon, name, preferred, id FROM taxon_names").fetchall():
             self.names.setdefault(taxon_id, {})[(lexicon, name)] = _Name(name_id, bool(preferred), bool(preferred))
+            if preferred:
+                self.preferred.setdefault(taxon_id, {})[lexicon] = name
 
     def _index(self, row: _Row) -> None:
         self.rows[row.id] = row
@@ -272,6 +276,7 @@ class _Loader:
         scientific name always; a common name where the source marks one and owns the taxon, or
         where the lexicon has none). Whether anything changed."""
         have = self.names.setdefault(row.id, {})
+        preferred = self.preferred.setdefault(row.id, {})
         changed = False
         firsts: dict[str, NameIn] = {}
         for name in wanted:
@@ -280,18 +285,21 @@ class _Loader:
                 have[key] = _Name(None, False, False)
                 self.report.names_added += 1
                 changed = True
-            if name.lexicon not in firsts or (name.preferred and not firsts[name.lexicon].preferred):
+            first = firsts.get(name.lexicon)
+            if first is None or (name.preferred and not first.preferred):
                 firsts[name.lexicon] = name
         for lexicon, first in firsts.items():
-            current = [k for k, n in have.items() if k[0] == lexicon and n.preferred]
-            enforce = owner and (lexicon == SCIENTIFIC or first.preferred)
+            current = preferred.get(lexicon)
             if lexicon == SCIENTIFIC and owner:
-                first = NameIn(row.scientific_name, SCIENTIFIC, True)
-            if current == [(lexicon, first.name)] or (current and not enforce):
+                target, enforce = row.scientific_name, True
+            else:
+                target, enforce = first.name, owner and first.preferred
+            if current == target or (current is not None and not enforce) or (lexicon, target) not in have:
                 continue
-            for key in current:
-                have[key].preferred = False
-            have[(lexicon, first.name)].preferred = True
+            if current is not None:
+                have[(lexicon, current)].preferred = False
+            have[(lexicon, target)].preferred = True
+            preferred[lexicon] = target
             changed = True
         return changed
 
@@ -423,7 +431,7 @@ class _Loader:
             done[key] = row
         before = row.fields()
         if owner:
-            if parent is not None and self.is_ancestor(row, parent):
+            if parent is not None and not row.new and self.is_ancestor(row, parent):
                 return f"its parent {parent.scientific_name} is below it in the tree"
             row.scientific_name, row.rank, row.rank_level = entry.scientific_name, entry.rank, level
             row.parent_id = parent.id if parent is not None else None
@@ -471,6 +479,7 @@ class _Loader:
                 row.parent_id = mapping[row.parent_id]
         self.rows = {row.id: row for row in self.rows.values()}
         self.names = {mapping.get(k, k): v for k, v in self.names.items()}
+        self.preferred = {mapping.get(k, k): v for k, v in self.preferred.items()}
         self.names_changed = {mapping.get(k, k) for k in self.names_changed}
 
     def place(self) -> set[int]:
@@ -502,40 +511,54 @@ class _Loader:
         return moved
 
     def write(self) -> None:
-        now = datetime.now(timezone.utc)
+        """Insert the new taxa (parents first) and names, update what changed: in batches, through
+        the driver's executemany (100,000 rows through SQLAlchemy's parameter processing cost
+        seconds)."""
+        sqlite = self.conn.dialect.name == "sqlite"
+        mark = "?" if sqlite else "%s"
+        now: Any = datetime.now(timezone.utc)
+        if sqlite:  # as SQLAlchemy stores a DateTime in SQLite: UTC, without the offset
+            now = now.strftime("%Y-%m-%d %H:%M:%S.%f")
+        fields = ("scientific_name", "rank", "rank_level", "parent_id", "ancestry", "gbif_key", "iconic_taxon_id",
+                  "source", "source_id", "is_active")
+
+        def values(r: _Row) -> tuple[Any, ...]:
+            return (r.scientific_name, r.rank, r.rank_level, r.parent_id, r.ancestry, r.gbif_key, r.iconic_taxon_id,
+                    r.source, r.source_id, r.is_active)
+
         fresh = sorted((r for r in self.rows.values() if r.new), key=lambda r: r.ancestry.count("/") + 1 if r.ancestry else 0)
-        insert = [{"id": r.id, "scientific_name": r.scientific_name, "rank": r.rank, "rank_level": r.rank_level,
-                   "parent_id": r.parent_id, "ancestry": r.ancestry, "gbif_key": r.gbif_key,
-                   "iconic_taxon_id": r.iconic_taxon_id, "source": r.source, "source_id": r.source_id,
-                   "is_active": r.is_active, "created_at": now, "updated_at": now} for r in fresh]
-        for chunk in _chunks(insert):
-            self.conn.execute(TAXA.insert(), chunk)
-        changed = [r for r in self.rows.values() if r.changed and not r.new]
-        update = [{"b_id": r.id, "scientific_name": r.scientific_name, "rank": r.rank, "rank_level": r.rank_level,
-                   "parent_id": r.parent_id, "ancestry": r.ancestry, "gbif_key": r.gbif_key,
-                   "iconic_taxon_id": r.iconic_taxon_id, "source": r.source, "source_id": r.source_id,
-                   "is_active": r.is_active, "updated_at": now} for r in changed]
-        statement = TAXA.update().where(TAXA.c.id == sa.bindparam("b_id"))
-        for chunk in _chunks(update):
-            self.conn.execute(statement, chunk)
+        self._insert("taxa", ("id", *fields, "created_at", "updated_at"), [(r.id, *values(r), now, now) for r in fresh])
+        assignments = ", ".join(f'"{c}" = {mark}' for c in (*fields, "updated_at"))
+        self._many(f"UPDATE taxa SET {assignments} WHERE id = {mark}",
+                   [(*values(r), now, r.id) for r in self.rows.values() if r.changed and not r.new])
         new_names, flags = [], []
         for taxon_id, names in self.names.items():
             for (lexicon, name), state in names.items():
                 if state.id is None:
-                    new_names.append({"taxon_id": taxon_id, "name": name, "lexicon": lexicon, "search": search_key(name),
-                                      "preferred": state.preferred})
+                    new_names.append((taxon_id, name, lexicon, search_key(name), state.preferred))
                 elif state.preferred != state.stored_preferred:
-                    flags.append({"b_id": state.id, "preferred": state.preferred})
-        for chunk in _chunks(new_names):
-            self.conn.execute(NAMES.insert(), chunk)
-        statement = NAMES.update().where(NAMES.c.id == sa.bindparam("b_id"))
-        for chunk in _chunks(flags):
-            self.conn.execute(statement, chunk)
+                    flags.append((state.preferred, state.id))
+        self._insert("taxon_names", ("taxon_id", "name", "lexicon", "search", "preferred"), new_names)
+        self._many(f"UPDATE taxon_names SET preferred = {mark} WHERE id = {mark}", flags)
 
+    def _insert(self, table: str, columns: tuple[str, ...], rows: list[tuple[Any, ...]]) -> None:
+        """Insert ``rows``: by COPY on PostgreSQL (its executemany is a round trip a row), by
+        executemany on SQLite."""
+        if not rows:
+            return
+        names = ", ".join(f'"{c}"' for c in columns)
+        if self.conn.dialect.name == "postgresql":
+            driver = self.conn.connection.dbapi_connection
+            assert driver is not None
+            with driver.cursor() as cursor, cursor.copy(f"COPY {table} ({names}) FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row(row)
+            return
+        self._many(f"INSERT INTO {table} ({names}) VALUES ({', '.join(['?'] * len(columns))})", rows)
 
-def _chunks(rows: list[dict[str, Any]]) -> Iterable[list[dict[str, Any]]]:
-    for start in range(0, len(rows), _BATCH):
-        yield rows[start:start + _BATCH]
+    def _many(self, sql: str, rows: list[tuple[Any, ...]]) -> None:
+        for start in range(0, len(rows), _BATCH):
+            self.conn.exec_driver_sql(sql, rows[start:start + _BATCH])
 
 
 def load_entries(engine: Engine, entries: Iterable[Entry], source: str, *, dry_run: bool = False,

@@ -50,14 +50,16 @@ def rank_of(value: str | None) -> str | None:
 def search_key(name: str) -> str:
     """A name as ``search`` holds it: lower case, accents removed, spaces collapsed
     ("Mésange charbonnière" -> "mesange charbonniere")."""
+    if name.isascii():
+        return " ".join(name.lower().split())
     decomposed = unicodedata.normalize("NFKD", name)
     plain = "".join(c for c in decomposed if not unicodedata.combining(c))
-    return _SPACES.sub(" ", plain.casefold()).strip()
+    return " ".join(plain.casefold().split())
 
 
 def clean_name(name: str | None) -> str:
     """A name with its spaces collapsed and trimmed ("" for None)."""
-    return _SPACES.sub(" ", name or "").strip()
+    return " ".join(name.split()) if name else ""
 
 
 LANGUAGE_CODES: dict[str, str] = {
