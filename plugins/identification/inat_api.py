@@ -148,8 +148,8 @@ def list_observations(
     updated_since: Annotated[str | None, Query(pattern=p.MOMENT, description="changed since (its identifications "
                                                "included)")] = None,
     quality_grade: Annotated[str | None, Query(pattern=p.GRADE_LIST, description="casual, needs_id, research")] = None,
-    id_above: Annotated[int | None, Query(ge=0, description="ids above this one")] = None,
-    id_below: Annotated[int | None, Query(ge=0, description="ids below this one")] = None,
+    id_above: Annotated[int | None, Query(ge=0, le=p.MAX_ID, description="ids above this one")] = None,
+    id_below: Annotated[int | None, Query(ge=0, le=p.MAX_ID, description="ids below this one")] = None,
     q: Annotated[str | None, Query(min_length=1, max_length=100, description="a word that starts a name (scientific "
                                    "or common, any language) of the observation's taxon")] = None,
     photos: Annotated[p.Flag | None, Query(description="with (true) or without (false) a photo")] = None,
@@ -210,8 +210,8 @@ def list_taxa(
     rank: Annotated[str | None, Query(pattern=p.RANKS, description="ranks, e.g. species,genus")] = None,
     rank_level: Annotated[float | None, Query(ge=0, le=100, description="iNaturalist's rank level")] = None,
     is_active: Annotated[Literal["true", "false", "any"], Query(description="active taxa (default)")] = "true",
-    id_above: Annotated[int | None, Query(ge=0)] = None,
-    id_below: Annotated[int | None, Query(ge=0)] = None,
+    id_above: Annotated[int | None, Query(ge=0, le=p.MAX_ID)] = None,
+    id_below: Annotated[int | None, Query(ge=0, le=p.MAX_ID)] = None,
     order_by: Annotated[Literal["id", "name"], Query(description="id, or name (scientific)")] = "name",
     order: p.Order = "asc",
     page: p.Page = 1,

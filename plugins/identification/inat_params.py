@@ -67,9 +67,10 @@ def moment(name: str, value: str | None) -> Moment | None:
         if len(value) == 10:
             return Moment(day=date.fromisoformat(value))
         instant = datetime.fromisoformat(value.replace("z", "Z").replace("Z", "+00:00"))
-    except ValueError:
-        raise invalid(name, f"{value!r} is not a date or date-time that exists") from None
-    return Moment(instant=instant if instant.tzinfo else instant.replace(tzinfo=timezone.utc))
+        instant = (instant if instant.tzinfo else instant.replace(tzinfo=timezone.utc)).astimezone(timezone.utc)
+    except (ValueError, OverflowError):  # no such day, or past year 1..9999 once in UTC
+        raise invalid(name, f"{value!r} is not a date or date-time that exists (in UTC)") from None
+    return Moment(instant=instant)
 
 
 def flag(value: str | None) -> bool | None:
@@ -96,5 +97,5 @@ PerPage = Annotated[int, Query(ge=0, le=MAX_PER_PAGE, description="results per p
 Page = Annotated[int, Query(ge=1, le=RESULT_WINDOW, description="page number; page * per_page at most 10000")]
 IdList = Annotated[str | None, Query(pattern=INT_LIST, description="comma-separated ids")]
 Locale = Annotated[str | None, Query(pattern=LOCALE, description="language of preferred_common_name (default en)")]
-PlaceId = Annotated[int | None, Query(ge=0, description="accepted and ignored (this engine has no places)")]
+PlaceId = Annotated[int | None, Query(ge=0, le=MAX_ID, description="accepted and ignored (this engine has no places)")]
 Order = Annotated[Literal["asc", "desc"], Query(description="sort direction")]
