@@ -592,6 +592,8 @@ def load_entries(engine: Engine, entries: Iterable[Entry], source: str, *, dry_r
                 transaction.rollback()
             else:
                 loader.write()
+    files = {s.file: i for i, s in reversed(list(enumerate(report.skipped)))}
+    report.skipped.sort(key=lambda s: (files[s.file], s.line or 0))  # by file, then line
     report.seconds = time.perf_counter() - started
     return report
 

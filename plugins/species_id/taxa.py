@@ -17,12 +17,16 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 LABELS = "imagenet_labels.csv"
 _BINOMIAL_RANKS = ("species", "subspecies", "variety", "form")
+NOT_NAMES = frozenset({"Granny Smith"})
+"""Class names that are not names of their taxon (a cultivar of *Malus domestica*)."""
 
 
 def records(labels: tuple[Label, ...] | None = None) -> Iterator[TaxonRecord]:
     """One record per scientific name of the label file (organisms only): its rank, kingdom and
-    the genus of a binomial; its class name as the English common name when it is the only
-    class of that taxon (the dog breeds are not names of *Canis lupus familiaris*)."""
+    the genus of a binomial; its class name as the English common name of a species (or lower)
+    that is the only class of its taxon. Not for more: the dog breeds are not names of *Canis
+    lupus familiaris*, and "jay" (Corvidae), "acorn" (Quercus) or "mushroom" (Fungi) are not
+    names of the higher taxa they stand for."""
     labels = labels if labels is not None else load_labels(packaged_labels(LABELS)).labels
     grouped: dict[tuple[str, str], list[Label]] = {}
     for label in labels:
@@ -35,7 +39,8 @@ def records(labels: tuple[Label, ...] | None = None) -> Iterator[TaxonRecord]:
         genus = first.genus or (words[0] if rank in _BINOMIAL_RANKS and len(words) >= 2 else None)
         if genus:
             classification["genus"] = genus
-        common = {"en": first.name} if len(members) == 1 and first.name != name else {}
+        named = len(members) == 1 and rank in _BINOMIAL_RANKS and first.name not in NOT_NAMES and first.name != name
+        common = {"en": first.name} if named else {}
         gbif = int(first.gbif_id) if first.gbif_id and first.gbif_id.isdigit() else None
         yield TaxonRecord(name, rank, classification, common, gbif)
 

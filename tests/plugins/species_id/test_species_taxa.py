@@ -33,7 +33,9 @@ def test_the_label_file_offers_its_organisms_once_each() -> None:
     tench = offered[("Tinca tinca", "species")]
     assert dict(tench.classification) == {"kingdom": "Animalia", "genus": "Tinca"} and dict(tench.common_names) == {
         "en": "tench"}
-    assert offered[("Corvidae", "family")].classification == {"kingdom": "Animalia"}
+    corvids = offered[("Corvidae", "family")]  # the class "jay": not a name of the family
+    assert corvids.classification == {"kingdom": "Animalia"} and corvids.common_names == {}
+    assert offered[("Malus domestica", "species")].common_names == {}  # "Granny Smith" is a cultivar
     assert offered[("Canis lupus familiaris", "subspecies")].common_names == {}  # 120 breeds: no one name
     assert offered[("Brassica oleracea var. italica", "variety")].classification["genus"] == "Brassica"
     assert not any(r.scientific_name in ("espresso", "Homo sapiens") for r in records())
