@@ -32,19 +32,28 @@ EXPERTS = ("Experts only: the expert, moderator or admin role in a project that 
            "operator (403 otherwise, 401 without a token).")
 
 
+def _degrees(limit: int, description: str) -> Any:
+    # the range is stated in the schema and checked by core.place_filter.check_bbox (422 invalid_bbox)
+    return Field(allow_inf_nan=False, description=description,
+                 json_schema_extra={"minimum": -limit, "maximum": limit})
+
+
 class Place(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    west: float = Field(allow_inf_nan=False, description="-180..180; west > east crosses the antimeridian")
-    south: float = Field(allow_inf_nan=False, description="-90..90, at most north")
-    east: float = Field(allow_inf_nan=False, description="-180..180")
-    north: float = Field(allow_inf_nan=False, description="-90..90")
+    west: float = _degrees(180, "-180..180; west > east crosses the antimeridian")
+    south: float = _degrees(90, "-90..90, at most north")
+    east: float = _degrees(180, "-180..180")
+    north: float = _degrees(90, "-90..90")
 
 
 class SubscriptionIn(BaseModel):
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
-        {"taxon_id": 3}, {"place": {"west": 2.05, "south": 41.32, "east": 2.25, "north": 41.47}},
-        {"taxon_id": 3, "place": {"west": -10.0, "south": 35.0, "east": 5.0, "north": 44.0}}]})
+    model_config = ConfigDict(extra="forbid", json_schema_extra={
+        # neither (or both null) is checked too: 422 empty_subscription
+        "anyOf": [{"required": ["taxon_id"], "properties": {"taxon_id": {"type": "integer"}}},
+                  {"required": ["place"], "properties": {"place": {"type": "object"}}}],
+        "examples": [{"taxon_id": 3}, {"place": {"west": 2.05, "south": 41.32, "east": 2.25, "north": 41.47}},
+                     {"taxon_id": 3, "place": {"west": -10.0, "south": 35.0, "east": 5.0, "north": 44.0}}]})
 
     taxon_id: int | None = Field(None, ge=1, le=MAX_ID, description="a taxon: it and every taxon below it")
     place: Place | None = Field(None, description="a box: observations whose place, as you may see it, is in it")

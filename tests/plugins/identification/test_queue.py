@@ -213,6 +213,7 @@ def test_subscriptions_are_listed_kept_once_and_deleted(client, taxa, people):
 @pytest.mark.parametrize("body, code", [
     ({"taxon_id": 999_999}, "unknown_taxon"),
     ({}, "empty_subscription"),
+    ({"taxon_id": None, "place": None}, "empty_subscription"),
     ({"place": {"west": 2, "south": 42, "east": 3, "north": 41}}, "invalid_bbox"),
     ({"place": {"west": 200, "south": 41, "east": 3, "north": 42}}, "invalid_bbox"),
     ({"place": {"west": 2, "south": 41, "east": 3}}, "invalid_request"),
