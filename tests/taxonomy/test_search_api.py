@@ -39,6 +39,7 @@ def test_search_by_prefix_in_any_language_and_without_accents(engine: Engine, lo
     assert names(mesange) == ["Parus major"] and mesange.results[0].matched_term == "Mésange charbonnière"
     assert names(search(engine, "GORRIÓN")) == names(search(engine, "gorrion")) == ["Passer domesticus"]
     assert names(search(engine, "pit")) == []
+    assert names(search(engine, "__")) == names(search(engine, "%r")) == names(search(engine, "q\\")) == []  # literal
     # exact names first, then lower ranks
     assert names(search(engine, "quercus")) == ["Quercus", "Quercus ilex", "Quercus robur"]
     assert names(search(engine, "quercus", rank="species")) == ["Quercus ilex", "Quercus robur"]
