@@ -27,8 +27,8 @@ from plugins.identification import inat_taxa
 from plugins.identification.inat_people import handles
 from plugins.identification.inat_photos import find_photo, photo_bytes
 from plugins.identification.inat_projects import find, project_json, served
-from plugins.identification.inat_query import Filters, conditions, count, page_parts, page_query
-from plugins.identification.inat_render import PHOTO_SIZES, Renderer, envelope
+from plugins.identification.inat_query import Filters, conditions, count, page_parts, page_query, page_rows
+from plugins.identification.inat_render import PHOTO_SIZES, Renderer, envelope, envelope_of
 from plugins.identification.inat_schemas import (ObservationPage, ProjectPage, TaxonDetailPage, TaxonPage,
                                                  inat_errors)
 
@@ -41,9 +41,10 @@ def error_response(status: int, code: str, message: str, details: list[dict[str,
     return json_response({"error": error, "status": status}, status, headers)
 
 
-def json_response(body: dict[str, Any], status: int = 200, headers: dict[str, str] | None = None) -> Response:
-    return Response(json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode(), status,
-                    headers=headers, media_type="application/json")
+def json_response(body: dict[str, Any] | str, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    """``body`` (a dict, or JSON text already encoded) as a JSON response."""
+    text = body if isinstance(body, str) else json.dumps(body, separators=(",", ":"), ensure_ascii=False)
+    return Response(text.encode(), status, headers=headers, media_type="application/json")
 
 
 class InatRoute(APIRoute):
@@ -108,18 +109,25 @@ def _bbox(values: tuple[float | None, ...]) -> tuple[float, float, float, float]
 
 
 def _observations(engine: Engine, request: Request, filters: Filters, *, order_by: str, order: str,
-                  page: int, per_page: int | None, locale: str | None) -> tuple[int, list[dict[str, Any]]]:
-    """(total, the page's observations); ``per_page`` None: all that match (by id)."""
+                  page: int, per_page: int | None, locale: str | None,
+                  first: list[int] | None = None) -> tuple[int, list[str]]:
+    """(total, the page's observations as JSON); ``per_page`` None: all that match, in the order of
+    ``first`` (ids) when given."""
     with transaction(engine.readers) as session:
-        where = conditions(session, filters)
+        conn = session.connection()  # Core statements: no ORM layer between them and the database
+        where = conditions(conn, filters)
         query = page_query(filters, where, order_by, order)
         if per_page is None:
-            rows = session.execute(query).all()
+            rows = page_rows(conn, query)
             total = len(rows)
         else:
-            total = count(session, filters, where)
-            rows = session.execute(query.limit(per_page).offset((page - 1) * per_page)).all() if per_page else []
-        parts = page_parts(session, rows, p.lexicon(locale))
+            rows = page_rows(conn, query.limit(per_page).offset((page - 1) * per_page)) if per_page else []
+            # the last page tells the total; only a full page needs counting
+            total = (page - 1) * per_page + len(rows) if 0 < len(rows) < per_page else count(conn, filters, where)
+        if first is not None:
+            position = {obs_id: i for i, obs_id in enumerate(first)}
+            rows.sort(key=lambda row: position[row.id])
+        parts = page_parts(conn, rows, p.lexicon(locale))
     renderer = Renderer(_base(request), handles(engine), filters.projects, parts.taxa)
     return total, [renderer.observation(row, parts) for row in rows]
 
@@ -190,11 +198,9 @@ def observations_by_id(
     ids: Annotated[str, Path(pattern=r"^[0-9]{1,19}(,[0-9]{1,19}){0,199}$", description="observation ids")],
     locale: p.Locale = None, preferred_place_id: p.PlaceId = None,
 ) -> Response:
-    wanted = p.id_list(ids) or []
+    wanted = list(dict.fromkeys(p.id_list(ids) or []))
     _, results = _observations(engine, request, Filters(projects=served(engine), ids=wanted), order_by="id",
-                               order="desc", page=1, per_page=None, locale=locale) if wanted else (0, [])
-    position = {obs_id: i for i, obs_id in enumerate(dict.fromkeys(wanted))}
-    results.sort(key=lambda item: position[item["id"]])
+                               order="desc", page=1, per_page=None, locale=locale, first=wanted) if wanted else (0, [])
     return json_response(envelope(results, len(results), 1, len(results)))
 
 
@@ -230,7 +236,7 @@ def list_taxa(
     with transaction(engine.readers) as session:
         total, results = inat_taxa.search(session, filters, page=page, per_page=per_page, order_by=order_by,
                                           order=order, lexicon=p.lexicon(locale), all_names=all_names == "true")
-    return json_response(envelope(results, total, page, per_page))
+    return json_response(envelope_of(results, total, page, per_page))
 
 
 @router.get("/taxa/{ids}", summary="Taxa by id (iNaturalist v1)",
@@ -246,7 +252,7 @@ def taxa_by_id(
     wanted = p.id_list(ids) or []
     with transaction(engine.readers) as session:
         results = inat_taxa.details(session, wanted, lexicon=p.lexicon(locale), all_names=all_names == "true")
-    return json_response(envelope(results, len(results), 1, len(results)))
+    return json_response(envelope_of(results, len(results), 1, len(results)))
 
 
 @router.get("/projects/{ids}", summary="Projects by number or slug (iNaturalist v1)",
@@ -262,7 +268,7 @@ def projects_by_id(
     projects = served(engine)
     found = [project.slug for project in (find(projects, value) for value in p.split(ids)) if project is not None]
     results = [project_json(projects[slug]) for slug in dict.fromkeys(found)]
-    return json_response(envelope(results, len(results), 1, len(results)))
+    return json_response(envelope_of(results, len(results), 1, len(results)))
 
 
 @router.get("/photos/{photo_id}/{size}.jpg", summary="A photo at one of iNaturalist's sizes",

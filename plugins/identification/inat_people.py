@@ -54,11 +54,21 @@ class Handles:
         self.namespace = uuid.UUID(bytes=hashlib.blake2b(b"uuid", key=base, digest_size=16).digest())
         """Of the uuids this installation gives observations (stable, its own)."""
         self._cache: dict[tuple[str, int], dict[str, Any]] = {}
+        self._uuids: dict[int, str] = {}
 
     def _round(self, role: str, number: int, value: int) -> int:
         digest = hashlib.blake2b(value.to_bytes(4, "big"), key=self._keys[role], digest_size=4,
                                  person=number.to_bytes(1, "big") * 16).digest()
         return int.from_bytes(digest, "big") & _HALF_MASK
+
+    def observation_uuid(self, obs_id: int) -> str:
+        """A stable uuid of an observation, this installation's own (a name-based uuid, RFC 4122 version 5)."""
+        found = self._uuids.get(obs_id)
+        if found is None:
+            found = str(uuid.uuid5(self.namespace, f"observation:{obs_id}"))
+            if len(self._uuids) < 1_000_000:
+                self._uuids[obs_id] = found
+        return found
 
     def public_id(self, role: str, account_id: int) -> int:
         """The handle's number of ``account_id`` (0 <= N < 2**52)."""

@@ -1,7 +1,7 @@
 """The SQL behind ``/inat/v1/observations``: which observations (published, of the served
 projects, narrowed by the iNaturalist filters), in which order, and everything a page shows,
-read in a fixed number of queries whatever its size (the page, its count, then its media,
-identifications, "wild" votes, and the taxa named, each for the whole page at once).
+read in a fixed number of queries whatever its size (the page with its "wild" votes counted, its
+count, then its media, its identifications and the taxa named, each for the whole page at once).
 
 Every filter works on what the public is shown: the observation's taxon and grade, its dates,
 its observer's handle, and for places the coordinates as the public sees them
@@ -12,7 +12,7 @@ by place.
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import defaultdict, namedtuple
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta, timezone
 from typing import Any, Iterable, Sequence
@@ -20,6 +20,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import (ColumnElement, Select, and_, bindparam, case, exists, false, func, literal, null, or_,
                         select)
+from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
 from core.db.models import MediaBlob, Observation, ObservationMedia, Taxon, TaxonName
@@ -41,12 +42,20 @@ obs_taxon = _taxa.alias("obs_taxon")
 PAGE_COLUMNS = (obs.c.id, obs.c.project, obs.c.contributor_id, obs.c.observed_at, obs.c.lat, obs.c.lon,
                 obs.c.accuracy_m, obs.c.licence, obs.c.location_privacy, obs.c.grade, obs.c.created_at,
                 obs.c.updated_at,
-                # only the fields shown (description, captive...), not the whole JSON
-                obs.c.fields["description"].label("f_description"), obs.c.fields["notes"].label("f_notes"),
-                obs.c.fields["note"].label("f_note"), obs.c.fields["species_guess"].label("f_species_guess"),
-                obs.c.fields["place_guess"].label("f_place_guess"), obs.c.fields["captive"].label("f_captive"),
+                # only the fields shown (description, captive...) as text, not the whole JSON decoded
+                *(obs.c.fields[name].as_string().label(f"f_{name}")
+                  for name in ("description", "notes", "note", "species_guess", "place_guess", "captive")),
                 ot.c.taxon_id, ot.c.community_taxon_id, ot.c.identifications_count, ot.c.agreements,
-                ot.c.disagreements, ot.c.updated_at.label("taxa_updated_at"))
+                ot.c.disagreements, ot.c.updated_at.label("taxa_updated_at"),
+                # the "wild" votes (iNaturalist's captive is that metric failing), counted per row
+                *(select(func.count()).where(quality_votes.c.observation_id == obs.c.id,
+                                             quality_votes.c.metric == "wild", quality_votes.c.agree.is_(agree))
+                  .scalar_subquery().label(f"wild_{'yes' if agree else 'no'}") for agree in (True, False)))
+
+
+PageRow = namedtuple("PageRow", [c.key for c in PAGE_COLUMNS])  # type: ignore[misc]
+Executor = Session | Connection
+"""Where the queries run: a session, or its connection (quicker for Core statements)."""
 
 
 @dataclass(frozen=True)
@@ -131,7 +140,7 @@ def _time_range(column: Any, low: Moment | None, high: Moment | None,
     return or_(*parts) if parts else false()
 
 
-def taxon_scope(session: Session, taxon_ids: Sequence[int]) -> ColumnElement[bool]:
+def taxon_scope(session: Executor, taxon_ids: Sequence[int]) -> ColumnElement[bool]:
     """The observation's taxon is one of ``taxon_ids`` or below one; 422 for a taxon that does not exist."""
     rows = session.execute(select(_taxa.c.id, _taxa.c.ancestry).where(_taxa.c.id.in_(sorted(set(taxon_ids))))).all()
     unknown = sorted(set(taxon_ids) - {r.id for r in rows})
@@ -180,7 +189,7 @@ def _has_media(prefix: str) -> ColumnElement[bool]:
                   .where(_media.c.observation_id == obs.c.id, _blobs.c.content_type.startswith(prefix)))
 
 
-def conditions(session: Session, filters: Filters) -> list[ColumnElement[bool]]:
+def conditions(session: Executor, filters: Filters) -> list[ColumnElement[bool]]:
     """The WHERE of the list: published, of the projects in scope, and every filter given."""
     f = filters
     out: list[ColumnElement[bool]] = [obs.c.status == "published", obs.c.project.in_(sorted(f.projects))]
@@ -234,7 +243,7 @@ def page_query(filters: Filters, where: list[ColumnElement[bool]], order_by: str
     return select(*PAGE_COLUMNS).select_from(_joined(_uses_taxon(filters))).where(*where).order_by(*keys)
 
 
-def count(session: Session, filters: Filters, where: list[ColumnElement[bool]]) -> int:
+def count(session: Executor, filters: Filters, where: list[ColumnElement[bool]]) -> int:
     query = select(func.count()).select_from(_joined(_uses_taxon(filters))).where(*where)
     return int(session.execute(query).scalar_one())
 
@@ -248,21 +257,19 @@ _MEDIA = (select(_media.c.id, _media.c.observation_id, _blobs.c.content_type, _b
 _IDENTS = (select(identifications.c.id, identifications.c.uuid, identifications.c.observation_id,
                   identifications.c.account_id, identifications.c.taxon_id, identifications.c.body,
                   identifications.c.vision, identifications.c.current, identifications.c.disagreement,
-                  identifications.c.category, identifications.c.created_at, identifications.c.updated_at)
+                  identifications.c.category, identifications.c.created_at)
            .where(identifications.c.observation_id.in_(bindparam("ids", expanding=True)))
            .order_by(identifications.c.created_at, identifications.c.id))
-_WILD_VOTES = (select(quality_votes.c.observation_id, quality_votes.c.agree)
-               .where(quality_votes.c.observation_id.in_(bindparam("ids", expanding=True)),
-                      quality_votes.c.metric == "wild"))
 TAXON_COLUMNS = (_taxa.c.id, _taxa.c.scientific_name, _taxa.c.rank, _taxa.c.rank_level, _taxa.c.parent_id,
                  _taxa.c.ancestry, _taxa.c.iconic_taxon_id, _taxa.c.is_active, _taxa.c.gbif_key,
                  iconic.c.scientific_name.label("iconic_name"))
-_TAXA = (select(*TAXON_COLUMNS).outerjoin(iconic, iconic.c.id == _taxa.c.iconic_taxon_id)
-         .where(_taxa.c.id.in_(bindparam("taxon_ids", expanding=True))))
-_COMMON_NAMES = (select(_names.c.taxon_id, _names.c.name)
-                 .where(_names.c.taxon_id.in_(bindparam("taxon_ids", expanding=True)),
-                        _names.c.lexicon == bindparam("lexicon"))
-                 .order_by(_names.c.taxon_id, _names.c.preferred.desc(), _names.c.id))
+TaxonRow = namedtuple("TaxonRow", [c.key for c in TAXON_COLUMNS])  # type: ignore[misc]
+# with each taxon's common names in one language, its preferred one first
+_TAXA = (select(*TAXON_COLUMNS, _names.c.name.label("common"))
+         .outerjoin(iconic, iconic.c.id == _taxa.c.iconic_taxon_id)
+         .outerjoin(_names, and_(_names.c.taxon_id == _taxa.c.id, _names.c.lexicon == bindparam("lexicon")))
+         .where(_taxa.c.id.in_(bindparam("taxon_ids", expanding=True)))
+         .order_by(_taxa.c.id, _names.c.preferred.desc(), _names.c.id))
 
 
 @dataclass(frozen=True)
@@ -273,15 +280,18 @@ class TaxaRead:
     common: dict[int, str]
 
 
-def read_taxa(session: Session, taxon_ids: Iterable[int], lexicon: str) -> TaxaRead:
-    """The taxa of ``taxon_ids`` (two queries: the taxa with their iconic group's name, their common names)."""
+def read_taxa(session: Executor, taxon_ids: Iterable[int], lexicon: str) -> TaxaRead:
+    """The taxa of ``taxon_ids`` with their iconic group's name and common name (one query)."""
     wanted = sorted({t for t in taxon_ids if t is not None})
-    if not wanted:
-        return TaxaRead({}, {})
-    rows = {r.id: r for r in session.execute(_TAXA, {"taxon_ids": wanted})}
+    rows: dict[int, Any] = {}
     common: dict[int, str] = {}
-    for row in session.execute(_COMMON_NAMES, {"taxon_ids": wanted, "lexicon": lexicon}):
-        common.setdefault(row.taxon_id, row.name)
+    if not wanted:
+        return TaxaRead(rows, common)
+    for row in session.execute(_TAXA, {"taxon_ids": wanted, "lexicon": lexicon}):
+        if row[0] not in rows:
+            rows[row[0]] = TaxonRow._make(row[:-1])
+            if row[-1] is not None:
+                common[row[0]] = row[-1]
     return TaxaRead(rows, common)
 
 
@@ -291,26 +301,28 @@ class PageParts:
 
     media: dict[int, list[Any]]
     idents: dict[int, list[Any]]
-    wild_votes: dict[int, list[tuple[str, bool]]]
     taxa: TaxaRead
 
 
-def _grouped(rows: Iterable[Any]) -> dict[int, list[Any]]:
+def _grouped(rows: Iterable[Any], at: int) -> dict[int, list[Any]]:
+    """Rows by their observation id (column ``at``)."""
     out: defaultdict[int, list[Any]] = defaultdict(list)
     for row in rows:
-        out[row.observation_id].append(row)
+        out[row[at]].append(row)
     return out
 
 
-def page_parts(session: Session, rows: Sequence[Any], lexicon: str) -> PageParts:
-    """Media, identifications, "wild" votes and taxa of the page's observations (five queries)."""
+def page_rows(session: Executor, query: Select[Any]) -> list[Any]:
+    """The rows of ``page_query`` as named tuples (read by name many times: a tuple is quicker to read)."""
+    return [PageRow._make(row) for row in session.execute(query)]
+
+
+def page_parts(session: Executor, rows: Sequence[Any], lexicon: str) -> PageParts:
+    """Media, identifications and taxa of the page's observations (three queries)."""
     ids = [row.id for row in rows]
     if not ids:
-        return PageParts({}, {}, {}, TaxaRead({}, {}))
-    media = _grouped(session.execute(_MEDIA, {"ids": ids}))
-    idents = _grouped(session.execute(_IDENTS, {"ids": ids}))
-    votes: defaultdict[int, list[tuple[str, bool]]] = defaultdict(list)
-    for vote in session.execute(_WILD_VOTES, {"ids": ids}):
-        votes[vote.observation_id].append(("wild", vote.agree))
-    taxon_ids = {row.taxon_id for row in rows} | {i.taxon_id for found in idents.values() for i in found}
-    return PageParts(media, idents, votes, read_taxa(session, taxon_ids, lexicon))
+        return PageParts({}, {}, TaxaRead({}, {}))
+    media = _grouped(session.execute(_MEDIA, {"ids": ids}), 1)
+    idents = _grouped(session.execute(_IDENTS, {"ids": ids}), 2)  # the column order is the renderer's too
+    taxon_ids = {row.taxon_id for row in rows} | {i[4] for found in idents.values() for i in found}
+    return PageParts(media, idents, read_taxa(session, taxon_ids, lexicon))

@@ -93,7 +93,6 @@ class IdentificationOut(_Open):
     vision: bool
     hidden: bool
     created_at: str
-    updated_at: str
 
 
 class GeoJsonPoint(BaseModel):
