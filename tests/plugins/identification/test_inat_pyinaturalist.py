@@ -81,6 +81,11 @@ def test_pyinaturalist_reads_the_engine_unchanged(client: Any, engine: Any, peop
             "fox": fox, "canidae": taxa["Canidae"], "vulpes": taxa["Vulpes"]}
     with api_server(tmp_path, ROOT, env={"OBSERVATORY_SERVE_DISPATCHER": "inline"}) as base:
         read = read_with_pyinaturalist(pyinaturalist_path, base, plan, tmp_path)
+        printed = run_the_docs_example(pyinaturalist_path, base, tmp_path)
+
+    # docs/inat-api.md's example, as written but for the server's address and the test's project
+    assert [line.split()[:3] for line in printed] == [[str(fox), "Vulpes", "vulpes"]]
+    assert printed[0].endswith("/medium.jpg") and expected_login in printed[0]
 
     # every page, by id (get_observations(page='all') and iNatClient's paginator, 2 a page)
     assert read["all_total"] == 5 and sorted(read["all_ids"]) == visible
@@ -106,6 +111,23 @@ def test_pyinaturalist_reads_the_engine_unchanged(client: Any, engine: Any, peop
     assert read["taxon_ancestors"] == ["Animalia", "Chordata", "Mammalia", "Carnivora", "Canidae"]
     assert read["projects"] == [[plan["project"], "wild", "Wild"]]  # its number and its slug name one project
     assert read["bad_per_page"] == [422, 422, "invalid_request"]
+
+
+def run_the_docs_example(path: Path, base: str, work: Path) -> list[str]:
+    """docs/inat-api.md's pyinaturalist example, run against ``base`` for the project ``wild``; its lines."""
+    text = (ROOT / "docs" / "inat-api.md").read_text(encoding="utf-8")
+    example = text.split("## Reading an observatory with pyinaturalist")[1].split("```python\n")[1].split("```")[0]
+    address = 'OBSERVATORY = "http://127.0.0.1:8000"'
+    assert address in example and 'project_id="demo"' in example
+    script = work / "example.py"
+    script.write_text(example.replace(address, f'OBSERVATORY = "{base}"').replace('project_id="demo"',
+                                                                                  'project_id="wild"'))
+    env = {**os.environ, "PYTHONPATH": str(path), "HOME": str(work), "XDG_DATA_HOME": str(work),
+           "XDG_CACHE_HOME": str(work)}
+    done = subprocess.run([sys.executable, str(script)], env=env, cwd=work, capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, f"the docs' example failed:\n{done.stdout[-3000:]}\n{done.stderr[-6000:]}"
+    return done.stdout.strip().splitlines()
 
 
 # -- the reader: run as a script, with pyinaturalist's folder on PYTHONPATH ------------------------
