@@ -36,6 +36,7 @@ bench: install
 	$(BIN)/python bench/odour.py
 	$(BIN)/python bench/mobile_sync.py
 	$(BIN)/python bench/mobile_upload.py
+	$(BIN)/python bench/identification.py
 
 clean:
 	rm -rf $(VENV) var .pytest_cache
