@@ -6,10 +6,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import (Boolean, Column, DateTime, Float, ForeignKey, Index, Integer, MetaData, String, Table, Text,
+from sqlalchemy import (Boolean, Column, Float, ForeignKey, Index, Integer, MetaData, String, Table, Text,
                         UniqueConstraint, false, true)
 
-from core.db.models import Account, Observation, Taxon
+from core.db.models import Account, Observation, Taxon, UTCDateTime
 
 metadata = MetaData()
 # the engine's tables, referred to by column: they live on the engine's metadata, not this one
@@ -36,8 +36,8 @@ identifications = Table(
     Column("category", String(16), nullable=True),
     Column("own", Boolean, nullable=False, server_default=false()),
     Column("expert", Boolean, nullable=False, server_default=false()),
-    Column("created_at", DateTime(timezone=True), nullable=False),
-    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
     Index("ix_identification_observation", "observation_id", "current"),
 )
 
@@ -49,7 +49,7 @@ quality_votes = Table(
     # wild, location, date, evidence, recent, needs_id ("no further ID possible" is needs_id: disagree)
     Column("metric", String(32), nullable=False),
     Column("agree", Boolean, nullable=False),
-    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
     UniqueConstraint("observation_id", "account_id", "metric", name="uq_quality_vote"),
 )
 
@@ -69,7 +69,7 @@ observation_taxa = Table(
     # the observation's grade as the service last audited it (store.audit_grade): a grade change that
     # follows an identification or a vote is audited once, however many requests race to it
     Column("audited_grade", String(16), nullable=True),
-    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
 )
 
 # what an expert wants in their queue: a taxon (and its descendants), a place (a box), or both
@@ -82,7 +82,7 @@ expert_subscriptions = Table(
     Column("south", Float, nullable=True),
     Column("east", Float, nullable=True),
     Column("north", Float, nullable=True),
-    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
 )
 
 
