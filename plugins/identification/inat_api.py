@@ -158,8 +158,8 @@ def list_observations(
     quality_grade: Annotated[str | None, Query(pattern=p.GRADE_LIST, description="casual, needs_id, research")] = None,
     id_above: Annotated[int | None, Query(ge=0, le=p.MAX_ID, description="ids above this one")] = None,
     id_below: Annotated[int | None, Query(ge=0, le=p.MAX_ID, description="ids below this one")] = None,
-    q: Annotated[str | None, Query(min_length=1, max_length=100, description="a word that starts a name (scientific "
-                                   "or common, any language) of the observation's taxon")] = None,
+    q: Annotated[str | None, Query(min_length=1, max_length=100, pattern=p.TEXT, description="a word that starts a "
+                                   "name (scientific or common, any language) of the observation's taxon")] = None,
     photos: Annotated[p.Flag | None, Query(description="with (true) or without (false) a photo")] = None,
     sounds: Annotated[p.Flag | None, Query(description="with (true) or without (false) a sound")] = None,
     geo: Annotated[p.Flag | None, Query(description="with (true) or without (false) a public place")] = None,
@@ -210,7 +210,8 @@ def observations_by_id(
             response_class=Response, responses={200: {"model": TaxonPage}, **inat_errors(401, 403, 422, 429)})
 def list_taxa(
     engine: EngineDep, _principal: PrincipalDep,
-    q: Annotated[str | None, Query(min_length=1, max_length=100, description="a word that starts a name")] = None,
+    q: Annotated[str | None, Query(min_length=1, max_length=100, pattern=p.TEXT,
+                                   description="a word that starts a name")] = None,
     taxon_id: Annotated[str | None, Query(pattern=p.INT_LIST, description="these taxa and their descendants")] = None,
     parent_id: Annotated[int | None, Query(ge=1, le=p.MAX_ID, description="children of this taxon")] = None,
     rank: Annotated[str | None, Query(pattern=p.RANKS, description="ranks, e.g. species,genus")] = None,

@@ -30,6 +30,8 @@ GRADES = ("casual", "needs_id", "research")
 GRADE_LIST = r"^(casual|needs_id|research)(,(casual|needs_id|research)){0,2}$"
 MOMENT = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}([Tt ][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]{1,6})?)?([Zz]|[+-][0-9]{2}:?[0-9]{2})?)?$"
 LOCALE = r"^[A-Za-z]{2,3}([-_][A-Za-z0-9]{2,8})?$"
+TEXT = r"^[^\x00-\x1f\x7f]+$"
+"""Free text (``q``): no control characters (PostgreSQL text cannot even hold NUL)."""
 RANKS = r"^[a-z]{1,20}(,[a-z]{1,20}){0,39}$"
 ORDER_BY = Literal["id", "created_at", "observed_on", "updated_at"]
 Flag = Literal["true", "false"]

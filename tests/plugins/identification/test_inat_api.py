@@ -275,7 +275,7 @@ def test_bad_parameters_are_refused_in_inaturalists_shape(client: Any, fox: int,
         "quality_grade=great": (422, "invalid_request"), "swlat=41": (422, "invalid_filter_value"),
         "created_d1=0001-01-01T00:00:00%2B01:00": (422, "invalid_filter_value"),
         "colour=red": (422, "unknown_parameter"), "page=51&per_page=200": (403, "result_window_too_large"),
-        "id_above=9223372036854775808": (422, "invalid_request"),
+        "id_above=9223372036854775808": (422, "invalid_request"), "q=a%00b": (422, "invalid_request"),
     }
     for query, (status, code) in cases.items():
         response = client.get(f"{INAT}/observations?{query}")
