@@ -29,8 +29,8 @@ from plugins.identification.inat_photos import find_photo, photo_bytes
 from plugins.identification.inat_projects import find, project_json, served
 from plugins.identification.inat_query import Filters, conditions, count, page_parts, page_query, page_rows
 from plugins.identification.inat_render import PHOTO_SIZES, Renderer, envelope, envelope_of
-from plugins.identification.inat_schemas import (ObservationPage, ProjectPage, TaxonDetailPage, TaxonPage,
-                                                 inat_errors)
+from plugins.identification.inat_schemas import (InatObservationPage, InatProjectPage, InatTaxonDetailPage,
+                                                 InatTaxonPage, inat_errors)
 
 
 def error_response(status: int, code: str, message: str, details: list[dict[str, Any]] | None = None,
@@ -140,7 +140,7 @@ handles. Every filter tests what is shown. See docs/inat-api.md."""
 
 
 @router.get("/observations", summary="Observations (iNaturalist v1)", description=OBSERVATIONS_DESCRIPTION,
-            response_class=Response, responses={200: {"model": ObservationPage}, **inat_errors(401, 403, 422, 429)})
+            response_class=Response, responses={200: {"model": InatObservationPage}, **inat_errors(401, 403, 422, 429)})
 def list_observations(
     request: Request, engine: EngineDep, _principal: PrincipalDep,
     project_id: Annotated[str | None, Query(pattern=p.WORD_LIST, description="project numbers or slugs")] = None,
@@ -192,7 +192,7 @@ def list_observations(
 @router.get("/observations/{ids}", summary="Observations by id (iNaturalist v1)",
             description="Up to 200 comma-separated ids, answered in that order; an id that does not exist and "
             "one the public may not see are both left out (as iNaturalist does).",
-            response_class=Response, responses={200: {"model": ObservationPage}, **inat_errors(401, 422, 429)})
+            response_class=Response, responses={200: {"model": InatObservationPage}, **inat_errors(401, 422, 429)})
 def observations_by_id(
     request: Request, engine: EngineDep, _principal: PrincipalDep,
     ids: Annotated[str, Path(pattern=r"^[0-9]{1,19}(,[0-9]{1,19}){0,199}$", description="observation ids")],
@@ -207,7 +207,7 @@ def observations_by_id(
 @router.get("/taxa", summary="Taxa (iNaturalist v1)",
             description="The engine's taxonomy, searched by name (`q`: a word that starts a scientific or common "
             "name, any language) and narrowed as iNaturalist's `GET /v1/taxa` does.",
-            response_class=Response, responses={200: {"model": TaxonPage}, **inat_errors(401, 403, 422, 429)})
+            response_class=Response, responses={200: {"model": InatTaxonPage}, **inat_errors(401, 403, 422, 429)})
 def list_taxa(
     engine: EngineDep, _principal: PrincipalDep,
     q: Annotated[str | None, Query(min_length=1, max_length=100, pattern=p.TEXT,
@@ -243,7 +243,7 @@ def list_taxa(
 @router.get("/taxa/{ids}", summary="Taxa by id (iNaturalist v1)",
             description="Up to 200 comma-separated ids, in that order, each with its ancestors (root first) and "
             "its active children; an id that does not exist is left out.",
-            response_class=Response, responses={200: {"model": TaxonDetailPage}, **inat_errors(401, 422, 429)})
+            response_class=Response, responses={200: {"model": InatTaxonDetailPage}, **inat_errors(401, 422, 429)})
 def taxa_by_id(
     engine: EngineDep, _principal: PrincipalDep,
     ids: Annotated[str, Path(pattern=r"^[0-9]{1,19}(,[0-9]{1,19}){0,199}$", description="taxon ids")],
@@ -259,7 +259,7 @@ def taxa_by_id(
 @router.get("/projects/{ids}", summary="Projects by number or slug (iNaturalist v1)",
             description="Comma-separated project numbers (`project_ids` of observations) or slugs; only the public "
             "projects that enable the identification service; others are left out.",
-            response_class=Response, responses={200: {"model": ProjectPage}, **inat_errors(401, 422, 429)})
+            response_class=Response, responses={200: {"model": InatProjectPage}, **inat_errors(401, 422, 429)})
 def projects_by_id(
     engine: EngineDep, _principal: PrincipalDep,
     ids: Annotated[str, Path(pattern=p.WORD_LIST, description="project numbers or slugs")],

@@ -21,12 +21,12 @@ class InatErrorOut(BaseModel):
     status: int = Field(examples=[422])
 
 
-class UserOut(_Open):
+class InatUserOut(_Open):
     id: int = Field(description="the person's pseudonymous number (not an account id)")
     login: str = Field(description="the person's pseudonymous handle: observer-... or identifier-...")
 
 
-class TaxonOut(_Open):
+class InatTaxonOut(_Open):
     id: int
     name: str
     rank: str
@@ -41,38 +41,38 @@ class TaxonOut(_Open):
     gbif_id: int | None
 
 
-class TaxonNameOut(_Open):
+class InatTaxonNameOut(_Open):
     name: str
     locale: str
     is_valid: bool
 
 
-class TaxonDetailOut(TaxonOut):
-    ancestors: list[TaxonOut]
-    children: list[TaxonOut]
-    names: list[TaxonNameOut] | None = Field(None, description="every name, with all_names=true")
+class InatTaxonDetailOut(InatTaxonOut):
+    ancestors: list[InatTaxonOut]
+    children: list[InatTaxonOut]
+    names: list[InatTaxonNameOut] | None = Field(None, description="every name, with all_names=true")
 
 
-class Dimensions(BaseModel):
+class InatDimensions(BaseModel):
     width: int
     height: int
 
 
-class PhotoOut(_Open):
+class InatPhotoOut(_Open):
     id: int
     url: str = Field(description="the square size; replace 'square' by thumb, small, medium, large or original")
     license_code: str | None
     attribution: str
-    original_dimensions: Dimensions
+    original_dimensions: InatDimensions
 
 
-class ObservationPhotoOut(_Open):
+class InatObservationPhotoOut(_Open):
     id: int
     position: int
-    photo: PhotoOut
+    photo: InatPhotoOut
 
 
-class SoundOut(_Open):
+class InatSoundOut(_Open):
     id: int
     file_url: str
     file_content_type: str
@@ -80,12 +80,12 @@ class SoundOut(_Open):
     attribution: str
 
 
-class IdentificationOut(_Open):
+class InatIdentificationOut(_Open):
     id: int
     uuid: str
     taxon_id: int
-    taxon: TaxonOut | None
-    user: UserOut | None = Field(description="the identifier's handle (identifier-...); null once erased")
+    taxon: InatTaxonOut | None
+    user: InatUserOut | None = Field(description="the identifier's handle (identifier-...); null once erased")
     current: bool
     category: Literal["improving", "supporting", "leading", "maverick"] | None
     disagreement: bool | None
@@ -95,12 +95,12 @@ class IdentificationOut(_Open):
     created_at: str
 
 
-class GeoJsonPoint(BaseModel):
+class InatGeoJsonPoint(BaseModel):
     type: Literal["Point"]
     coordinates: list[float] = Field(min_length=2, max_length=2, description="[longitude, latitude]")
 
 
-class ObservationOut(_Open):
+class InatObservationOut(_Open):
     id: int
     uuid: str
     uri: str
@@ -109,7 +109,7 @@ class ObservationOut(_Open):
     created_at: str
     updated_at: str
     location: str | None = Field(description="'lat,lon' as the public may see it; null for a private place")
-    geojson: GeoJsonPoint | None
+    geojson: InatGeoJsonPoint | None
     positional_accuracy: int | None
     public_positional_accuracy: int | None
     place_guess: str | None
@@ -121,13 +121,13 @@ class ObservationOut(_Open):
     captive: bool
     description: str | None
     species_guess: str | None
-    taxon: TaxonOut | None
+    taxon: InatTaxonOut | None
     community_taxon_id: int | None
-    user: UserOut | None = Field(description="the observer's handle (observer-...); null when anonymous")
-    photos: list[PhotoOut]
-    observation_photos: list[ObservationPhotoOut]
-    sounds: list[SoundOut]
-    identifications: list[IdentificationOut]
+    user: InatUserOut | None = Field(description="the observer's handle (observer-...); null when anonymous")
+    photos: list[InatPhotoOut]
+    observation_photos: list[InatObservationPhotoOut]
+    sounds: list[InatSoundOut]
+    identifications: list[InatIdentificationOut]
     identifications_count: int
     num_identification_agreements: int
     num_identification_disagreements: int
@@ -140,19 +140,19 @@ class _Page(BaseModel):
     per_page: int
 
 
-class ObservationPage(_Page):
-    results: list[ObservationOut]
+class InatObservationPage(_Page):
+    results: list[InatObservationOut]
 
 
-class TaxonPage(_Page):
-    results: list[TaxonOut]
+class InatTaxonPage(_Page):
+    results: list[InatTaxonOut]
 
 
-class TaxonDetailPage(_Page):
-    results: list[TaxonDetailOut]
+class InatTaxonDetailPage(_Page):
+    results: list[InatTaxonDetailOut]
 
 
-class ProjectOut(_Open):
+class InatProjectOut(_Open):
     id: int = Field(description="the project's stable number (from its slug)")
     slug: str
     title: str
@@ -160,8 +160,8 @@ class ProjectOut(_Open):
     project_type: str
 
 
-class ProjectPage(_Page):
-    results: list[ProjectOut]
+class InatProjectPage(_Page):
+    results: list[InatProjectOut]
 
 
 _ERRORS = {401: "a wrong or revoked token", 403: "past the result window (page * per_page > 10000)",
