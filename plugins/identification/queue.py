@@ -59,7 +59,7 @@ class SubscriptionIn(BaseModel):
     place: Place | None = Field(None, description="a box: observations whose place, as you may see it, is in it")
 
 
-class TaxonOut(BaseModel):
+class QueueTaxonOut(BaseModel):
     id: int
     name: str = Field(description="the scientific name")
     rank: str
@@ -67,7 +67,7 @@ class TaxonOut(BaseModel):
 
 class SubscriptionOut(BaseModel):
     id: int
-    taxon: TaxonOut | None
+    taxon: QueueTaxonOut | None
     place: Place | None
     created_at: str
 
@@ -96,12 +96,12 @@ class QueueItem(BaseModel):
                                         "cell, no contributor) unless you are staff of its project")
     photos: list[PhotoOut]
     suggestion: SuggestionOut | None = Field(description="the machine suggestion (species_id), if any")
-    taxon: TaxonOut | None = Field(description="the observation's taxon as matched: the identifications' taxon, "
+    taxon: QueueTaxonOut | None = Field(description="the observation's taxon as matched: the identifications' taxon, "
                                    "or the suggestion's while there is none")
     identifications_count: int
     agreements: int
     disagreements: int
-    community_taxon: TaxonOut | None
+    community_taxon: QueueTaxonOut | None
 
 
 class QueuePage(BaseModel):

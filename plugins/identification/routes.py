@@ -34,7 +34,7 @@ class IdentificationIn(BaseModel):
                                       "that says it is not (only) that taxon: iNaturalist's explicit disagreement")
 
 
-class TaxonOut(BaseModel):
+class IdentifiedTaxonOut(BaseModel):
     id: int
     name: str | None
     rank: str | None
@@ -45,7 +45,7 @@ class IdentificationOut(BaseModel):
     id: int
     uuid: str
     observation_id: int
-    taxon: TaxonOut
+    taxon: IdentifiedTaxonOut
     body: str | None
     vision: bool
     disagreement: bool | None
@@ -70,9 +70,9 @@ class MetricOut(BaseModel):
 
 class SummaryOut(BaseModel):
     observation_id: int
-    community_taxon: TaxonOut | None
+    community_taxon: IdentifiedTaxonOut | None
     community_score: float | None
-    taxon: TaxonOut | None = Field(description="the observation's taxon: the community taxon, or the observer's own "
+    taxon: IdentifiedTaxonOut | None = Field(description="the observation's taxon: the community taxon, or the observer's own "
                                    "identification when they opted out")
     prefers_community_taxon: bool
     identifications_count: int

@@ -101,7 +101,7 @@ class SignupIn(BaseModel):
     device_name: str = Field(min_length=1, max_length=100, pattern=DISPLAY_NAME_PATTERN)
 
 
-class ConsentOut(BaseModel):
+class SignupConsentOut(BaseModel):
     choice: str
     version: str
     agreed: bool
@@ -119,7 +119,7 @@ class SignupOut(DeviceTokenOut):
     display_name: str
     email: str | None
     licence: str
-    consents: list[ConsentOut]
+    consents: list[SignupConsentOut]
 
 
 class DeviceOut(BaseModel):
