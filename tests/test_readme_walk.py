@@ -41,14 +41,18 @@ def readme_block() -> str:
 @pytest.fixture
 def walk_env(tmp_path, database_url):
     if os.environ.get(PG_ENV):
-        url = database_url  # the session's database, emptied
-        from core.db.models import Base
+        url = database_url  # the session's database, emptied: plugins' tables too (they refer to the engine's)
+        import sqlalchemy as sa
+
         from core.db.session import make_engine
 
         db = make_engine(url)
+        tables = sa.MetaData()
+        tables.reflect(db)
         with db.begin() as conn:
-            for table in reversed(Base.metadata.sorted_tables):
-                conn.execute(table.delete())
+            for table in reversed(tables.sorted_tables):
+                if table.name != "alembic_version":
+                    conn.execute(table.delete())
         db.dispose()
     else:
         url = f"sqlite:///{tmp_path / 'walk.db'}"
