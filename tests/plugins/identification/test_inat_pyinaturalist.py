@@ -104,7 +104,7 @@ def test_pyinaturalist_reads_the_engine_unchanged(client: Any, engine: Any, peop
     assert obs[secret_place]["location"] is None and obs[secret_place]["geoprivacy"] == "private"
     # the photo's sizes, as pyinaturalist's Photo names them, all served
     urls = obs[fox]["photo_urls"]
-    assert urls["square"].endswith(f"/square.jpg") and set(urls) == {"square", "small", "medium", "large", "original"}
+    assert urls["square"].endswith("/square.jpg") and set(urls) == {"square", "small", "medium", "large", "original"}
     assert all(status == [200, "image/jpeg"] for status in read["photo_status"].values())
     assert read["filtered"] == [fox]  # research grade below Canidae, observed from 1 May
     assert read["taxa_search"] == ["Vulpes", "Vulpes lagopus", "Vulpes vulpes"]

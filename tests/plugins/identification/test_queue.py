@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import event, func, select
+from sqlalchemy import event, select
 
 from core.db.models import Enrichment, Observation, utcnow
 from core.db.session import transaction
