@@ -11,6 +11,7 @@ server. Scale-out: ``OBSERVATORY_BROKER_URL=redis://...`` or ``amqp://...``.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from typing import TYPE_CHECKING, Any, Callable
@@ -25,9 +26,11 @@ from core.send_buffer import SendBuffer
 if TYPE_CHECKING:
     from core.engine import Engine
 
+log = logging.getLogger(__name__)
 ENRICH_TASK = "observatory.enrich"
 ENRICH_BATCH_TASK = "observatory.enrich_batch"
 ASSESS_TASK = "observatory.assess"
+PLUGIN_TASK = "observatory.task"  # a plugin's background work (core.tasks)
 
 
 def celery_config(settings: Settings) -> dict[str, Any]:
@@ -171,12 +174,21 @@ class CeleryDispatcher:
         else:
             self._assess_buffer(engine).add([(observation_id, due_only)])
 
+    def start_task(self, engine: Engine, name: str, kwargs: dict[str, Any]) -> None:
+        """A plugin's background work, sent at once (it is rare, and its caller wants it queued)."""
+        send_plugin_task(engine, name, kwargs)
+
+
+def send_plugin_task(engine: Engine, name: str, kwargs: dict[str, Any]) -> None:
+    producer_for(engine.settings).send_task(PLUGIN_TASK, args=[name, kwargs], queue="observatory")
+
 
 class InlineDispatcher:
     """Runs enrichments in the calling process, at once (tests, one-off CLI runs)."""
 
     def __init__(self, backoff_cap_s: float = 0.0):
         self.backoff_cap_s = backoff_cap_s
+        self._threads: list[threading.Thread] = []
 
     def enqueue(self, engine: Engine, enrichments: list[tuple[int, str]]) -> None:
         for enrichment_id, _plugin in enrichments:
@@ -188,5 +200,24 @@ class InlineDispatcher:
     def assess(self, engine: Engine, observation_id: int, *, due_only: bool = False) -> None:
         assess(engine, observation_id, due_only=due_only)
 
+    def start_task(self, engine: Engine, name: str, kwargs: dict[str, Any]) -> None:
+        """A plugin's background work in a thread of this process, so that the caller can watch
+        its progress and cancel it as with a worker; ``flush`` waits for it."""
+        from core.tasks import run_task
+
+        def work() -> None:
+            try:
+                log.info("%s", run_task(engine, name, kwargs))
+            except Exception:
+                log.exception("background task %r failed", name)
+
+        thread = threading.Thread(target=work, name=f"observatory-task-{name}", daemon=True)
+        self._threads = [t for t in self._threads if t.is_alive()] + [thread]
+        thread.start()
+
     def flush(self, timeout: float = 10.0) -> bool:
-        return True
+        """Wait for the background tasks started here (enrichments and assessments ran at once)."""
+        deadline = time.monotonic() + timeout
+        for thread in list(self._threads):
+            thread.join(max(0.0, deadline - time.monotonic()))
+        return not any(t.is_alive() for t in self._threads)

@@ -38,6 +38,9 @@ class Dispatcher(Protocol):
         """Wait until everything queued so far has left this process."""
         ...
 
+    def start_task(self, engine: "Engine", name: str, kwargs: dict[str, Any]) -> None:
+        """Run or queue a plugin's background work (``core.tasks``)."""
+
 
 @dataclass
 class Engine:

@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from core.registry import Registry
     from core.types import (
         Analysis,
+        BackgroundTask,
         CommentView,
         DoctorCheck,
         Draft,
@@ -224,4 +225,23 @@ def on_identification(
     bridge's feed). A grade that changes with it is told through ``on_assessed``.
 
     Errors are logged, never raised: the identification is already stored.
+    """
+
+
+@hookspec
+def register_tasks(register: Callable[[BackgroundTask], None]) -> None:
+    """Register background work the plugin runs in the workers (``core.types.BackgroundTask``):
+    long jobs that are not one observation's enrichment, such as processing a video or reading a
+    live stream. Start one with ``core.tasks.start_task(engine, name, **kwargs)``. Called once at
+    start-up for every installed plugin; a name registered twice stops start-up.
+    """
+
+
+@hookspec
+def recover_work(engine: Engine) -> int | None:
+    """Called by every worker's recovery loop (each ``recovery_interval_s``, default 10 s): start
+    again the plugin's background work whose worker died (its lease expired), from its last
+    checkpoint; return how many were started again. Called for every installed plugin.
+
+    Errors are logged, never raised: the loop goes on, and the other plugins are still called.
     """

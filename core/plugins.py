@@ -18,7 +18,7 @@ import pluggy
 from core import hookspecs
 from core.hookspecs import KINDS_ATTRIBUTE
 from core.registry import Registry
-from core.types import Analysis, ObservationType, ProjectContext
+from core.types import Analysis, BackgroundTask, ObservationType, ProjectContext
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +70,7 @@ class PluginHost:
     info: dict[str, PluginInfo]
     observation_types: dict[str, ObservationType] = field(default_factory=dict)
     analyses: dict[str, Analysis] = field(default_factory=dict)
+    tasks: dict[str, BackgroundTask] = field(default_factory=dict)
     defaults: frozenset[str] = frozenset(DEFAULT_PLUGINS)
     _callers: dict[tuple[Any, ...], pluggy.HookCaller] = field(default_factory=dict, repr=False)
 
@@ -263,6 +264,7 @@ def build_host(registry: Registry, extra_modules: str = "", *, trace: bool = Fal
     host = PluginHost(pm=pm, registry=registry, info=info)
     _collect("register_observation_types", "observation type", host, host.observation_types)
     _collect("register_analyses", "analysis", host, host.analyses)
+    _collect("register_tasks", "background task", host, host.tasks)
     return host
 
 

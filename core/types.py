@@ -260,3 +260,20 @@ class IdentificationChange:
     account_id: int | None = None
     category: str | None = None
     previous_taxon_id: int | None = None
+
+
+@dataclass(frozen=True)
+class BackgroundTask:
+    """Long work a plugin runs in the workers (a video job, a live stream), registered with
+    ``register_tasks`` and started with ``core.tasks.start_task(engine, name, **kwargs)``.
+
+    ``run(engine, **kwargs)`` does the work in a worker process (or, with the inline dispatcher of
+    tests and one-off commands, in a thread of the calling process) and returns a line for the
+    worker's log. The engine gives no time limit and no retry: the plugin keeps the work's state in
+    its own tables (progress, a checkpoint, a lease) and re-starts work whose worker died from
+    ``recover_work``. ``kwargs`` must be JSON-able (they travel through the broker)."""
+
+    name: str
+    run: Callable[..., Any]
+    description: str = ""
+    plugin: str = ""

@@ -27,6 +27,7 @@ from core.dispatch import (
     ASSESS_TASK,
     ENRICH_BATCH_TASK,
     ENRICH_TASK,
+    PLUGIN_TASK,
     CeleryDispatcher,
     InlineDispatcher,
     make_celery,
@@ -36,6 +37,7 @@ from core.dispatch import (
 )
 from core.engine import Engine
 from core import enrichment
+from core.tasks import recover_work, run_task
 
 log = logging.getLogger(__name__)
 
@@ -89,6 +91,11 @@ def assess_task(observation_id: int, due_only: bool = False) -> str:
     return f"observation {observation_id}: " + ("graded" if stored else "nothing owed")
 
 
+def plugin_task(name: str, kwargs: dict[str, Any]) -> str:
+    """A plugin's background work (``register_tasks``); its state is the plugin's business."""
+    return run_task(worker_engine(), name, kwargs)
+
+
 def worker_app(settings: Settings) -> Celery:
     """The Celery app of a worker for ``settings``, with the engine's tasks on it."""
     global _settings
@@ -97,6 +104,7 @@ def worker_app(settings: Settings) -> Celery:
     app.task(name=ENRICH_TASK, bind=True, acks_late=True, ignore_result=True)(enrich_task)
     app.task(name=ENRICH_BATCH_TASK, acks_late=True, ignore_result=True)(enrich_batch_task)
     app.task(name=ASSESS_TASK, acks_late=True, ignore_result=True)(assess_task)
+    app.task(name=PLUGIN_TASK, acks_late=True, ignore_result=True)(plugin_task)
     return app
 
 
@@ -199,6 +207,7 @@ def _recovery_loop(interval_s: float) -> None:
     while True:
         try:
             recover_once(worker_engine(), quiet_s=max(interval_s * 2, 5.0))
+            recover_work(worker_engine())
         except Exception:  # keep the loop alive through a database blip
             log.exception("recovery loop failed; trying again in %s s", interval_s)
         time.sleep(interval_s)
