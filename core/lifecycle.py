@@ -563,12 +563,17 @@ def submit(
     *,
     edit: bool = False,
     actor: str = "system",
+    status: str | None = None,
 ) -> SubmitResult:
     """Validate and store a draft, then queue its enrichments after the commit.
 
     The same ``client_id`` with the same content returns the first observation; with other
     content it raises Conflict, unless ``edit`` is set, when the observation is updated.
+    ``status``: the moderation status to store instead of the project's default (a service's
+    observation that must stay unpublished, e.g. a camera's picture of a person).
     """
+    if status not in (None, "pending", "published", "unpublished"):
+        raise ValueError(f"an observation cannot be submitted {status!r}")
     uploads = uploads or []
     parsed, draft, checked = validate(engine, project_slug, data, uploads, contributor_id)
     project = engine.registry.project(project_slug)
@@ -590,7 +595,7 @@ def submit(
                 {"project": project_slug, "client_id": draft.client_id, "content_hash": digest,
                   "contributor_id": contributor_id, "kind": draft.kind, "observed_at": draft.observed_at,
                   "lat": draft.location.lat, "lon": draft.location.lon, "accuracy_m": draft.location.accuracy_m,
-                  "fields": draft.fields, "status": "published" if project.auto_publish else "pending",
+                  "fields": draft.fields, "status": status or ("published" if project.auto_publish else "pending"),
                   "licence": draft.licence, "location_privacy": draft.location_privacy,
                   "created_at": now, "updated_at": now, "assess_due_at": now},
             ).inserted_primary_key[0]
