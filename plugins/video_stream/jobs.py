@@ -130,6 +130,8 @@ def create_deployment(engine: Any, project: ProjectContext | str, principal: Any
     """Store a deployment of ``project``; ValidationFailed (422) for bad values, Conflict (409,
     deployment_exists) for a deploymentID the project has already."""
     context = _project(engine, project)
+    if not context.enables(SERVICE):
+        raise JobRefused(f"project {context.slug!r} does not enable video_stream", code="service_not_enabled")
     try:
         parsed = DeploymentIn.model_validate(dict(data) if isinstance(data, Mapping) else data)
     except ValidationError as exc:
