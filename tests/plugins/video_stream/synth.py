@@ -11,10 +11,11 @@ check what the pipeline found.
 from __future__ import annotations
 
 import struct
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 import cv2
 import numpy as np
@@ -213,3 +214,66 @@ def truncate(path: Path | str, keep: float = 0.5) -> None:
     """Cut a file to ``keep`` of its bytes (a truncated upload)."""
     raw = Path(path).read_bytes()
     Path(path).write_bytes(raw[: int(len(raw) * keep)])
+
+
+@dataclass(frozen=True)
+class SynthFrame:
+    """A sampled frame as the pipeline takes it (source.Frame's fields)."""
+
+    index: int
+    t: float
+    image: np.ndarray
+
+
+@dataclass(frozen=True)
+class SynthInfo:
+    """A video's description as the pipeline takes it (source.VideoInfo's fields)."""
+
+    fps: float
+    width: int
+    height: int
+    frame_count: int | None
+    duration_s: float | None = None
+    start_time: datetime | None = None
+    codec: str | None = None
+
+
+def is_sampled(index: int, fps: float, sample_fps: float) -> bool:
+    """Whether frame ``index`` is one of the samples: the first frame of each 1/sample_fps
+    period of the video (an absolute grid, the same whatever frame reading starts at)."""
+    if sample_fps >= fps:
+        return True
+    return index == 0 or int(index * sample_fps / fps) > int((index - 1) * sample_fps / fps)
+
+
+def info_of(path: Path | str) -> SynthInfo:
+    cap = cv2.VideoCapture(str(path))
+    try:
+        fps = cap.get(cv2.CAP_PROP_FPS)
+        n = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
+        return SynthInfo(fps, int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT)), n,
+                         n / fps if fps else None)
+    finally:
+        cap.release()
+
+
+def sampled_frames(path: Path | str, sample_fps: float, start_frame: int = 0) -> Iterator[SynthFrame]:
+    """The sampled frames of a video from ``start_frame`` on (a minimal stand-in for
+    source.FrameSource.frames, for tests that need no more)."""
+    cap = cv2.VideoCapture(str(path))
+    try:
+        fps = cap.get(cv2.CAP_PROP_FPS)
+        if start_frame:
+            cap.set(cv2.CAP_PROP_POS_FRAMES, start_frame)
+        index = start_frame
+        while True:
+            if is_sampled(index, fps, sample_fps):
+                ok, img = cap.read()
+                if not ok:
+                    break
+                yield SynthFrame(index, index / fps, img)
+            elif not cap.grab():
+                break
+            index += 1
+    finally:
+        cap.release()

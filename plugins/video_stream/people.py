@@ -1,0 +1,125 @@
+"""People in an event's best crops, with detectors that ship with the libraries (no download).
+
+* OpenCV 4's HOG people detector (``cv2.HOGDescriptor_getDefaultPeopleDetector``, whole bodies
+  standing up) and its Haar frontal-face cascade (``cv2.data.haarcascades``) when the installed
+  OpenCV has them. OpenCV 5 moved both out of the main package (to opencv_contrib's xobjdetect),
+  and the engine installs OpenCV 5.
+* scikit-image's LBP frontal-face cascade (``skimage.data.lbp_frontal_face_cascade_filename``,
+  OpenCV's own ``lbpcascade_frontalface``, evaluated by ``skimage.feature.Cascade``), always.
+
+So with OpenCV 5, people are recognised by their faces (a person seen from behind is not), and
+with OpenCV 4 by their bodies too. ``find_faces`` is also what blurs faces in keyframes that
+leave the engine.
+"""
+
+from __future__ import annotations
+
+import threading
+from functools import lru_cache
+from typing import Any, Sequence
+
+import cv2
+import numpy as np
+
+FACE_SIDE = 240          # crops are looked at with their longer side this long (enlarged up to
+MAX_ENLARGE = 2.5        # this much: the cascades miss the small, soft faces of video frames)
+MIN_FACE = 20            # the smallest face looked for, in pixels of that copy
+HOG_MIN_WEIGHT = 0.5     # HOG detections below this SVM weight are ignored
+
+_lock = threading.Lock()
+
+
+@lru_cache(maxsize=1)
+def _lbp_cascade() -> Any:
+    from skimage import data
+    from skimage.feature import Cascade
+
+    return Cascade(data.lbp_frontal_face_cascade_filename())
+
+
+@lru_cache(maxsize=1)
+def _haar_cascade() -> Any:
+    if not hasattr(cv2, "CascadeClassifier"):
+        return None
+    path = getattr(getattr(cv2, "data", None), "haarcascades", "") + "haarcascade_frontalface_default.xml"
+    cascade = cv2.CascadeClassifier(path)
+    return None if cascade.empty() else cascade
+
+
+@lru_cache(maxsize=1)
+def _hog() -> Any:
+    if not hasattr(cv2, "HOGDescriptor_getDefaultPeopleDetector"):
+        return None
+    hog = cv2.HOGDescriptor()
+    hog.setSVMDetector(cv2.HOGDescriptor_getDefaultPeopleDetector())
+    return hog
+
+
+def detectors() -> list[str]:
+    """The people detectors available in this installation (for reports and docs)."""
+    found = ["skimage LBP face cascade"]
+    if _haar_cascade() is not None:
+        found.append("OpenCV Haar face cascade")
+    if _hog() is not None:
+        found.append("OpenCV HOG people detector")
+    return found
+
+
+def _resized(image: np.ndarray, side: int) -> tuple[np.ndarray, float]:
+    h, w = image.shape[:2]
+    scale = min(MAX_ENLARGE, side / max(h, w, 1))
+    if abs(scale - 1.0) > 0.05:
+        image = cv2.resize(image, (max(1, int(w * scale)), max(1, int(h * scale))),
+                           interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC)
+    else:
+        scale = 1.0
+    return image, scale
+
+
+def find_faces(image: np.ndarray, *, side: int = FACE_SIDE) -> list[tuple[int, int, int, int]]:
+    """Frontal faces in a BGR image: boxes (x, y, w, h) in its pixels. The image is looked at
+    with its longer side ``side`` pixels (faces smaller than about ``side`` / 12 there are
+    missed; pass a larger side for a whole frame)."""
+    small, scale = _resized(image, side)
+    grey = cv2.cvtColor(small, cv2.COLOR_BGR2GRAY) if small.ndim == 3 else small
+    grey = cv2.equalizeHist(grey)
+    h, w = grey.shape
+    if min(h, w) < MIN_FACE:
+        return []
+    boxes: list[tuple[int, int, int, int]] = []
+    haar = _haar_cascade()
+    if haar is not None:
+        with _lock:
+            found = haar.detectMultiScale(grey, scaleFactor=1.1, minNeighbors=5,
+                                          minSize=(MIN_FACE, MIN_FACE))
+        boxes.extend(tuple(int(v) for v in b) for b in (found if len(found) else []))
+    with _lock:  # skimage's Cascade keeps state while it runs
+        found = _lbp_cascade().detect_multi_scale(grey, scale_factor=1.15, step_ratio=1,
+                                                  min_size=(MIN_FACE, MIN_FACE), max_size=(h, w),
+                                                  min_neighbor_number=3)
+    boxes.extend((d["c"], d["r"], d["width"], d["height"]) for d in found)
+    return [(int(x / scale), int(y / scale), int(bw / scale), int(bh / scale)) for x, y, bw, bh in boxes]
+
+
+def find_people(image: np.ndarray) -> list[tuple[int, int, int, int]]:
+    """Whole people standing up (OpenCV 4's HOG detector; [] where OpenCV has none)."""
+    hog = _hog()
+    if hog is None:
+        return []
+    h, w = image.shape[:2]
+    scale = 1.0
+    if h < 160:  # the detector's window is 64 x 128: a small crop is enlarged
+        scale = 160 / h
+        image = cv2.resize(image, (max(1, int(w * scale)), 160))
+    pad = max(0, 80 - image.shape[1])  # and a narrow one widened (its borders repeated)
+    if pad:
+        image = cv2.copyMakeBorder(image, 0, 0, pad // 2, pad - pad // 2, cv2.BORDER_REPLICATE)
+    rects, weights = hog.detectMultiScale(image, winStride=(8, 8), padding=(8, 8), scale=1.05)
+    return [(int((x - pad // 2) / scale), int(y / scale), int(bw / scale), int(bh / scale))
+            for (x, y, bw, bh), wt in zip(rects, np.ravel(weights)) if wt >= HOG_MIN_WEIGHT]
+
+
+def is_human(crops: Sequence[np.ndarray]) -> bool:
+    """Whether the crops of one event show a person: a face (or, where OpenCV has its HOG
+    detector, a standing body) in at least one of them."""
+    return any(find_faces(crop) or find_people(crop) for crop in crops)
