@@ -43,6 +43,14 @@ class Cancelled(Exception):
     """Someone asked the job to stop."""
 
 
+class JobFailed(Exception):
+    """The job cannot go on, for a reason with a code (``model_unavailable``...)."""
+
+    def __init__(self, code: str, message: str):
+        super().__init__(message)
+        self.code, self.message = code, message
+
+
 def json_safe(value: Any) -> Any:
     """``value`` with numpy numbers and arrays (and times) made plain JSON."""
 
@@ -69,13 +77,14 @@ def plausible_start(value: datetime | None) -> datetime | None:
     return value if EARLIEST_START <= value <= utcnow() + timedelta(days=1) else None
 
 
-def resume_frame(checkpoint: dict[str, Any] | None) -> int:
-    """The frame a job resumes at: its checkpoint's next frame (0 for a new job)."""
+def resume_frame(checkpoint: dict[str, Any] | None, key: str = "read_from") -> int:
+    """Where a resumed job reads from: its checkpoint's ``read_from`` (the pipeline re-learns the
+    background on the frames before ``next_frame`` and gives no event for them), 0 for a new job."""
     if not checkpoint:
         return 0
-    for key in ("next_frame", "frame"):
-        if isinstance(checkpoint.get(key), int):
-            return int(checkpoint[key])
+    for name in (key, "next_frame"):
+        if isinstance(checkpoint.get(name), int):
+            return int(checkpoint[name])
     return 0
 
 
@@ -127,8 +136,9 @@ class JobRun:
             if self.job["cancel_requested"]:
                 raise Cancelled
             if self.job["checkpoint"]:
-                log.info("video_stream: resuming job %s at frame %s (%s frames done, attempt %s)", self.id,
-                         resume_frame(self.job["checkpoint"]), self.job["frames_done"], self.job["attempts"] + 1)
+                log.info("video_stream: resuming job %s at frame %s, reading from frame %s (%s frames done, attempt %s)",
+                         self.id, resume_frame(self.job["checkpoint"], "next_frame"),
+                         resume_frame(self.job["checkpoint"]), self.job["frames_done"], self.job["attempts"])
                 self._observe(jobs.job_events(self.engine, self.id))  # those a dead worker left without one
             frames = self._process_stream() if self.job["source_kind"] == "stream" else self._process_file()
             outputs = self._write_outputs()
@@ -152,7 +162,7 @@ class JobRun:
     def _failure(self, exc: Exception) -> tuple[str, str]:
         from plugins.video_stream.source import VideoError
 
-        if isinstance(exc, VideoError):
+        if isinstance(exc, (VideoError, JobFailed)):
             return exc.code, exc.message
         if isinstance(exc, ValidationFailed):
             return "observation_refused", f"the engine refused an event's observation: {exc.message}"
@@ -167,18 +177,16 @@ class JobRun:
     def _detection_settings(self) -> Any:
         from plugins.video_stream.pipeline import DetectionSettings
 
-        s = self.settings
-        roi = s.get("roi")
-        return DetectionSettings(
-            sample_fps=float(s.get("sample_fps", 2.0)), roi=tuple(roi) if roi else None,
-            min_area=float(s.get("min_area", 0.002)), sensitivity=float(s.get("sensitivity", 0.5)),
-            top_k=int(s.get("top_k", 3)), classes_of_interest=tuple(s.get("classes_of_interest") or ()))
+        return DetectionSettings.of(self.settings)
 
     def _pipeline(self, info: Any) -> Any:
         from plugins.video_stream.classify import species_classifier
         from plugins.video_stream.pipeline import Pipeline
 
-        classify = species_classifier(self.engine, self.settings)
+        try:
+            classify = species_classifier(self.engine, self.settings)
+        except Exception as exc:  # noqa: BLE001 (no model file, an unknown model name...)
+            raise JobFailed("model_unavailable", f"species_id's model cannot be loaded: {exc}") from exc
         return Pipeline(self._detection_settings(), info, classify, checkpoint=self.job["checkpoint"] or None)
 
     def _open(self) -> Any:
@@ -195,12 +203,14 @@ class JobRun:
                               max_pixels=max_pixels)
         return open_video(Path(source), max_pixels=max_pixels)
 
-    def _video_info(self, info: Any, base: datetime, base_source: str) -> dict[str, Any]:
-        return json_safe({"fps": info.fps, "width": info.width, "height": info.height,
-                          "frame_count": info.frame_count, "duration_s": info.duration_s,
-                          "codec": getattr(info, "codec", None),
-                          "metadata_start_time": info.start_time.isoformat() if info.start_time else None,
-                          "start_time": base.isoformat(), "start_time_source": base_source})
+    @staticmethod
+    def _video_info(info: Any, base: datetime, base_source: str) -> dict[str, Any]:
+        """The job's ``video``: what the source says of itself (``VideoInfo.as_dict``), with
+        ``start_time`` the absolute start the events are timed from and where it comes from."""
+        video = dict(info.as_dict())
+        video.update(metadata_start_time=video.get("start_time"), start_time=base.isoformat(),
+                     start_time_source=base_source)
+        return json_safe(video)
 
     def _time_base(self, info: Any) -> tuple[datetime, str]:
         """The video's absolute start: its metadata's, else the job's start time setting, else
@@ -222,19 +232,7 @@ class JobRun:
             self._beat(self.job["frames_done"] or 0, force=True, video=self.job["video"], frames_total=total)
             pipeline = self._pipeline(info)
             start = resume_frame(self.job["checkpoint"])
-            self._warm_up(pipeline, source, sample_fps, start)
             return self._feed(pipeline, source.frames(sample_fps=sample_fps, start_frame=start))
-
-    def _warm_up(self, pipeline: Any, source: Any, sample_fps: float, start: int) -> None:
-        """A resumed pipeline's background model is rebuilt from the frames before its checkpoint
-        (it cannot be saved) when the pipeline asks for them (``warm_up_from`` / ``warm_up``)."""
-        first = getattr(pipeline, "warm_up_from", None)
-        if start <= 0 or first is None or not hasattr(pipeline, "warm_up"):
-            return
-        for frame in source.frames(sample_fps=sample_fps, start_frame=int(first)):
-            if frame.index >= start:
-                break
-            pipeline.warm_up(frame)
 
     def _process_stream(self) -> int:
         from plugins.video_stream.source import VideoInfo
@@ -245,7 +243,7 @@ class JobRun:
         video = dict(self.job.get("video") or {})
         self.base_time = datetime.fromisoformat(video["start_time"]) if video.get("start_time") else now
         self.offset_s = (now - self.base_time).total_seconds()
-        self.index_shift = resume_frame(self.job["checkpoint"])
+        self.index_shift = resume_frame(self.job["checkpoint"], "next_frame")
         window_s = float(config_value(self.engine, "stream_window_s") or 300)
         frames = stream_frames(
             self.job["source"], sample_fps=sample_fps,
@@ -260,7 +258,7 @@ class JobRun:
         height, width = first.image.shape[:2]
         info = VideoInfo(fps=sample_fps, width=width, height=height, frame_count=None, duration_s=None,
                          start_time=self.base_time)
-        self.job["video"] = {**self._video_info(info, self.base_time, "stream_clock"), "fps": None}
+        self.job["video"] = self._video_info(info, self.base_time, "stream_clock")
         self._beat(self.job["frames_done"] or 0, force=True, video=self.job["video"])
         pipeline = self._pipeline(info)
         return self._feed(pipeline, self._chain(first, frames), window_s=window_s)
