@@ -1,13 +1,16 @@
 """Faces blurred in keyframes of people before they leave the engine (issue 14, item 4).
 
 OpenCV's own detectors, shipped inside the wheel (nothing downloaded): the Haar frontal and
-profile face cascades (``cv2.data.haarcascades``) first; where they find no face, the HOG people
-detector, whose boxes' upper part (the head and shoulders) is blurred instead. A region is
-pixelated and then Gaussian-blurred with a kernel as large as the face, so no detail survives.
+profile face cascades (``cv2.data.haarcascades``) first. A person too small for them (their
+faces start at 24 px) is blurred from the boxes the caller knows (a human event's: the upper
+part of each box, its head, where no face was found in it); with neither, the HOG people
+detector's boxes' upper part. A region is pixelated and then Gaussian-blurred with a kernel as
+large as half the region, so no detail survives.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from functools import lru_cache
 
 import cv2
@@ -37,7 +40,9 @@ def _people_detector() -> cv2.HOGDescriptor:
 
 
 def find_faces(image: np.ndarray) -> list[Box]:
-    """Faces (frontal, and profiles facing either way) in a BGR image, in pixels."""
+    """Faces (frontal, and profiles facing either way) in a BGR image, in pixels. The cascades
+    see faces of 24 px and more: a small person's head is blurred from their box instead
+    (``blur_faces(people=...)``)."""
     grey = cv2.equalizeHist(cv2.cvtColor(image, cv2.COLOR_BGR2GRAY))
     h, w = grey.shape
     smallest = max(12, int(min(h, w) * MIN_FACE_FRACTION))
@@ -90,15 +95,34 @@ def blur_region(image: np.ndarray, box: Box) -> None:
     image[y:y + h, x:x + w] = cv2.GaussianBlur(coarse, (k, k), 0)
 
 
-def blur_faces(image: np.ndarray) -> np.ndarray:
-    """A copy of the BGR ``image`` with every face found blurred strongly; where no face is
-    found, the heads of the people the HOG detector finds. An image with no one is returned
-    unchanged (as a copy)."""
+def _head(person: Sequence[float], width: int, height: int) -> Box:
+    """The upper part of a person's box (relative x, y, w, h), in pixels."""
+    x, y, w, h = (float(v) for v in person)
+    return (int(x * width), int(y * height), max(1, int(round(w * width))),
+            max(1, int(round(h * height * HEAD_FRACTION))))
+
+
+def _holds(region: Box, box: Box) -> bool:
+    cx, cy = box[0] + box[2] / 2, box[1] + box[3] / 2
+    return region[0] <= cx <= region[0] + region[2] and region[1] <= cy <= region[1] + region[3]
+
+
+def blur_faces(image: np.ndarray, *, people: Sequence[Sequence[float]] = ()) -> np.ndarray:
+    """A copy of the BGR ``image`` with every face found blurred strongly. ``people``: boxes
+    (relative x, y, w, h) where the caller knows a person is (a human event's boxes): the head
+    (upper part) of each one with no face found in it is blurred too. With no face and no such
+    box, the heads of the people OpenCV's HOG detector finds. An image with no one in it comes
+    back unchanged (as a copy)."""
     if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
         raise ValueError("blur_faces takes a BGR uint8 image (height x width x 3)")
     out = image.copy()
     height, width = out.shape[:2]
-    regions = [_grow(b, FACE_MARGIN, width, height) for b in find_faces(image)]
+    faces = find_faces(image)
+    regions = [_grow(b, FACE_MARGIN, width, height) for b in faces]
+    for person in people:
+        box = _grow(_head(person, width, height), 0.1, width, height)
+        if not any(_holds(box, face) for face in faces):
+            regions.append(box)
     if not regions:
         regions = [_grow(b, 0.1, width, height) for b in find_heads(image)]
     for box in regions:
