@@ -24,7 +24,7 @@ from typing import Any, Callable, NoReturn
 import click
 
 from core.cli import EXIT_INVALID, echo_json, engine_of, fail, with_examples
-from core.errors import EngineError
+from core.errors import EngineError, ValidationFailed
 
 POLL_S = 0.5
 PLAIN_EVERY_S = 5.0
@@ -51,10 +51,12 @@ def progress_line(job: dict[str, Any]) -> str:
         if job["error"]:
             text += f"; {job['error']['code']}: {job['error']['message']}"
         return text
+    if job["state"] == "queued":
+        return f"job {job['id']} queued: waiting for a worker"
     if p["frames_total"]:
         done = f"{p['percent'] or 0:.0f}% ({p['frames_done']}/{p['frames_total']} frames"
     else:
-        done = f"{p['frames_done']} frames (a stream"
+        done = f"{p['frames_done']} frames ({'a stream' if job.get('source_kind') == 'stream' else 'opening'}"
     fps = f", {p['fps']:.1f} fps" if p.get("fps") else ""
     left = f", {_duration(p['eta_s'])} left" if p.get("eta_s") is not None else ""
     cancelling = ", cancelling" if job["cancel_requested"] else ""
@@ -108,21 +110,22 @@ def follow(engine: Any, job_id: int, *, tty: bool, echo: Callable[[str], None] =
     return job
 
 
-def _show(job: dict[str, Any], folder: Path | None) -> None:
+def _show(job: dict[str, Any], files: dict[str, Path]) -> None:
     click.echo(progress_line(job))
     source = job["source"] or job["filename"] or ""
     click.echo(f"  project {job['project']}, deployment {job['deployment']}, {job['source_kind']} {source}")
     if job["gaps_total"]:
         click.echo(f"  {job['gaps_total']} gap(s) in the stream; the last: {json.dumps(job['gaps'][-1], default=str)}")
-    if job["outputs"] and folder is not None:
-        for name in job["outputs"]:
-            click.echo(f"  {name}: {folder / name}")
+    for name, path in files.items():
+        click.echo(f"  {name}: {path}")
 
 
-def _output_folder(engine: Any, job: dict[str, Any]) -> Path | None:
-    from plugins.video_stream.jobs import job_folder
+def _output_files(engine: Any, job_id: int) -> dict[str, Path]:
+    """The job's outputs (name -> file), once it has them."""
+    from plugins.video_stream import jobs
 
-    return job_folder(engine, job["id"]) if job["outputs"] else None
+    stored = (jobs.get_job(engine, job_id) or {}).get("outputs") or {}
+    return {name: jobs.job_folder(engine, job_id) / file for name, file in stored.items()} if stored else {}
 
 
 def _settings(sample_fps: float | None, sensitivity: float | None, min_area: float | None, roi: str | None,
@@ -228,7 +231,7 @@ def register(cli: click.Group) -> None:
         if as_json:
             echo_json(ended)
         else:
-            _show(ended, _output_folder(engine, ended))
+            _show(ended, _output_files(engine, ended["id"]))
         if ended["state"] != "done":
             sys.exit(1)
 
@@ -248,7 +251,7 @@ def register(cli: click.Group) -> None:
         if as_json:
             echo_json(job)
         else:
-            _show(job, _output_folder(engine, job))
+            _show(job, _output_files(engine, job["id"]))
         if wait and job["state"] != "done":
             sys.exit(1)
 
@@ -342,6 +345,8 @@ def register(cli: click.Group) -> None:
             context = submission.video_project(engine, project)
             created = submission.deployment_dict(
                 jobs.create_deployment(engine, context, submission.CLI_PRINCIPAL, body.model_dump()))
+        except ValidationFailed as exc:
+            _invalid(submission.refused_as(exc, "deployment"))
         except EngineError as exc:
             _invalid(exc)
         click.echo(f"deployment {created['deployment_id']} added to {project} "

@@ -28,6 +28,7 @@ from core.api.errors import ApiError
 from core.api.limits import read_body
 from core.api.schemas import ErrorOut, error_responses
 from core.engine import Engine
+from core.errors import ValidationFailed
 from core.tokens import Principal
 from plugins.video_stream import jobs, progress_stream, submission
 from plugins.video_stream.db import events
@@ -96,7 +97,10 @@ class DeploymentPage(BaseModel):
              responses=error_responses(401, 403, 404, 409, 422, 429), openapi_extra=TOKEN_REQUIRED_EXTRA)
 def post_deployment(slug: Slug, body: DeploymentIn, engine: EngineDep, principal: PrincipalDep) -> Any:
     project = staff_project(engine, principal, slug, "adding a deployment")
-    created = jobs.create_deployment(engine, project, principal, body.model_dump())
+    try:
+        created = jobs.create_deployment(engine, project, principal, body.model_dump())
+    except ValidationFailed as exc:
+        raise submission.refused_as(exc, "deployment") from None
     return submission.deployment_dict(created)
 
 

@@ -117,6 +117,13 @@ def list_deployments(engine: Engine, project: str, *, after: str | None = None, 
 # -- settings ---------------------------------------------------------------------------------
 
 
+def refused_as(exc: ValidationFailed, what: str) -> ValidationFailed:
+    """The engine's refusal, worded for ``what`` was refused (it speaks of an observation)."""
+    exc.message = exc.message.replace("the observation was refused", f"the {what} was refused", 1)
+    exc.args = (exc.message,)
+    return exc
+
+
 def job_settings(engine: Engine, project: ProjectContext, given: dict[str, Any] | None,
                  start_time: datetime | None = None) -> dict[str, Any]:
     """The job's settings as the job store makes them (the project's, ``given`` over them, checked
@@ -130,7 +137,10 @@ def job_settings(engine: Engine, project: ProjectContext, given: dict[str, Any] 
     given = dict(given or {})
     if start_time is not None:
         given["start_time"] = start_time.isoformat()
-    merged = jobs.job_settings(engine, project, given)
+    try:
+        merged = jobs.job_settings(engine, project, given)
+    except ValidationFailed as exc:
+        raise refused_as(exc, "video job") from None
     roi = merged.get("roi")
     if roi is not None:
         x, y, w, h = roi
@@ -245,8 +255,11 @@ def submit(engine: Engine, project: ProjectContext, principal: Principal, *, dep
     from plugins.video_stream import jobs
 
     row = find_deployment(engine, project.slug, deployment)
-    return jobs.create_job(engine, project=project, deployment=row["id"], source_kind=source_kind, source=source,
-                           filename=filename, settings=settings, principal=principal)
+    try:
+        return jobs.create_job(engine, project=project, deployment=row["id"], source_kind=source_kind, source=source,
+                               filename=filename, settings=settings, principal=principal)
+    except ValidationFailed as exc:
+        raise refused_as(exc, "video job") from None
 
 
 def job_of(engine: Engine, principal: Principal, job_id: int) -> dict[str, Any]:
