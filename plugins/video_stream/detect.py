@@ -7,11 +7,13 @@ frame is 6 times smaller on each side) and goes through:
 1. **Sudden light change** (a cloud, lights switched on, a camera's infrared switch): the frame
    is cut into a coarse grid of cells; when most cells got brighter (or darker) at once since
    the last sample, or when most of the region of interest came out as foreground, the
-   background model is re-learnt from this frame and the frame gives no region.
+   background model is re-learnt from this frame; it gives no region for ``settle_s`` (as after
+   the first frame), while the model learns again.
 2. **Camera shake**: the frame's shift against the last steady frame is measured by phase
-   correlation; a shaken frame is moved back into place before it is compared with the
-   background (its borders are ignored). A camera that stays moved for ``shake_reset_s``
-   (bumped, not shaking) has its background re-learnt.
+   correlation in a 3 x 3 grid of tiles (most must agree: an animal cannot fake it); a shaken
+   frame is moved back into place before it is compared with the background (its borders
+   ignored, a coarser clean-up, and the model learns nothing from it). A camera that stays
+   moved for ``shake_reset_s`` (bumped, not shaking) has its background re-learnt.
 3. **Background subtraction**: OpenCV's MOG2 (a mixture of Gaussians per pixel). The
    ``sensitivity`` setting (0-1) sets its ``varThreshold`` from 64 (0: only strong contrast is
    motion) to 6 (1: faint motion too), about 20 at the default 0.5; its memory is
@@ -39,7 +41,8 @@ GRID = (8, 6)             # cells (columns, rows) of the light-change test
 LIGHT_STEP = 0.12         # a cell whose brightness changed by more than this (relative) changed
 LIGHT_CELLS = 0.75        # ... and this share of the cells changed the same way: the light changed
 GLOBAL_FOREGROUND = 0.5   # this share of the region of interest in the foreground: a global change
-SHAKE_MIN_PX = 1.5        # a shift (working pixels) at least this long may be a shake
+SHAKE_MIN_PX = 0.75       # a shift (working pixels) at least this long may be a shake
+STEADY_PX = 0.3           # a frame shifted less than this is steady (the next frames' reference)
 SHAKE_RESPONSE = 0.1      # ... when phase correlation's peak is at least this clear
 SHAKE_TILES = 6           # ... in at least this many of the 9 tiles, which agree on it
 SHAKE_MAX_SHARE = 0.1     # a shift over this share of the width: not a shake, re-learn
@@ -74,7 +77,7 @@ class MotionDetector:
     def __init__(self, *, width: int, height: int, sample_fps: float, sensitivity: float = 0.5,
                  min_area: float = 0.002, roi: tuple[float, float, float, float] | None = None,
                  work_width: int = 320, history_s: float = 30.0, dynamic_s: float = 4.0,
-                 shake_reset_s: float = 2.0):
+                 shake_reset_s: float = 2.0, settle_s: float = 1.0):
         self.size = work_size(width, height, work_width)
         w, h = self.size
         self.sample_fps = float(sample_fps)
@@ -83,6 +86,7 @@ class MotionDetector:
         self.history = max(10, int(round(history_s * self.sample_fps)))
         self.dynamic_rate = 1.0 / max(3.0, dynamic_s * self.sample_fps)
         self.shake_reset = max(2, int(round(shake_reset_s * self.sample_fps)))
+        self.settle = max(1, int(np.ceil(settle_s * self.sample_fps)))
         self.roi = np.full((h, w), 255, np.uint8)
         if roi is not None:
             rx, ry, rw, rh = roi
@@ -92,6 +96,7 @@ class MotionDetector:
         self.roi_pixels = max(1, int(np.count_nonzero(self.roi)))
         side = max(3, (w // 64) | 1)
         self.open_kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (3, 3))
+        self.shaken_kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (5, 5))  # texture left by a shake
         self.close_kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (side, side))
         self.merge_px = max(2, int(w * 0.02))
         self.small = (max(48, w // 2), max(48, h // 2))   # phase correlation runs on half the work size
@@ -99,7 +104,7 @@ class MotionDetector:
         self.dynamic = np.zeros((h, w), np.float32)
         self.resets = 0            # background re-learnt (light change, bump): for reports and tests
         self.shaken = 0            # frames moved back into place
-        self.skipped = ""          # why the last frame gave no region: "", "start", "light", "global", "moved"
+        self.skipped = ""          # why the last frame gave no region: start, light, global, moved, settling
         self._new_model()
 
     def _new_model(self) -> None:
@@ -108,10 +113,12 @@ class MotionDetector:
         self.cells: np.ndarray | None = None
         self.reference: np.ndarray | None = None   # the last steady frame, small and grey
         self.moved_for = 0
+        self.settling = 0          # samples left before a re-learnt model is trusted
 
     def _relearn(self, work: np.ndarray, small: np.ndarray, cells: np.ndarray, why: str) -> list[Region]:
         self.model.apply(work, learningRate=1.0)
         self.reference, self.cells, self.moved_for = small, cells, 0
+        self.settling = self.settle
         self.resets += 1
         self.skipped = why
         return []
@@ -131,6 +138,7 @@ class MotionDetector:
         if self.reference is None:                                   # the first frame: learn it
             self.model.apply(work, learningRate=1.0)
             self.reference, self.cells = small, cells
+            self.settling = self.settle
             self.skipped = "start"
             return []
         if self.cells is not None and _light_changed(self.cells, cells):
@@ -141,9 +149,10 @@ class MotionDetector:
         shift = _global_shift(self.reference, small, self.window)
         if shift is not None:
             dx, dy = shift[0] * w / self.small[0], shift[1] * h / self.small[1]
-        if shift is not None and np.hypot(dx, dy) >= SHAKE_MIN_PX:
+        moved = np.hypot(dx, dy) if shift is not None else 0.0
+        if moved >= SHAKE_MIN_PX:
             self.moved_for += 1
-            if np.hypot(dx, dy) > SHAKE_MAX_SHARE * w or self.moved_for >= self.shake_reset:
+            if moved > SHAKE_MAX_SHARE * w or self.moved_for >= self.shake_reset:
                 return self._relearn(work, small, cells, "moved")
             back = np.float32([[1, 0, -dx], [0, 1, -dy]])
             work = cv2.warpAffine(work, back, (w, h), borderMode=cv2.BORDER_REPLICATE)
@@ -153,16 +162,22 @@ class MotionDetector:
             self.shaken += 1
         else:
             self.moved_for = 0
-            self.reference = small
+            if moved <= STEADY_PX:   # a frame in doubt is not the next one's reference
+                self.reference = small
 
-        mask = self.model.apply(work)
+        shaken = valid is not self.roi
+        mask = self.model.apply(work, learningRate=0.0 if shaken else -1.0)   # shaken frames teach nothing
         mask = cv2.bitwise_and(mask, valid)
-        mask = cv2.morphologyEx(mask, cv2.MORPH_OPEN, self.open_kernel)
+        mask = cv2.morphologyEx(mask, cv2.MORPH_OPEN, self.shaken_kernel if shaken else self.open_kernel)
         if cv2.countNonZero(mask) > GLOBAL_FOREGROUND * self.roi_pixels:
             return self._relearn(work, small, cells, "global")
         moving = (mask > 0).astype(np.float32)
         cv2.accumulateWeighted(moving, self.dynamic, self.dynamic_rate)
         mask[self.dynamic > DYNAMIC_SHARE] = 0
+        if self.settling:
+            self.settling -= 1
+            self.skipped = "settling"
+            return []
         mask = cv2.morphologyEx(mask, cv2.MORPH_CLOSE, self.close_kernel)
         return self._regions(mask)
 

@@ -11,8 +11,10 @@
 * A **group** is the tracks that appeared next to one another in the same frame: animals
   passing together are one event, whose count is the most of its tracks seen in one frame.
 * A track **counts** when it was seen in at least ``min_hits`` sampled frames and its centre
-  travelled at least ``min_travel`` of its size (2.5 times that when seen only twice): a swaying
-  branch, glint or flicker oscillates in place and never does.
+  travelled at least ``min_travel`` of its size (2.5 times that when seen only twice or for under
+  a second), and, if it
+  came back towards where it started, at least its own size: a swaying branch, glint or flicker
+  oscillates in place and does neither.
 * Each track keeps its ``keep`` best frames (the largest, clearest, whole views) as candidates
   for keyframes and for the classifier's crops; the images are held by the pipeline.
 
@@ -28,6 +30,7 @@ from typing import Any, Sequence
 from plugins.video_stream.detect import Region
 
 Box = list[float]  # [x, y, w, h] relative to the frame
+BRIEF_S = 1.0      # a track seen for less than this must travel further to count
 
 
 @dataclass
@@ -76,9 +79,16 @@ class Track:
     def travel(self) -> float:
         """How far the centre went from where it was first seen, in units of the mean box size."""
         first = self.sightings[0].bbox
-        size = sum(math.hypot(s.bbox[2], s.bbox[3]) for s in self.sightings) / len(self.sightings)
         far = max(math.hypot(_cx(s.bbox) - _cx(first), _cy(s.bbox) - _cy(first)) for s in self.sightings)
-        return far / max(size, 1e-6)
+        return far / self.size()
+
+    def net(self) -> float:
+        """How far the centre is from where it was first seen (mean box sizes)."""
+        first, last = self.sightings[0].bbox, self.last.bbox
+        return math.hypot(_cx(last) - _cx(first), _cy(last) - _cy(first)) / self.size()
+
+    def size(self) -> float:
+        return max(sum(math.hypot(s.bbox[2], s.bbox[3]) for s in self.sightings) / len(self.sightings), 1e-6)
 
 
 @dataclass
@@ -232,11 +242,18 @@ class Tracker:
     def counts(self, tr: Track) -> bool:
         """Whether a track is an animal (or person) going somewhere, not noise or a branch: seen
         ``min_hits`` times and gone ``min_travel`` of its size from where it was first seen
-        (seen only twice, it must go 2.5 times as far: two views cannot show an oscillation)."""
+        (seen only twice or for less than BRIEF_S, 2.5 times as far: a branch moves a little
+        one way for half its swing, and two views cannot show an oscillation); one that
+        came back towards where it started (a branch swinging, the two edges of a swaying bush
+        taken for one thing) must have gone at least its own size."""
         hits = len(tr.sightings)
         if hits < self.min_hits:
             return False
-        return tr.travel() >= self.min_travel * (2.5 if hits <= 2 else 1.0)
+        travel = tr.travel()
+        brief = hits <= 2 or tr.last.t - tr.sightings[0].t < BRIEF_S
+        if travel < self.min_travel * (2.5 if brief else 1.0):
+            return False
+        return travel >= 1.0 or tr.net() >= 0.5 * travel
 
     def candidate_frames(self) -> set[int]:
         """The frames whose images the open groups' candidates need."""

@@ -25,7 +25,7 @@ from skimage import data as skdata
 # the person is the astronaut Eileen Collins (a face and upper body); the mug is not an animal.
 PHOTOS: dict[str, str] = {"cat": "animal", "person": "human", "coffee": "object"}
 
-Pass = tuple[float, float, str, str]  # (start_s, duration_s, photo name, direction)
+Pass = tuple[Any, ...]  # (start_s, duration_s, photo name, direction[, lane])
 DIRECTIONS = ("ltr", "rtl", "down", "up")
 
 
@@ -64,21 +64,22 @@ def _leaves(w: int, h: int) -> np.ndarray:
 
 
 def _sprite_box(direction: str, progress: float, size: tuple[int, int],
-                sprite: tuple[int, int]) -> tuple[int, int]:
+                sprite: tuple[int, int], lane: float | None = None) -> tuple[int, int]:
     """The sprite's top-left corner at ``progress`` (0..1) of a pass: it enters from one side
-    and leaves by the other, centred on the other axis (a little below the middle)."""
+    and leaves by the other, its centre at ``lane`` (relative) on the other axis (by default a
+    little below the middle for left-right passes, the middle for up-down ones)."""
     w, h = size
     sw, sh = sprite
     if direction in ("ltr", "rtl"):
         x = -sw + progress * (w + sw)
         if direction == "rtl":
             x = w - progress * (w + sw)
-        return int(round(x)), int(round(h * 0.6 - sh / 2))
+        return int(round(x)), int(round(h * (0.6 if lane is None else lane) - sh / 2))
     if direction in ("down", "up"):
         y = -sh + progress * (h + sh)
         if direction == "up":
             y = h - progress * (h + sh)
-        return int(round(w / 2 - sw / 2)), int(round(y))
+        return int(round(w * (0.5 if lane is None else lane) - sw / 2)), int(round(y))
     raise ValueError(f"unknown direction {direction!r}; choose from {DIRECTIONS}")
 
 
@@ -102,8 +103,9 @@ def write_video(path: Path | str, *, seconds: float = 10.0, fps: float = 10.0,
                 codec: str = "mp4v", start_time: datetime | None = None) -> dict[str, Any]:
     """Write a video of ``seconds`` at ``fps`` and ``size`` (width, height) and return its truth.
 
-    ``passes``: (start_s, duration_s, photo name in PHOTOS, direction in DIRECTIONS): the photo,
-    scaled to ``sprite_height`` of the frame, crosses the frame in ``duration_s``.
+    ``passes``: (start_s, duration_s, photo name in PHOTOS, direction in DIRECTIONS[, lane]):
+    the photo, scaled to ``sprite_height`` of the frame, crosses the frame in ``duration_s``
+    along ``lane`` (its centre's relative position across the direction of travel).
     ``noise``: sensor noise (standard deviation, grey levels) on every frame.
     ``light_change_at``: from this second on, the whole scene is ``light_factor`` as bright.
     ``swaying``: a region (relative x, y, w, h) of foliage swinging ``sway_px`` pixels to and
@@ -122,7 +124,7 @@ def write_video(path: Path | str, *, seconds: float = 10.0, fps: float = 10.0,
     rng = np.random.default_rng(seed)
     base = background((w, h)).astype(np.float32)
     sprites = {}
-    for _, _, name, _ in passes:
+    for name in {p[2] for p in passes}:
         img = photo(name)
         sh = max(8, int(round(h * sprite_height)))
         sw = max(8, int(round(img.shape[1] * sh / img.shape[0])))
@@ -133,7 +135,7 @@ def write_video(path: Path | str, *, seconds: float = 10.0, fps: float = 10.0,
         lbox = (int(rx * w), int(ry * h), max(4, int(rw * w)), max(4, int(rh * h)))
         leaves = _leaves(lbox[2], lbox[3])
     truth_passes = [{"photo": name, "category": PHOTOS[name], "direction": d, "start_frame": None,
-                     "end_frame": None, "boxes": {}} for _, _, name, d in passes]
+                     "end_frame": None, "boxes": {}} for _, _, name, d, *_ in passes]
     light_frame = int(round(light_change_at * fps)) if light_change_at is not None else None
     shake_frames = {i for s, d in shake_at for i in range(int(round(s * fps)), int(round((s + d) * fps)))}
 
@@ -147,11 +149,12 @@ def write_video(path: Path | str, *, seconds: float = 10.0, fps: float = 10.0,
             if leaves is not None:
                 dx = int(round(sway_px * np.sin(2 * np.pi * t / sway_period_s)))
                 _paste(frame, leaves.astype(np.float32), lbox[0] + dx, lbox[1])
-            for k, (start, dur, name, d) in enumerate(passes):
+            for k, (start, dur, name, d, *lane) in enumerate(passes):
                 if not start <= t <= start + dur:
                     continue
                 sprite = sprites[name]
-                x, y = _sprite_box(d, (t - start) / dur, (w, h), (sprite.shape[1], sprite.shape[0]))
+                x, y = _sprite_box(d, (t - start) / dur, (w, h), (sprite.shape[1], sprite.shape[0]),
+                                   lane[0] if lane else None)
                 box = _paste(frame, sprite.astype(np.float32), x, y)
                 if box is not None:
                     tp = truth_passes[k]
