@@ -63,6 +63,7 @@ _VENDORED: dict[str, str] = {
 }
 OBSERVATION_TYPES = ("animal", "human", "vehicle")  # our event categories, Camtrap DP's words too
 MAX_PROBLEMS_PER_TABLE = 50
+STAND_IN_STARTS = ("job_created", "job_started")  # video.start_time_source values that are guesses
 DETECTOR = "observatory video_stream (background subtraction, tracks; OpenCV HOG/Haar for people)"
 
 
@@ -146,8 +147,9 @@ def _max_conf(event: dict[str, Any]) -> float | None:
 
 
 class Clock:
-    """Absolute times of a job's video: its start (metadata, or the events' own times), else the
-    job's start as a stand-in (``known`` False)."""
+    """Absolute times of a job's video: its start (metadata, a setting, or the events' own
+    times), else the job's start as a stand-in (``known`` False, as when the job's ``video``
+    says its ``start_time_source`` is a stand-in)."""
 
     def __init__(self, job: dict[str, Any], events: Sequence[dict[str, Any]]) -> None:
         video = job.get("video") or {}
@@ -157,7 +159,8 @@ class Clock:
                 if event.get("start_time") is not None:
                     start = parse_time(event["start_time"]) - timedelta(seconds=float(event["start_s"]))
                     break
-        self.known = start is not None
+        # the runner records where the start came from; the job's own creation time is a stand-in
+        self.known = start is not None and video.get("start_time_source") not in STAND_IN_STARTS
         stand_in = parse_time(job.get("started_at")) or parse_time(job.get("created_at"))
         self.start: datetime = start or stand_in or datetime.now(timezone.utc)
         duration = video.get("duration_s")

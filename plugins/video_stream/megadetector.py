@@ -32,8 +32,8 @@ def _md_time(when: datetime | None) -> str:
 
 
 def sampled_frames(job: dict[str, Any]) -> list[int]:
-    """The frames a finished job looked at, when the job does not list them: every
-    ``fps / sample_fps``-th frame of the ``frames_done`` sampled (the pipeline's sampling)."""
+    """The frames a finished job looked at, when the job does not list them: the
+    ``frames_done`` samples ``ceil(k * fps / sample_fps)`` (source.FrameSource's sampling)."""
     video = job.get("video") or {}
     fps = float(video.get("fps") or 0)
     sample_fps = float((job.get("settings") or {}).get("sample_fps") or fps or 1)
@@ -41,7 +41,7 @@ def sampled_frames(job: dict[str, Any]) -> list[int]:
     if fps <= 0 or done <= 0:
         return []
     step = max(fps / sample_fps, 1.0)
-    frames = sorted({int(round(i * step)) for i in range(done)})
+    frames = sorted({math.ceil(k * step - 1e-9) for k in range(done)})
     total = video.get("frames")
     return [f for f in frames if total is None or f < int(total)]
 

@@ -193,6 +193,10 @@ def test_camtrap_dp_hosted_media_and_unknown_start(trap: dict[str, Any], tmp_pat
     assert _rows(folder / "deployments.csv")[0]["timestampIssues"] == "true"
     first = _rows(folder / "observations.csv")[0]
     assert first["eventStart"] == (job["started_at"] + timedelta(seconds=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    # the runner's stand-in start (when the job was made) is no better
+    guessed = {**trap["job"], "video": {**trap["job"]["video"], "start_time_source": "job_created"}}
+    folder = _package(trap, tmp_path / "guessed", job=guessed, zip_package=False)
+    assert validate_camtrap_dp(folder) == [] and _rows(folder / "deployments.csv")[0]["timestampIssues"] == "true"
 
 
 def test_camtrap_dp_of_an_empty_video_is_one_blank_observation(trap: dict[str, Any], tmp_path: Path) -> None:
@@ -302,6 +306,8 @@ def test_megadetector_failed_job_and_sampling() -> None:
     # every 15th frame of a 30 fps video sampled at 2 per second
     assert sampled_frames({"video": {"fps": 30, "frames": 50}, "settings": {"sample_fps": 2}, "frames_done": 4}) == \
         [0, 15, 30, 45]
+    # 25 fps at 2 per second: the first frame at or after each half second
+    assert sampled_frames({"video": {"fps": 25}, "settings": {"sample_fps": 2}, "frames_done": 4}) == [0, 13, 25, 38]
 
 
 def _valid_doc() -> dict[str, Any]:
