@@ -473,7 +473,9 @@ def _info(cap: cv2.VideoCapture, *, stream: bool, start_time: datetime | None, c
     fourcc = int(cap.get(cv2.CAP_PROP_FOURCC))
     codec = fourcc.to_bytes(4, "little").decode("latin-1").strip("\x00 ") if fourcc > 0 else None
     if not (math.isfinite(fps) and 0 < fps <= 1000):
-        raise VideoError("unreadable_codec", "the video states no usable frame rate")
+        if not stream:
+            raise VideoError("unreadable_codec", "the video states no usable frame rate")
+        fps = 25.0   # a live source often states none (or its clock rate); FFmpeg's own guess
     frames = int(count) if math.isfinite(count) and 0 <= count < 2 ** 40 else None
     if stream:
         frames = None
