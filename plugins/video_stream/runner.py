@@ -231,6 +231,7 @@ class JobRun:
             self.job["video"] = self._video_info(info, self.base_time, base_source)
             self._beat(self.job["frames_done"] or 0, force=True, video=self.job["video"], frames_total=total)
             pipeline = self._pipeline(info)
+            self._beat(None, force=True)  # loading the model may have taken a while
             start = resume_frame(self.job["checkpoint"])
             return self._feed(pipeline, source.frames(sample_fps=sample_fps, start_frame=start))
 
@@ -261,6 +262,7 @@ class JobRun:
         self.job["video"] = self._video_info(info, self.base_time, "stream_clock")
         self._beat(self.job["frames_done"] or 0, force=True, video=self.job["video"])
         pipeline = self._pipeline(info)
+        self._beat(None, force=True)
         return self._feed(pipeline, self._chain(first, frames), window_s=window_s)
 
     @staticmethod
