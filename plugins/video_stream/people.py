@@ -7,9 +7,10 @@
 * scikit-image's LBP frontal-face cascade (``skimage.data.lbp_frontal_face_cascade_filename``,
   OpenCV's own ``lbpcascade_frontalface``, evaluated by ``skimage.feature.Cascade``), always.
 
-So with OpenCV 5, people are recognised by their faces (a person seen from behind is not), and
-with OpenCV 4 by their bodies too. ``find_faces`` is also what blurs faces in keyframes that
-leave the engine.
+A face counts where every face cascade available sees it (with OpenCV 4, the LBP and the Haar
+cascades must agree: either alone now and then takes a cat's nose for a face). So with OpenCV 5,
+people are recognised by their faces (a person seen from behind is not), and with OpenCV 4 by
+their bodies too.
 """
 
 from __future__ import annotations
@@ -86,19 +87,25 @@ def find_faces(image: np.ndarray, *, side: int = FACE_SIDE) -> list[tuple[int, i
     h, w = grey.shape
     if min(h, w) < MIN_FACE:
         return []
-    boxes: list[tuple[int, int, int, int]] = []
-    haar = _haar_cascade()
-    if haar is not None:
-        with _lock:
-            found = haar.detectMultiScale(grey, scaleFactor=1.1, minNeighbors=5,
-                                          minSize=(MIN_FACE, MIN_FACE))
-        boxes.extend(tuple(int(v) for v in b) for b in (found if len(found) else []))
     with _lock:  # skimage's Cascade keeps state while it runs
         found = _lbp_cascade().detect_multi_scale(grey, scale_factor=1.15, step_ratio=1,
                                                   min_size=(MIN_FACE, MIN_FACE), max_size=(h, w),
                                                   min_neighbor_number=3)
-    boxes.extend((d["c"], d["r"], d["width"], d["height"]) for d in found)
+    boxes = [(d["c"], d["r"], d["width"], d["height"]) for d in found]
+    haar = _haar_cascade()
+    if haar is not None and boxes:  # where OpenCV has its cascade too, both must see the face
+        with _lock:
+            other = haar.detectMultiScale(grey, scaleFactor=1.1, minNeighbors=5, minSize=(MIN_FACE, MIN_FACE))
+        other = [tuple(int(v) for v in b) for b in (other if len(other) else [])]
+        boxes = [b for b in boxes if any(_overlap(b, o) >= 0.3 for o in other)]
     return [(int(x / scale), int(y / scale), int(bw / scale), int(bh / scale)) for x, y, bw, bh in boxes]
+
+
+def _overlap(a: tuple[int, ...], b: tuple[int, ...]) -> float:
+    ix = max(0, min(a[0] + a[2], b[0] + b[2]) - max(a[0], b[0]))
+    iy = max(0, min(a[1] + a[3], b[1] + b[3]) - max(a[1], b[1]))
+    inter = ix * iy
+    return inter / float(a[2] * a[3] + b[2] * b[3] - inter)
 
 
 def find_people(image: np.ndarray) -> list[tuple[int, int, int, int]]:

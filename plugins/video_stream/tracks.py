@@ -181,7 +181,7 @@ class Tracker:
         for ri, reg in enumerate(regions):
             if ri in matched:
                 continue
-            near = next((ti for ti, (box, _, _) in boxes.items() if _near(box, reg.bbox, 0.1)), None)
+            near = next((ti for ti, (box, _, _) in boxes.items() if _near(box, reg.bbox, 0.25)), None)
             if near is not None:                       # a piece of an animal already matched
                 box, fill, area = boxes[near]
                 boxes[near] = (_union(box, reg.bbox), fill, area + reg.area)
