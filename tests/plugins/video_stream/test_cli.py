@@ -23,6 +23,11 @@ def run(engine: Any, *args: str) -> Any:
     return CliRunner().invoke(build_cli(), ["video", *args], obj={"engine": engine}, prog_name="observatory")
 
 
+def job_id(output: str) -> str:
+    """The job's number in ``job N queued: ...``."""
+    return output.split()[1]
+
+
 @pytest.fixture
 def held() -> Held:
     return Held()
@@ -63,18 +68,19 @@ def test_submit_copies_the_file_and_queues_the_job(engine, clip, held):
     out = run(engine, "submit", "cams", str(clip), "--deployment", "cam-01", "--sample-fps", "4",
               "--roi", "0,0.2,1,0.8", "--class", "Felis catus")
     assert out.exit_code == 0, out.output
-    assert out.output.strip() == "job 1 queued: cams, deployment cam-01, clip.mp4"
-    assert held.tasks == [("video_stream.process", {"job_id": 1})]
+    job = job_id(out.output)
+    assert out.output.strip() == f"job {job} queued: cams, deployment cam-01, clip.mp4"
+    assert held.tasks == [("video_stream.process", {"job_id": int(job)})]
     count, files = stored(engine)
     assert count == 1 and len(files) == 1, "a copy in the uploads folder, for the workers"
-    status = json.loads(run(engine, "status", "1", "--json").output)
+    status = json.loads(run(engine, "status", job, "--json").output)
     assert status["state"] == "queued" and status["source_kind"] == "upload"
     assert status["settings"]["roi"] == [0, 0.2, 1, 0.8] and status["settings"]["classes_of_interest"] == ["Felis catus"]
     line = run(engine, "list", "cams").output.splitlines()
-    assert line[0].split("\t")[:4] == ["1", "queued", "cam-01", "clip.mp4"]
+    assert line[0].split("\t")[:4] == [job, "queued", "cam-01", "clip.mp4"]
     url = run(engine, "submit", "cams", "rtsp://ana:s3cret@192.0.2.7/live", "--deployment", "cam-01")
     assert url.exit_code == 0 and "s3cret" not in url.output
-    assert json.loads(run(engine, "status", "2", "--json").output)["source_kind"] == "stream"
+    assert json.loads(run(engine, "status", job_id(url.output), "--json").output)["source_kind"] == "stream"
     in_place = run(engine, "submit", "cams", str(clip), "--deployment", "cam-01", "--in-place", "--json")
     assert json.loads(in_place.output)["source"] == str(clip.resolve())
 
@@ -104,14 +110,14 @@ def test_bad_input_exits_2_and_stores_nothing(engine, clip, tmp_path):
 
 
 def test_status_and_cancel(engine, clip):
-    assert run(engine, "submit", "cams", str(clip), "--deployment", "cam-01").exit_code == 0
-    shown = run(engine, "status", "1").output.splitlines()
-    assert shown[0] == "job 1 queued: waiting for a worker" and "deployment cam-01" in shown[1]
-    assert run(engine, "cancel", "1").output.strip() == "job 1 cancelled"
-    assert run(engine, "status", "1").output.startswith("job 1 cancelled: 0 event(s)")
-    missing = run(engine, "status", "99")
-    assert missing.exit_code == 1 and "no video job 99" in missing.stderr
-    assert run(engine, "cancel", "99").exit_code == 1
+    job = job_id(run(engine, "submit", "cams", str(clip), "--deployment", "cam-01").output)
+    shown = run(engine, "status", job).output.splitlines()
+    assert shown[0] == f"job {job} queued: waiting for a worker" and "deployment cam-01" in shown[1]
+    assert run(engine, "cancel", job).output.strip() == f"job {job} cancelled"
+    assert run(engine, "status", job).output.startswith(f"job {job} cancelled: 0 event(s)")
+    missing = run(engine, "status", "999999")
+    assert missing.exit_code == 1 and "no video job 999999" in missing.stderr
+    assert run(engine, "cancel", "999999").exit_code == 1
     assert run(engine, "list", "cams", "--state", "done").output == ""
 
 
@@ -121,15 +127,16 @@ def test_submit_and_wait_follows_the_job_to_its_outputs(make_engine, registry, c
     out = run(engine, "submit", "cams", str(clip), "--deployment", "cam-01", "--wait")
     assert out.exit_code == 0, out.output
     lines = out.output.splitlines()
-    assert lines[0] == "job 1 queued: cams, deployment cam-01, clip.mp4"
-    done = next(i for i, line in enumerate(lines) if line.startswith("job 1 done: "))
+    job = job_id(out.output)
+    assert lines[0] == f"job {job} queued: cams, deployment cam-01, clip.mp4"
+    done = next(i for i, line in enumerate(lines) if line.startswith(f"job {job} done: "))
     assert "event(s)" in lines[done]
     outputs = [line.split(": ", 1) for line in lines[done + 2:]]
     assert {name.strip() for name, _ in outputs} >= {"camtrap-dp.zip", "megadetector.json", "summary.csv"}
     assert all(Path(path).exists() for _, path in outputs)
-    waited = run(engine, "status", "1", "--wait", "--json")
+    waited = run(engine, "status", job, "--wait", "--json")
     assert waited.exit_code == 0 and json.loads(waited.output)["state"] == "done"
-    assert run(engine, "cancel", "1").exit_code == 1, "a done job cannot be cancelled"
+    assert run(engine, "cancel", job).exit_code == 1, "a done job cannot be cancelled"
     engine.dispatcher.flush(10)
 
 
