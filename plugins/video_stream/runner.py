@@ -297,7 +297,7 @@ class JobRun:
             done = int(pipeline.frames_seen)
             if ended:
                 self._store(pipeline, ended, done)
-            if self._beat(done, pipeline=pipeline):
+            if self._beat(done, pipeline=pipeline) or self._throttle(done):
                 if self.job["source_kind"] != "stream":
                     raise Cancelled
                 stopping = True
@@ -305,7 +305,6 @@ class JobRun:
             if window_end is not None and time.monotonic() >= window_end:
                 self._write_outputs()  # a live stream's outputs so far, once a window
                 window_end = time.monotonic() + (window_s or 0)
-            self._throttle(done)
         ended = pipeline.finish()
         done = int(pipeline.frames_seen)
         self._store(pipeline, ended, done)
@@ -313,13 +312,18 @@ class JobRun:
             log.info("video_stream: stream job %s stopped as asked after %s frames", self.id, done)
         return done
 
-    def _throttle(self, done: int) -> None:
-        """Keep to ``job_max_fps`` (an operator's limit that leaves the CPU to other work)."""
+    def _throttle(self, done: int) -> bool:
+        """Keep to ``job_max_fps`` (an operator's limit that leaves the CPU to other work), still
+        renewing the lease while waiting; returns whether a cancel was asked for meanwhile."""
         if self.max_fps <= 0:
-            return
-        ahead = (done - (self.job["frames_done"] or 0)) / self.max_fps - (time.monotonic() - self.started)
-        if ahead > 0:
-            time.sleep(min(ahead, HEARTBEAT_S))
+            return False
+        while True:
+            ahead = (done - (self.job["frames_done"] or 0)) / self.max_fps - (time.monotonic() - self.started)
+            if ahead <= 0:
+                return False
+            time.sleep(min(ahead, HEARTBEAT_S / 2))
+            if self._beat(done):
+                return True
 
     def _beat(self, done: int | None, *, force: bool = False, pipeline: Any = None, **more: Any) -> bool:
         """Renew the lease, store progress (and a checkpoint when one is due) about once a second;

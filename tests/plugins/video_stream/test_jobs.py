@@ -291,3 +291,43 @@ def test_a_persons_jobs_are_in_their_export_and_forgotten_when_they_are_erased(e
     gdpr.erase(engine, principal.account_id)
     assert jobs.get_deployment(engine, "cams", "MINE")["created_by"] is None
     assert jobs.list_jobs(engine, "cams")[0]["created_by"] is None
+
+
+# -- recovery ------------------------------------------------------------------------------------
+
+
+def expire(engine, job_id: int) -> None:
+    with engine.db.begin() as conn:
+        conn.execute(update(jobs_table).where(jobs_table.c.id == job_id)
+                     .values(lease_until=utcnow() - timedelta(seconds=1)))
+
+
+def test_a_queued_job_whose_message_was_lost_is_sent_again(engine, deployment, videos):
+    from plugins.video_stream import recovery
+
+    lost = new_job(engine, deployment, videos)  # stored, never sent (start=False)
+    waiting = new_job(engine, deployment, videos)
+    assert recovery.recover_work(engine) == 0  # not yet: queued jobs wait resend_after_s
+    expire(engine, lost["id"])
+    assert recovery.recover_work(engine) == 1
+    assert engine.dispatcher.flush(30)
+    ran = jobs.get_job(engine, lost["id"])
+    # it ran (the file is no video): a worker took it, and said why it failed
+    assert (ran["state"], ran["error_code"], ran["attempts"]) == ("failed", "not_a_video", 1)
+    assert jobs.get_job(engine, waiting["id"])["state"] == "queued"  # the other one was not touched
+
+
+def test_a_job_whose_worker_keeps_dying_fails_as_worker_lost(engine, deployment, videos):
+    from plugins.video_stream import recovery
+
+    job = new_job(engine, deployment, videos)
+    done = new_job(engine, deployment, videos)
+    jobs.finish(engine, done["id"], jobs.claim(engine, done["id"]), "done")
+    for _ in range(jobs.DEFAULTS["max_attempts"]):
+        assert jobs.claim(engine, job["id"]) is not None
+        expire(engine, job["id"])
+    assert recovery.recover_work(engine) == 0
+    lost = jobs.get_job(engine, job["id"])
+    assert (lost["state"], lost["error_code"], lost["lease_token"]) == ("failed", "worker_lost", None)
+    assert "stopped 5 times" in lost["error"]
+    assert jobs.get_job(engine, done["id"])["state"] == "done"
