@@ -71,7 +71,7 @@ async def job_events(request: Request, engine: Engine, principal: Principal,
     """The events of one job, from ``first`` (the job when the stream opened) to its end."""
     yield f"retry: {RETRY_MS}\n\n"
     number, job, told = 1, first, None
-    quiet_since = time.monotonic()
+    quiet_since = checked_at = time.monotonic()
     while True:
         if job is None:  # deleted, or the caller's rights are gone
             return
@@ -85,9 +85,11 @@ async def job_events(request: Request, engine: Engine, principal: Principal,
         if await request.is_disconnected():
             return
         await asyncio.sleep(POLL_S)
-        if time.monotonic() - quiet_since >= HEARTBEAT_S:
+        if time.monotonic() - checked_at >= HEARTBEAT_S:  # a revoked token ends the stream, busy or not
             if not await run_in_threadpool(_token_alive, engine, principal.token_id):
                 return
+            checked_at = time.monotonic()
+        if time.monotonic() - quiet_since >= HEARTBEAT_S:
             yield ": heartbeat\n\n"
             quiet_since = time.monotonic()
         job = await run_in_threadpool(_read, engine, principal, first["id"])

@@ -147,7 +147,7 @@ class JobIn(BaseModel):
 
 
 JOB_BODY = {"requestBody": {"required": True, "content": {
-    "application/json": {"schema": {"$ref": "#/components/schemas/JobIn"}},
+    "application/json": {"schema": JobIn.model_json_schema()},  # inline: no route declares JobIn as a body
     "multipart/form-data": {"schema": {
         "type": "object", "required": ["deployment", "file"],
         "properties": {

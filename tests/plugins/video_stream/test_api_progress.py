@@ -110,6 +110,33 @@ def test_progress_events_follow_the_job_to_its_end(make_engine, registry, clip, 
         server.stop()
 
 
+def test_a_revoked_token_ends_the_stream(make_engine, registry, clip, monkeypatch):
+    from core.tokens import create_token, revoke_token
+    from plugins.video_stream import jobs, progress_stream
+
+    monkeypatch.setattr(progress_stream, "HEARTBEAT_S", 0.5)
+    engine = make_engine(registry, dispatcher=Held())
+    made = create_token(engine, "admin", "cams", "t")
+    headers = bearer(made.token)
+    server = LiveServer(engine)
+    server.start()
+    try:
+        assert httpx.post(server.base + DEPLOYMENTS, json=CAM, headers=headers).status_code == 201
+        job = httpx.post(server.base + JOBS, json={"deployment": "cam-01", "path": str(clip)}, headers=headers,
+                         timeout=30).json()
+        lease = jobs.claim(engine, job["id"])
+        with stream(server, job["id"], headers) as events:
+            assert events.next_event()["data"]["state"] == "running"
+            revoke_token(engine, made.id)
+            jobs.heartbeat(engine, job["id"], lease, frames_done=1, frames_total=60)
+            started = time.monotonic()
+            while events.next_event() is not None:  # at most what was under way; then the end
+                assert time.monotonic() - started < 5
+        assert time.monotonic() - started < 5, "the stream ended soon after the token was revoked"
+    finally:
+        server.stop()
+
+
 def test_cancel_a_queued_job_and_a_running_one(make_engine, registry, clip):
     from fastapi.testclient import TestClient
 
