@@ -153,7 +153,8 @@ def test_the_progress_line():
     assert progress_line(failed) == "job 7 failed: 2 event(s), 2 observation(s); truncated: frames stop at 47"
 
 
-def test_follow_prints_a_plain_line_when_not_a_terminal(monkeypatch):
+@pytest.mark.parametrize("tty", [False, True])
+def test_follow_prints_a_plain_line_when_not_a_terminal_else_a_bar(monkeypatch, capsys, tty):
     from plugins.video_stream import commands
 
     states = iter([
@@ -170,6 +171,10 @@ def test_follow_prints_a_plain_line_when_not_a_terminal(monkeypatch):
 
     monkeypatch.setattr(commands, "_job", job)
     monkeypatch.setattr(commands, "PLAIN_EVERY_S", 0.0)
+    if tty:
+        ended = commands.follow(None, 3, tty=True, echo=pytest.fail, sleep=lambda s: None)
+        assert ended["state"] == "done" and "job 3" in capsys.readouterr().out, "a bar, no lines"
+        return
     said: list[str] = []
     ended = commands.follow(None, 3, tty=False, echo=said.append, sleep=lambda s: None)
     assert ended["state"] == "done"
