@@ -371,7 +371,10 @@ class JobRun:
         folder.mkdir(parents=True, exist_ok=True)
         for frame_index, t, image in event.keyframes:
             name = f"keyframes/{event.seq:05d}-{int(frame_index):07d}.jpg"
-            ok, data = cv2.imencode(".jpg", blur_faces(image), [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
+            # a person's head is blurred from their box too, where their face is too small to find
+            people = [b["bbox"] for b in event.boxes if event.category == "human" and b.get("frame") == frame_index]
+            blurred = blur_faces(image, people=people)
+            ok, data = cv2.imencode(".jpg", blurred, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
             if not ok:
                 raise RuntimeError(f"keyframe {name} could not be encoded")
             (self.folder / name).write_bytes(data.tobytes())

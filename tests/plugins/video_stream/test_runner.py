@@ -8,6 +8,7 @@ from __future__ import annotations
 import time
 from datetime import datetime, timedelta, timezone
 
+import cv2
 import pytest
 from sqlalchemy import func, select
 
@@ -17,7 +18,7 @@ from plugins.video_stream import jobs
 from plugins.video_stream.camtrap import validate_camtrap_dp
 from plugins.video_stream.megadetector import check_megadetector
 from tests.plugins.video_stream.conftest import video_registry, wait_for_job
-from tests.plugins.video_stream.synth import write_video
+from tests.plugins.video_stream.synth import read_frames, write_video
 
 START = datetime(2026, 5, 1, 6, 30, tzinfo=timezone.utc)
 
@@ -125,6 +126,16 @@ def test_a_person_is_kept_for_the_projects_staff_only(engine, deployment, videos
     assert client.get(f"/api/v1/observations/{obs.id}").status_code in (403, 404)
     staff = client.get(f"/api/v1/observations/{obs.id}", headers=bearer(make_token("moderator", "cams")))
     assert staff.status_code == 200 and staff.json()["fields"]["category"] == "human"
+    # the head in each keyframe stored is blurred: its detail is gone, compared with the video's frame
+    frames = read_frames(videos / "walker.mp4")
+    folder = jobs.job_folder(engine, job["id"])
+    for key in event["keyframes"]:
+        stored = cv2.imread(str(folder / key["file"]))
+        [box] = [b["bbox"] for b in event["boxes"] if b["frame"] == key["frame"]]
+        x, y, w, h = (int(v * s) for v, s in zip(box, (320, 240, 320, 240 * 0.4)))
+        detail = [cv2.Laplacian(cv2.cvtColor(img[y:y + h, x:x + w], cv2.COLOR_BGR2GRAY), cv2.CV_64F).var()
+                  for img in (frames[key["frame"]], stored)]
+        assert detail[1] < 0.25 * detail[0], f"keyframe {key['file']}: detail {detail[1]:.0f} of {detail[0]:.0f}"
 
 
 def test_nobody_submits_a_video_event_by_hand(engine, client, make_token):
