@@ -138,6 +138,30 @@ def test_a_person_is_kept_for_the_projects_staff_only(engine, deployment, videos
         assert detail[1] < 0.25 * detail[0], f"keyframe {key['file']}: detail {detail[1]:.0f} of {detail[0]:.0f}"
 
 
+def test_the_darwin_core_archive_has_the_animals_as_machine_observations_and_no_person(engine, deployment,
+                                                                                       videos):
+    import csv
+    import io
+    import zipfile
+
+    from core.dwca import write_archive
+
+    write_video(videos / "both.mp4", seconds=8, fps=10, passes=[(0.5, 2.5, "cat", "ltr"), (4.5, 2.5, "person", "rtl")],
+                start_time=START)
+    job = wait_for_job(engine, submit_job(engine, deployment, videos / "both.mp4")["id"])
+    by_category = {o.fields["category"]: o for o in observations_of(engine)}
+    assert set(by_category) == {"animal", "human"}, job["error"]
+    out = io.BytesIO()
+    write_archive(engine, engine.registry.project("cams"), out)
+    text = zipfile.ZipFile(out).read("occurrence.txt").decode("utf-8")
+    rows = list(csv.DictReader(io.StringIO(text), delimiter="\t"))
+    cat = by_category["animal"]
+    assert [r["occurrenceID"].rsplit("/", 1)[-1] for r in rows] == [str(cat.id)]  # the person is not published
+    assert rows[0]["basisOfRecord"] == "MachineObservation"
+    assert rows[0]["scientificName"] == cat.fields.get("scientific_name", "")
+    assert rows[0]["eventDate"].startswith("2026-05-01")
+
+
 def test_nobody_submits_a_video_event_by_hand(engine, client, make_token):
     from core.testing import draft
 
