@@ -79,7 +79,16 @@ SCHEMA_CANNOT_SAY = {"time_in_future", "invalid_cursor", "invalid_bbox", "unknow
                      "invalid_webhook_url",
                      # a tus body past its Upload-Length or Tus-Max-Size, a chunk's checksum, the finished
                      # file's sha256 against the one announced at creation
-                     "upload_too_large", "checksum_mismatch", "sha256_mismatch"}
+                     "upload_too_large", "checksum_mismatch", "sha256_mismatch",
+                     # taxa are the taxonomy's rows (an id the document cannot list), text without control
+                     # characters, a subscription needs a taxon or a place
+                     "unknown_taxon", "inactive_taxon", "empty_taxon_group", "empty_subscription",
+                     "body_control_characters",
+                     # a video's bytes are probed (a file that is not a video, cut short, of a codec
+                     # OpenCV cannot read, too large a frame); a path must lie in the operator's folders;
+                     # a deployment is a row of the project's; a job's settings follow the project's schema
+                     "not_a_video", "truncated", "no_frames", "unreadable_codec", "too_large", "not_found",
+                     "path_not_allowed", "unreachable", "invalid_url", "unknown_deployment", "invalid_settings"}
 
 
 def _checks(response: Any = None) -> list[Any]:
