@@ -183,8 +183,9 @@ class JobOut(BaseModel):
         "state": "running", "cancel_requested": False,
         "progress": {"state": "running", "frames_done": 40, "frames_total": 120, "percent": 33.3, "fps": 18.5,
                      "eta_s": 4.3, "error": None},
-        "video": {"fps": 10.0, "width": 640, "height": 360, "frames": 600, "duration_s": 60.0,
-                  "start_time": "2026-05-03T04:12:00+00:00"},
+        "video": {"fps": 10.0, "width": 640, "height": 360, "frame_count": 600, "duration_s": 60.0, "codec": "h264",
+                  "start_time": "2026-05-03T04:12:00+00:00", "metadata_start_time": "2026-05-03T04:12:00+00:00",
+                  "start_time_source": "metadata"},
         "gaps": [], "gaps_total": 0, "error": None, "events": 1, "observations": 1, "outputs": {},
         "created_at": "2026-05-03T09:00:00+00:00", "started_at": "2026-05-03T09:00:01+00:00", "finished_at": None}]})
 
@@ -199,8 +200,10 @@ class JobOut(BaseModel):
     state: Literal["queued", "running", "done", "failed", "cancelled"]
     cancel_requested: bool
     progress: ProgressOut
-    video: dict[str, Any] | None = Field(description="what the video says of itself: fps, width, height, frames, "
-                                         "duration_s, start_time")
+    video: dict[str, Any] | None = Field(description="what the video says of itself (fps, width, height, "
+                                         "frame_count, duration_s, codec, metadata_start_time), and start_time: the "
+                                         "absolute start its events are timed from, with start_time_source (metadata, "
+                                         "setting, job_created: an estimate, stream_clock)")
     gaps: list[dict[str, Any]] = Field(description=f"a stream's outages ({{start, end, reason}}), the last "
                                        f"{GAPS_SHOWN}")
     gaps_total: int
