@@ -45,6 +45,8 @@ SHAKE_MIN_PX = 0.75       # a shift (working pixels) at least this long may be a
 STEADY_PX = 0.3           # a frame shifted less than this is steady (the next frames' reference)
 SHAKE_RESPONSE = 0.1      # ... when phase correlation's peak is at least this clear
 SHAKE_TILES = 6           # ... in at least this many of the 9 tiles, which agree on it
+AGREE_PX = 1.25           # ... within this (pixels of the half-size copy: noise scatters them)
+REALIGNED = 0.85          # a tile is realigned when moving the frame back leaves this share of its difference
 SHAKE_MAX_SHARE = 0.1     # a shift over this share of the width: not a shake, re-learn
 DYNAMIC_SHARE = 0.5       # a pixel foreground in more than this share of recent samples is ignored
 
@@ -80,6 +82,7 @@ class MotionDetector:
                  shake_reset_s: float = 2.0, settle_s: float = 1.0):
         self.size = work_size(width, height, work_width)
         w, h = self.size
+        self.blur = w / max(1, width) > 0.5
         self.sample_fps = float(sample_fps)
         self.sensitivity = float(sensitivity)
         self.min_pixels = max(1.0, float(min_area) * w * h)
@@ -100,7 +103,8 @@ class MotionDetector:
         self.close_kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (side, side))
         self.merge_px = max(2, int(w * 0.02))
         self.small = (max(48, w // 2), max(48, h // 2))   # phase correlation runs on half the work size
-        self.window = cv2.createHanningWindow((self.small[0] // 3, self.small[1] // 3), cv2.CV_32F)
+        self.window = cv2.createHanningWindow(self.small, cv2.CV_32F)
+        self.tile_window = cv2.createHanningWindow((self.small[0] // 3, self.small[1] // 3), cv2.CV_32F)
         self.dynamic = np.zeros((h, w), np.float32)
         self.resets = 0            # background re-learnt (light change, bump): for reports and tests
         self.shaken = 0            # frames moved back into place
@@ -113,6 +117,7 @@ class MotionDetector:
         self.cells: np.ndarray | None = None
         self.reference: np.ndarray | None = None   # the last steady frame, small and grey
         self.moved_for = 0
+        self.doubted = 0           # samples in a row whose shift was in doubt
         self.settling = 0          # samples left before a re-learnt model is trusted
 
     def _relearn(self, work: np.ndarray, small: np.ndarray, cells: np.ndarray, why: str) -> list[Region]:
@@ -130,7 +135,8 @@ class MotionDetector:
             work = cv2.resize(image, (w, h), interpolation=cv2.INTER_AREA)
         else:
             work = image
-        work = cv2.GaussianBlur(work, (3, 3), 0)
+        if self.blur:   # a frame reduced by 2 or more has had its noise averaged out already
+            work = cv2.GaussianBlur(work, (3, 3), 0)
         grey = cv2.cvtColor(work, cv2.COLOR_BGR2GRAY)
         small = cv2.resize(grey, self.small, interpolation=cv2.INTER_AREA).astype(np.float32)
         cells = cv2.resize(small, GRID, interpolation=cv2.INTER_AREA) + 1.0
@@ -146,10 +152,21 @@ class MotionDetector:
         self.cells = cells
 
         valid = self.roi
-        shift = _global_shift(self.reference, small, self.window)
-        if shift is not None:
-            dx, dy = shift[0] * w / self.small[0], shift[1] * h / self.small[1]
-        moved = np.hypot(dx, dy) if shift is not None else 0.0
+        # the whole picture's shift first (one phase correlation); where it moved, a shake if
+        # most tiles agree on a shift, or (tiles with too little detail to say) if moving the
+        # frame back realigns most of the picture (an animal's own movement realigns its tiles only)
+        (sx, sy), _ = cv2.phaseCorrelate(self.reference, small, self.window)
+        moved = float(np.hypot(sx * w / self.small[0], sy * h / self.small[1]))
+        doubt = False
+        if moved >= SHAKE_MIN_PX:
+            tiles = _global_shift(self.reference, small, self.tile_window)
+            agreed = isinstance(tiles, tuple)
+            if agreed:
+                sx, sy = tiles
+            moved = float(np.hypot(sx * w / self.small[0], sy * h / self.small[1]))
+            if moved > SHAKE_MAX_SHARE * w or not (agreed or _realigns(self.reference, small, sx, sy)):
+                moved, doubt = 0.0, True
+        dx, dy = sx * w / self.small[0], sy * h / self.small[1]
         if moved >= SHAKE_MIN_PX:
             self.moved_for += 1
             if moved > SHAKE_MAX_SHARE * w or self.moved_for >= self.shake_reset:
@@ -162,21 +179,26 @@ class MotionDetector:
             self.shaken += 1
         else:
             self.moved_for = 0
-            if moved <= STEADY_PX:   # a frame in doubt is not the next one's reference
-                self.reference = small
+            self.doubted = self.doubted + 1 if doubt else 0
+            # a frame in doubt is not the next one's reference, unless doubt lasts (the scene changed)
+            if (moved <= STEADY_PX and not doubt) or self.doubted >= self.shake_reset:
+                self.reference, self.doubted = small, 0
 
         shaken = valid is not self.roi
         mask = self.model.apply(work, learningRate=0.0 if shaken else -1.0)   # shaken frames teach nothing
         mask = cv2.bitwise_and(mask, valid)
         mask = cv2.morphologyEx(mask, cv2.MORPH_OPEN, self.shaken_kernel if shaken else self.open_kernel)
-        if cv2.countNonZero(mask) > GLOBAL_FOREGROUND * self.roi_pixels:
+        count = cv2.countNonZero(mask)
+        if count > GLOBAL_FOREGROUND * self.roi_pixels:
             return self._relearn(work, small, cells, "global")
-        moving = (mask > 0).astype(np.float32)
-        cv2.accumulateWeighted(moving, self.dynamic, self.dynamic_rate)
-        mask[self.dynamic > DYNAMIC_SHARE] = 0
+        cv2.accumulateWeighted(mask, self.dynamic, self.dynamic_rate)   # 255 where moving
+        if count:
+            mask[self.dynamic > DYNAMIC_SHARE * 255] = 0
         if self.settling:
             self.settling -= 1
             self.skipped = "settling"
+            return []
+        if not count:
             return []
         mask = cv2.morphologyEx(mask, cv2.MORPH_CLOSE, self.close_kernel)
         return self._regions(mask)
@@ -198,10 +220,11 @@ class MotionDetector:
         return {"resets": self.resets, "shaken": self.shaken}
 
 
-def _global_shift(reference: np.ndarray, small: np.ndarray, window: np.ndarray) -> tuple[float, float] | None:
-    """How far the whole picture moved since ``reference`` (pixels of ``small``), or None when it
-    did not move as one: phase correlation in each tile of a 3 x 3 grid, and a shift only when
-    most tiles agree on it (an animal moving through one or two tiles cannot fake one)."""
+def _global_shift(reference: np.ndarray, small: np.ndarray, window: np.ndarray) -> tuple[float, float] | str:
+    """How far the whole picture moved since ``reference`` (pixels of ``small``), by phase
+    correlation in each tile of a 3 x 3 grid: a shift where most tiles agree on it (an animal
+    moving through one or two tiles cannot fake one), "disagree" where they do not, "weak" where
+    too few tiles have the detail to say."""
     h, w = small.shape
     th, tw = h // 3, w // 3
     found = []
@@ -212,13 +235,32 @@ def _global_shift(reference: np.ndarray, small: np.ndarray, window: np.ndarray) 
             if response >= SHAKE_RESPONSE:
                 found.append((sx, sy))
     if len(found) < SHAKE_TILES:
-        return None
+        return "weak"
     shifts = np.array(found)
     middle = np.median(shifts, axis=0)
-    agree = np.hypot(*(shifts - middle).T) <= 0.75
+    agree = np.hypot(*(shifts - middle).T) <= AGREE_PX
     if agree.sum() < SHAKE_TILES:
-        return None
+        return "disagree"
     return float(shifts[agree, 0].mean()), float(shifts[agree, 1].mean())
+
+
+def _realigns(reference: np.ndarray, small: np.ndarray, sx: float, sy: float) -> bool:
+    """Whether moving ``small`` back by (sx, sy) brings most of its 3 x 3 tiles closer to
+    ``reference`` (a shaken camera's frame; not when an animal's movement was measured)."""
+    h, w = small.shape
+    back = cv2.warpAffine(small, np.float32([[1, 0, -sx], [0, 1, -sy]]), (w, h), borderMode=cv2.BORDER_REPLICATE)
+    before, after = cv2.absdiff(reference, small), cv2.absdiff(reference, back)
+    th, tw = h // 3, w // 3
+    m = int(np.ceil(max(abs(sx), abs(sy)))) + 1
+    if 2 * m >= min(th, tw):
+        return False
+    better = 0
+    for row in range(3):
+        for col in range(3):
+            part = (slice(max(m, row * th), min(h - m, (row + 1) * th)), slice(max(m, col * tw), min(w - m, (col + 1) * tw)))
+            if float(after[part].mean()) <= REALIGNED * float(before[part].mean()):
+                better += 1
+    return better >= SHAKE_TILES
 
 
 def _light_changed(before: np.ndarray, after: np.ndarray) -> bool:

@@ -7,8 +7,8 @@
 * scikit-image's LBP frontal-face cascade (``skimage.data.lbp_frontal_face_cascade_filename``,
   OpenCV's own ``lbpcascade_frontalface``, evaluated by ``skimage.feature.Cascade``), always.
 
-A face counts where every face cascade available sees it (with OpenCV 4, the LBP and the Haar
-cascades must agree: either alone now and then takes a cat's nose for a face). So with OpenCV 5,
+A face counts where every face cascade available sees it (with OpenCV 4, the Haar cascade looks
+first and the LBP one must agree: either alone now and then takes a cat's nose for a face). So with OpenCV 5,
 people are recognised by their faces (a person seen from behind is not), and with OpenCV 4 by
 their bodies too.
 """
@@ -26,6 +26,7 @@ FACE_SIDE = 240          # crops are looked at with their longer side this long 
 MAX_ENLARGE = 2.5        # this much: the cascades miss the small, soft faces of video frames)
 MIN_FACE = 20            # the smallest face looked for, in pixels of that copy
 HOG_MIN_WEIGHT = 0.5     # HOG detections below this SVM weight are ignored
+HOG_HEIGHT = 200         # crops are looked at for people this tall
 
 _lock = threading.Lock()
 
@@ -87,16 +88,20 @@ def find_faces(image: np.ndarray, *, side: int = FACE_SIDE) -> list[tuple[int, i
     h, w = grey.shape
     if min(h, w) < MIN_FACE:
         return []
+    haar = _haar_cascade()
+    other: list[tuple[int, ...]] = []
+    if haar is not None:  # where OpenCV has its cascade, it looks first (faster), and LBP confirms
+        with _lock:
+            found = haar.detectMultiScale(grey, scaleFactor=1.15, minNeighbors=3, minSize=(MIN_FACE, MIN_FACE))
+        other = [tuple(int(v) for v in b) for b in (found if len(found) else [])]
+        if not other:
+            return []
     with _lock:  # skimage's Cascade keeps state while it runs
         found = _lbp_cascade().detect_multi_scale(grey, scale_factor=1.15, step_ratio=1,
                                                   min_size=(MIN_FACE, MIN_FACE), max_size=(h, w),
                                                   min_neighbor_number=3)
     boxes = [(d["c"], d["r"], d["width"], d["height"]) for d in found]
-    haar = _haar_cascade()
-    if haar is not None and boxes:  # where OpenCV has its cascade too, both must see the face
-        with _lock:
-            other = haar.detectMultiScale(grey, scaleFactor=1.1, minNeighbors=5, minSize=(MIN_FACE, MIN_FACE))
-        other = [tuple(int(v) for v in b) for b in (other if len(other) else [])]
+    if haar is not None:  # both must see the face
         boxes = [b for b in boxes if any(_overlap(b, o) >= 0.3 for o in other)]
     return [(int(x / scale), int(y / scale), int(bw / scale), int(bh / scale)) for x, y, bw, bh in boxes]
 
@@ -109,19 +114,19 @@ def _overlap(a: tuple[int, ...], b: tuple[int, ...]) -> float:
 
 
 def find_people(image: np.ndarray) -> list[tuple[int, int, int, int]]:
-    """Whole people standing up (OpenCV 4's HOG detector; [] where OpenCV has none)."""
+    """Whole people standing up (OpenCV 4's HOG detector; [] where OpenCV has none, or where
+    the image is clearly wider than tall, as no one standing is)."""
     hog = _hog()
-    if hog is None:
-        return []
     h, w = image.shape[:2]
-    scale = 1.0
-    if h < 160:  # the detector's window is 64 x 128: a small crop is enlarged
-        scale = 160 / h
-        image = cv2.resize(image, (max(1, int(w * scale)), 160))
+    if hog is None or w > 1.2 * h or h < 8:
+        return []
+    scale = HOG_HEIGHT / h   # the detector's window is 64 x 128: looked at HOG_HEIGHT tall
+    image = cv2.resize(image, (max(1, int(w * scale)), HOG_HEIGHT),
+                       interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
     pad = max(0, 80 - image.shape[1])  # and a narrow one widened (its borders repeated)
     if pad:
         image = cv2.copyMakeBorder(image, 0, 0, pad // 2, pad - pad // 2, cv2.BORDER_REPLICATE)
-    rects, weights = hog.detectMultiScale(image, winStride=(8, 8), padding=(8, 8), scale=1.05)
+    rects, weights = hog.detectMultiScale(image, winStride=(8, 8), padding=(8, 8), scale=1.1)
     return [(int((x - pad // 2) / scale), int(y / scale), int(bw / scale), int(bh / scale))
             for (x, y, bw, bh), wt in zip(rects, np.ravel(weights)) if wt >= HOG_MIN_WEIGHT]
 

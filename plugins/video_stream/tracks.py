@@ -10,8 +10,8 @@
   into events of bounded length and memory).
 * A **group** is the tracks that appeared next to one another in the same frame: animals
   passing together are one event, whose count is the most of its tracks seen in one frame.
-* A track **counts** when it was seen in at least ``min_hits`` sampled frames and its centre
-  travelled at least ``min_travel`` of its size (2.5 times that when seen only twice or for under
+* A track **counts** when it was seen in at least ``min_hits`` sampled frames and its box (as a
+  whole, not growing or shrinking) travelled at least ``min_travel`` of its size (2.5 times that when seen only twice or for under
   a second), and, if it
   came back towards where it started, at least its own size: a swaying branch, glint or flicker
   oscillates in place and does neither.
@@ -77,15 +77,14 @@ class Track:
         return [x + vx * ahead, y + vy * ahead, w, h]
 
     def travel(self) -> float:
-        """How far the centre went from where it was first seen, in units of the mean box size."""
+        """How far the track went from where it was first seen (its box moved as a whole: see
+        ``shift``), in units of the mean box size."""
         first = self.sightings[0].bbox
-        far = max(math.hypot(_cx(s.bbox) - _cx(first), _cy(s.bbox) - _cy(first)) for s in self.sightings)
-        return far / self.size()
+        return max(shift(first, s.bbox) for s in self.sightings) / self.size()
 
     def net(self) -> float:
-        """How far the centre is from where it was first seen (mean box sizes)."""
-        first, last = self.sightings[0].bbox, self.last.bbox
-        return math.hypot(_cx(last) - _cx(first), _cy(last) - _cy(first)) / self.size()
+        """How far the box is from where it was first seen (mean box sizes)."""
+        return shift(self.sightings[0].bbox, self.last.bbox) / self.size()
 
     def size(self) -> float:
         return max(sum(math.hypot(s.bbox[2], s.bbox[3]) for s in self.sightings) / len(self.sightings), 1e-6)
@@ -95,6 +94,29 @@ class Track:
 class Group:
     id: int
     tracks: list[Track]
+
+
+def _edge_shift(a0: float, a1: float, b0: float, b1: float) -> float:
+    """How far an interval moved as a whole along one axis: where both its ends moved the same
+    way, the smaller move; where they moved apart or together (a box growing or shrinking,
+    as the parts of a swaying bush seen moving change), nothing. An end on the frame's border
+    says nothing (the thing goes on beyond it): then the other end's move."""
+    keep0 = a0 > 0.005 and b0 > 0.005
+    keep1 = a1 < 0.995 and b1 < 0.995
+    d0, d1 = b0 - a0, b1 - a1
+    if keep0 and keep1:
+        return min(abs(d0), abs(d1)) if d0 * d1 > 0 else 0.0
+    if keep0:
+        return abs(d0)
+    if keep1:
+        return abs(d1)
+    return 0.0
+
+
+def shift(a: Sequence[float], b: Sequence[float]) -> float:
+    """How far box ``b`` is from box ``a``, counting only movement of the box as a whole."""
+    return math.hypot(_edge_shift(a[0], a[0] + a[2], b[0], b[0] + b[2]),
+                      _edge_shift(a[1], a[1] + a[3], b[1], b[1] + b[3]))
 
 
 def _cx(b: Sequence[float]) -> float:
