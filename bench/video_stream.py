@@ -30,6 +30,15 @@ full-size MOG2 is printed too). Then:
   tracemalloc's peak of Python and NumPy allocations. Target: growth under 256 MB.
 
 The engine (species_id's model) runs on a temporary SQLite database and data folder.
+
+    python bench/video_stream.py --tradeoff
+
+prints instead the trade-off between missed animals and kept empty frames on four small test
+videos (320 x 240 at 10 fps, 68 s in all: passes of a cat, a small far-away cat, a fast one, a
+slow one and a person, with noise, swaying leaves, a light change and camera shake; one
+video with nuisances only), for sensitivity x min_area x sample_fps, motion only (no
+classifier): passes missed (no event covers the pass), events with no animal in them, and the
+sampled frames that show nothing but that an event keeps, as a share of those frames.
 """
 
 from __future__ import annotations
@@ -190,6 +199,70 @@ def window(path: Path, classify: Any, window_s: float) -> dict[str, Any]:
             "growth_mb": round(peak_rss - start_rss, 1), "tracemalloc_peak_mb": round(traced_peak / 2 ** 20, 1)}
 
 
+TRADEOFF_VIDEOS = [
+    dict(seconds=20, passes=[(2, 3, "cat", "ltr"), (8, 3, "person", "rtl"), (14, 2.5, "cat", "down")],
+         noise=3.0, light_change_at=11.0, swaying=(0.04, 0.04, 0.2, 0.3), shake_at=[(6.0, 1.0)]),
+    dict(seconds=16, sprite_height=0.1, passes=[(2, 4, "cat", "ltr", 0.75), (9, 4, "cat", "rtl", 0.7)],
+         noise=4.0, swaying=(0.6, 0.05, 0.3, 0.35), sway_px=8),
+    dict(seconds=18, sprite_height=0.3, passes=[(2, 0.8, "cat", "ltr"), (6, 7, "cat", "rtl", 0.45)],
+         noise=3.0, light_change_at=15.0, light_factor=1.4, shake_at=[(4.0, 1.0)]),
+    dict(seconds=14, noise=5.0, light_change_at=5.0, light_factor=1.5, swaying=(0.6, 0.1, 0.3, 0.4), sway_px=8,
+         shake_at=[(9.0, 1.5)], shake_px=5),
+]
+
+
+def tradeoff(folder: Path) -> list[dict[str, Any]]:
+    """Missed passes and kept empty frames for a grid of settings (see the module)."""
+    from plugins.video_stream.classify import unclassified
+    from plugins.video_stream.pipeline import DetectionSettings, Pipeline
+    from tests.plugins.video_stream.synth import info_of, is_sampled, sampled_frames, write_video
+
+    videos = []
+    for n, spec in enumerate(TRADEOFF_VIDEOS):
+        path = folder / f"tradeoff-{n}.mp4"
+        truth = write_video(path, seed=n, **spec)  # type: ignore[arg-type]
+        frames = [(i, img) for i, img in enumerate(_frames(path))]
+        videos.append((path, truth, frames))
+    rows = []
+    for sample_fps in (1.0, 2.0, 5.0):
+        for sensitivity in (0.2, 0.5, 0.8):
+            for min_area in (0.0005, 0.002, 0.01):
+                settings = DetectionSettings(sample_fps=sample_fps, sensitivity=sensitivity, min_area=min_area)
+                planted = missed = false_events = empty = kept_empty = 0
+                for path, truth, frames in videos:
+                    pipe = Pipeline(settings, info_of(path), unclassified, is_human=lambda crops: False)
+                    events = []
+                    for frame in sampled_frames(path, sample_fps):
+                        events += pipe.feed(frame)
+                    events += pipe.finish()
+                    shown = {f for p in truth["passes"] for f in p["boxes"]}
+                    for p in truth["passes"]:
+                        planted += 1
+                        if not any(e.start_frame <= p["end_frame"] and p["start_frame"] <= e.end_frame
+                                   and any(b["frame"] in p["boxes"] for b in e.boxes) for e in events):
+                            missed += 1
+                    false_events += sum(1 for e in events if not any(b["frame"] in shown for b in e.boxes))
+                    samples = [i for i in range(truth["frames"]) if is_sampled(i, truth["fps"], sample_fps)]
+                    nothing = [i for i in samples if i not in shown]
+                    empty += len(nothing)
+                    kept_empty += sum(1 for i in nothing if any(e.start_frame <= i <= e.end_frame for e in events))
+                rows.append({"sample_fps": sample_fps, "sensitivity": sensitivity, "min_area": min_area,
+                             "planted": planted, "missed": missed, "false_events": false_events,
+                             "empty_samples": empty, "kept_empty": kept_empty,
+                             "kept_empty_share": round(kept_empty / max(empty, 1), 3)})
+    return rows
+
+
+def _frames(path: Path) -> Any:
+    cap = cv2.VideoCapture(str(path))
+    while True:
+        ok, img = cap.read()
+        if not ok:
+            break
+        yield img
+    cap.release()
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=12.0, help="length of each test video")
@@ -198,7 +271,20 @@ def main() -> int:
     parser.add_argument("--sizes", default="720p,1080p", help="from " + ",".join(SIZES))
     parser.add_argument("--window-s", type=float, default=3600.0, help="the stream window (0: skip)")
     parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
+    parser.add_argument("--tradeoff", action="store_true", help="print the missed/empty trade-off table only")
     args = parser.parse_args()
+    if args.tradeoff:
+        with tempfile.TemporaryDirectory(prefix="bench-video-") as tmp:
+            rows = tradeoff(Path(tmp))
+        print("sample_fps | sensitivity | min_area | passes missed | events with no animal | "
+              "empty samples kept")
+        for r in rows:
+            print(f"{r['sample_fps']:10g} | {r['sensitivity']:11g} | {r['min_area']:8g} | "
+                  f"{r['missed']:>3} of {r['planted']:<3}    | {r['false_events']:>21} | "
+                  f"{r['kept_empty']:>4} of {r['empty_samples']} ({100 * r['kept_empty_share']:.1f} %)")
+        if args.json:
+            args.json.write_text(json.dumps(rows, indent=2))
+        return 0
     sizes = [s.strip() for s in args.sizes.split(",") if s.strip()]
 
     with tempfile.TemporaryDirectory(prefix="bench-video-") as tmp:

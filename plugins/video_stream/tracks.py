@@ -2,8 +2,9 @@
 
 * A **track** is one individual: each sampled frame, every open track is matched to at most one
   region, greedily by overlap (IoU) with where the track should be by now (its last box moved by
-  its velocity), else by the distance between centres (up to the size of the track's box, for
-  a region of about its size: fast animals at a low sampling rate). A region next to a box already matched this frame is the same
+  its velocity), else by the distance between centres (up to the size of the track's box, or
+  ``REACH_PER_S`` of the frame for each second since it was seen, for a region of about its
+  size: fast or small animals at a low sampling rate). A region next to a box already matched this frame is the same
   animal in pieces and is merged into it.
 * A track ends when it has not been seen for ``max_gap_s`` (an animal behind a bush for a
   moment stays one track), or after ``max_event_s`` (a stream's animal that never leaves is cut
@@ -31,6 +32,7 @@ from plugins.video_stream.detect import Region
 
 Box = list[float]  # [x, y, w, h] relative to the frame
 BRIEF_S = 1.0      # a track seen for less than this must travel further to count
+REACH_PER_S = 0.3  # a track reaches a region of its size this far (share of the frame) a second
 
 
 @dataclass
@@ -179,7 +181,7 @@ class Tracker:
         pairs = []
         for ti, tr in enumerate(live):
             guess = tr.predicted(t)
-            reach = max(math.hypot(guess[2], guess[3]), 1e-6)
+            reach = max(math.hypot(guess[2], guess[3]), REACH_PER_S * (t - tr.last.t), 1e-6)
             for ri, reg in enumerate(regions):
                 overlap = iou(guess, reg.bbox)
                 dist = math.hypot(_cx(guess) - _cx(reg.bbox), _cy(guess) - _cy(reg.bbox))
