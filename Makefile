@@ -37,6 +37,7 @@ bench: install
 	$(BIN)/python bench/mobile_sync.py
 	$(BIN)/python bench/mobile_upload.py
 	$(BIN)/python bench/identification.py
+	$(BIN)/python bench/video_stream.py
 
 clean:
 	rm -rf $(VENV) var .pytest_cache
