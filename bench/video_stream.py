@@ -187,7 +187,8 @@ def window(path: Path, classify: Any, window_s: float) -> dict[str, Any]:
     started = time.perf_counter()
     for k in range(total):
         index = round(k * step)
-        events += len(pipe.feed(Frame(index, index / info.fps, samples[k % len(samples)])))
+        image = samples[k % len(samples)].copy()   # a new frame each time, as a stream decodes it
+        events += len(pipe.feed(Frame(index, index / info.fps, image)))
         if k % 50 == 0:
             peak_rss = max(peak_rss, rss_mb())
     events += len(pipe.finish())

@@ -96,14 +96,29 @@ def find_faces(image: np.ndarray, *, side: int = FACE_SIDE) -> list[tuple[int, i
         other = [tuple(int(v) for v in b) for b in (found if len(found) else [])]
         if not other:
             return []
+    if haar is None:
+        return [(int(x / scale), int(y / scale), int(bw / scale), int(bh / scale)) for x, y, bw, bh in _lbp(grey)]
+    # both must see the face: LBP looks only around each face the Haar cascade found (fast)
+    boxes = []
+    for x, y, bw, bh in other:
+        mx, my = bw // 2, bh // 2
+        x0, y0 = max(0, x - mx), max(0, y - my)
+        around = grey[y0:min(h, y + bh + my), x0:min(w, x + bw + mx)]
+        if any(_overlap((lx + x0, ly + y0, lw, lh), (x, y, bw, bh)) >= 0.3 for lx, ly, lw, lh in _lbp(around)):
+            boxes.append((x, y, bw, bh))
+    return [(int(x / scale), int(y / scale), int(bw / scale), int(bh / scale)) for x, y, bw, bh in boxes]
+
+
+def _lbp(grey: np.ndarray) -> list[tuple[int, int, int, int]]:
+    """scikit-image's LBP frontal-face cascade on a grey image: boxes (x, y, w, h)."""
+    h, w = grey.shape
+    if min(h, w) < MIN_FACE:
+        return []
     with _lock:  # skimage's Cascade keeps state while it runs
         found = _lbp_cascade().detect_multi_scale(grey, scale_factor=1.15, step_ratio=1,
                                                   min_size=(MIN_FACE, MIN_FACE), max_size=(h, w),
                                                   min_neighbor_number=3)
-    boxes = [(d["c"], d["r"], d["width"], d["height"]) for d in found]
-    if haar is not None:  # both must see the face
-        boxes = [b for b in boxes if any(_overlap(b, o) >= 0.3 for o in other)]
-    return [(int(x / scale), int(y / scale), int(bw / scale), int(bh / scale)) for x, y, bw, bh in boxes]
+    return [(d["c"], d["r"], d["width"], d["height"]) for d in found]
 
 
 def _overlap(a: tuple[int, ...], b: tuple[int, ...]) -> float:
@@ -131,7 +146,7 @@ def find_people(image: np.ndarray) -> list[tuple[int, int, int, int]]:
             for (x, y, bw, bh), wt in zip(rects, np.ravel(weights)) if wt >= HOG_MIN_WEIGHT]
 
 
-def is_human(crops: Sequence[np.ndarray]) -> bool:
-    """Whether the crops of one event show a person: a face (or, where OpenCV has its HOG
-    detector, a standing body) in at least one of them."""
-    return any(find_faces(crop) or find_people(crop) for crop in crops)
+def is_human(crops: Sequence[np.ndarray], looked_at: int = 2) -> bool:
+    """Whether the crops of one event (best first) show a person: a face (or, where OpenCV has
+    its HOG detector, a standing body) in one of the first ``looked_at``."""
+    return any(find_faces(crop) or find_people(crop) for crop in list(crops)[:looked_at])
