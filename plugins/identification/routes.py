@@ -4,7 +4,7 @@ opt-out of the community taxon (docs/identification.md). The work is done in ``s
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path, Response
 from pydantic import BaseModel, ConfigDict, Field
@@ -17,9 +17,8 @@ from plugins.identification import listing, store
 
 router = APIRouter(prefix="/api/v1", tags=["identifications"])
 
-Metric = Annotated[str, Path(min_length=1, max_length=32,
-                             description=f"one of {', '.join(store.METRICS)} (``needs_id`` disagree: no further ID "
-                             "possible)")]
+Metric = Annotated[Literal["wild", "location", "date", "evidence", "recent", "needs_id"],
+                   Path(description="a data-quality metric (``needs_id`` disagree: no further ID possible)")]
 
 
 class IdentificationIn(BaseModel):
@@ -150,7 +149,7 @@ def restore_identification(ident_id: DbInt, engine: EngineDep, principal: Princi
 @router.put("/observations/{obs_id}/quality/{metric}", response_model=SummaryOut,
             summary="Vote on a data-quality metric",
             description="Agree or disagree (iNaturalist's data-quality assessment); changes your vote. 409 "
-            "`already_voted` for the same vote again, 422 `unknown_metric`. " + ERRORS,
+            "`already_voted` for the same vote again, 422 `invalid_request` for a metric not in the list. " + ERRORS,
             responses=error_responses(401, 404, 409, 422, 429), openapi_extra=TOKEN_REQUIRED_EXTRA)
 def put_vote(obs_id: ObsId, metric: Metric, body: VoteIn, engine: EngineDep, principal: PrincipalDep) -> dict[str, Any]:
     if principal.anonymous:

@@ -141,13 +141,13 @@ def test_a_refused_vote_changes_nothing(client, engine, people, scene, case):
     obs, ben = scene["obs"], people["ben"]
     requests = {
         "twice": ("put", obs, "wild", {"agree": True}, ben.headers, 409, "already_voted"),
-        "bad_metric": ("put", obs, "pretty", {"agree": True}, ben.headers, 422, "unknown_metric"),
+        "bad_metric": ("put", obs, "pretty", {"agree": True}, ben.headers, 422, "invalid_request"),
         "anonymous": ("put", obs, "wild", {"agree": False}, {}, 401, "unauthorized"),
         "unknown_observation": ("put", 999999, "wild", {"agree": False}, ben.headers, 404, "observation_not_found"),
         "service_off": ("put", scene["plain"], "wild", {"agree": False}, ben.headers, 409, "identifications_off"),
         "not_bool": ("put", obs, "date", {"agree": "perhaps"}, ben.headers, 422, "invalid_request"),
         "no_vote_to_delete": ("delete", obs, "date", None, ben.headers, 404, "vote_not_found"),
-        "bad_metric_delete": ("delete", obs, "pretty", None, ben.headers, 422, "unknown_metric"),
+        "bad_metric_delete": ("delete", obs, "pretty", None, ben.headers, 422, "invalid_request"),
     }
     method, obs_id, metric, body, headers, status, code = requests[case]
     before = stored(engine)
