@@ -7,7 +7,8 @@
   size: fast or small animals at a low sampling rate). A region next to a box already matched this frame is the same
   animal in pieces and is merged into it.
 * A track ends when it has not been seen for ``max_gap_s`` (an animal behind a bush for a
-  moment stays one track), or after ``max_event_s`` (a stream's animal that never leaves is cut
+  moment stays one track), when it should by now be out of the picture (it walked out: the
+  next one coming in is another), or after ``max_event_s`` (a stream's animal that never leaves is cut
   into events of bounded length and memory).
 * A **group** is the tracks that appeared next to one another in the same frame: animals
   passing together are one event, whose count is the most of its tracks seen in one frame.
@@ -143,6 +144,11 @@ def _union(a: Sequence[float], b: Sequence[float]) -> Box:
     return [x0, y0, x1 - x0, y1 - y0]
 
 
+def _outside(b: Sequence[float]) -> bool:
+    """Whether a box lies wholly outside the frame."""
+    return b[0] >= 1.0 or b[1] >= 1.0 or b[0] + b[2] <= 0.0 or b[1] + b[3] <= 0.0
+
+
 def _near(a: Sequence[float], b: Sequence[float], margin: float) -> bool:
     """Whether the boxes touch once ``a`` is grown by ``margin`` of its size on each side."""
     mx, my = a[2] * margin, a[3] * margin
@@ -181,6 +187,8 @@ class Tracker:
         pairs = []
         for ti, tr in enumerate(live):
             guess = tr.predicted(t)
+            if _outside(guess):          # it walked out of the picture: it has left
+                continue
             reach = max(math.hypot(guess[2], guess[3]), REACH_PER_S * (t - tr.last.t), 1e-6)
             for ri, reg in enumerate(regions):
                 overlap = iou(guess, reg.bbox)
@@ -225,7 +233,8 @@ class Tracker:
             tr.sightings.append(Sighting(frame, round(t, 4), b, round(fill_here, 3)))
             self._offer(tr, Candidate(frame, round(t, 4), b, round(view_score(b, fill_here), 7)))
         for tr in live:
-            if tr.open and (t - tr.last.t > self.max_gap_s or tr.last.t - tr.sightings[0].t >= self.max_event_s):
+            if tr.open and (t - tr.last.t > self.max_gap_s or tr.last.t - tr.sightings[0].t >= self.max_event_s
+                            or (tr.last.frame != frame and _outside(tr.predicted(t)))):
                 tr.open = False
         return self._ended()
 

@@ -181,3 +181,12 @@ def test_a_checkpoint_of_another_version_is_refused(three_passes: tuple[Path, di
     saved = pipe.checkpoint() | {"version": 99}
     with pytest.raises(ValueError, match="version"):
         Pipeline(DetectionSettings(), info_of(path), unclassified, checkpoint=saved)
+
+
+def test_one_leaving_and_another_coming_in_where_it_left_are_two_events(tmp_path: Path) -> None:
+    path = tmp_path / "both.mp4"
+    write_video(path, seconds=8, passes=[(0.5, 2.5, "cat", "ltr"), (4.5, 2.5, "person", "rtl")])
+    for sample_fps in (2.0, 5.0, 10.0):
+        events, _ = run(path, DetectionSettings(sample_fps=sample_fps))
+        assert [e.category for e in events] == ["animal", "human"], sample_fps
+        assert events[0].end_s < 3.1 and events[1].start_s > 4.4
