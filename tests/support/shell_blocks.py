@@ -83,6 +83,15 @@ def shell_blocks(page: Path) -> list[ShellBlock]:
     return blocks
 
 
+def section_blocks(page: Path, heading: str) -> list[ShellBlock]:
+    """The blocks to run of one section of ``page``: from the line ``heading`` (e.g.
+    ``## From first launch to results``) to the next ``## `` heading, those marked not run left out."""
+    lines = page.read_text(encoding="utf-8").splitlines()
+    start = lines.index(heading) + 1
+    end = next((n for n in range(start, len(lines)) if lines[n].startswith("## ")), len(lines)) + 1
+    return [b for b in shell_blocks(page) if start <= b.start <= end and b.not_run is None]
+
+
 def _not_run_reason(page: Path, lines: list[str], fence: int) -> str | None:
     before = fence - 1
     while before >= 0 and not lines[before].strip():

@@ -13,7 +13,7 @@ import pytest
 import skimage.data
 
 from tests.plugins.identification.test_inat_pyinaturalist import pyinaturalist_path  # noqa: F401 (fixture)
-from tests.support.shell_blocks import reader_session, run_shell_blocks, shell_blocks
+from tests.support.shell_blocks import reader_session, run_shell_blocks, section_blocks
 
 ROOT = Path(__file__).resolve().parents[3]
 PAGE = ROOT / "docs" / "identification.md"
@@ -21,10 +21,7 @@ SECTION = "## From photos to research grade"
 
 
 def walk_blocks() -> list:
-    lines = PAGE.read_text(encoding="utf-8").splitlines()
-    start = lines.index(SECTION) + 1
-    end = next(n for n in range(start, len(lines)) if lines[n].startswith("## ")) + 1
-    return [b for b in shell_blocks(PAGE) if start <= b.start <= end and b.not_run is None]
+    return section_blocks(PAGE, SECTION)
 
 
 def test_the_walk_finds_its_blocks():
