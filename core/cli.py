@@ -130,6 +130,12 @@ def serve(ctx: click.Context, host: str | None, port: int | None, worker: bool) 
     from core.api.app import create_app
     from core.db.migrate import upgrade
 
+    try:
+        # a new database gets the engine's tables first: plugins make theirs at start-up, and theirs
+        # refer to the engine's (PostgreSQL refuses a foreign key to a table that is not there yet)
+        upgrade(get_settings().database_url)
+    except ValidationError:
+        pass  # start_engine says which setting is wrong
     engine = engine_of(ctx)
     upgrade(engine.settings.database_url)
     from core.taxonomy.defaults import load_defaults_if_empty

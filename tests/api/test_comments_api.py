@@ -210,6 +210,8 @@ def test_the_project_feed_is_for_staff_newest_first_with_a_state_filter(client, 
     page = client.get(feed, params={"limit": 2}, headers=auth(people["moderator"])).json()
     assert [c["body"] for c in page["items"]] == ["three", "two"]
     assert state("all", cursor=page["next_cursor"]) == ["one"]
+    # a cursor past any id (the schema allows ten digits; PostgreSQL's ids are 32-bit): from the newest
+    assert state("all", cursor="9999999999") == ["three", "two", "one"]
     assert client.get(feed, params={"state": "deleted"}, headers=auth(people["moderator"])).status_code == 422
     item = client.get(feed, headers=auth(people["moderator"])).json()["items"][0]
     assert item["author"] == "Ada Author" and item["author_id"] is not None and item["observation_id"] == second["id"]

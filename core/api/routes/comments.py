@@ -59,8 +59,11 @@ class LockOut(BaseModel):
     locked: bool
 
 
+MAX_ID = 2**31 - 1  # ids are 32-bit integers on PostgreSQL: a larger cursor means "from the newest"
+
+
 def _cursor(cursor: str | None) -> int | None:
-    return int(cursor) if cursor is not None else None
+    return min(int(cursor), MAX_ID) if cursor is not None else None
 
 
 @router.get("/observations/{obs_id}/comments", response_model=ObservationComments, response_model_exclude_unset=True,
