@@ -11,6 +11,7 @@ import json
 import struct
 from datetime import datetime, timedelta, timezone
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import cv2
 import numpy as np
@@ -244,7 +245,7 @@ def test_filters_select_as_inaturalist_does(client: Any, engine: Any, people: di
     assert found(user_id=handle["id"]) == sorted([fox, bare]) == found(user_login=handle["login"])
     identifier = inat(client, f"/observations/{fox}")["results"][0]["identifications"][0]["user"]
     assert found(user_login=identifier["login"]) == [] and found(user_id="observer-zzzzzz") == []
-    today = datetime.now(timezone.utc).date()
+    today = datetime.now(ZoneInfo("Europe/Madrid")).date()  # a day means the project's day, for created_d* too
     assert len(found(created_d1=today.isoformat(), created_d2=today.isoformat())) == 4
     assert found(updated_since=(datetime.now(timezone.utc) + timedelta(hours=1)).isoformat()) == []
     by_date = inat(client, "/observations", order_by="observed_on", order="asc")
