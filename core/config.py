@@ -71,6 +71,13 @@ class Settings(BaseSettings):
                                                   "within sign_in_window_s before it is refused")
     sign_in_window_s: int = Field(900, ge=1)
     session_hours: float = Field(12.0, gt=0, description="how long a web sign-in lasts")
+    web_secret_key: str = Field("", description="key that signs the web console's session cookies; empty: "
+                                "made once in <data_dir>/web-session.key; env:NAME reads another variable")
+    map_tile_url: str = Field("https://tile.openstreetmap.org/{z}/{x}/{y}.png",
+                              description="the public map's tiles (a Leaflet URL template); empty: no tiles, "
+                              "points over a plain background")
+    map_tile_attribution: str = Field("&copy; OpenStreetMap contributors",
+                                      description="the credit shown under the map's tiles")
 
     @model_validator(mode="after")
     def _embedded_defaults(self) -> "Settings":

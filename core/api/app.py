@@ -17,6 +17,7 @@ from core.api.routes import routers
 from core.engine import Engine
 from core.lifecycle import DraftIn
 from core.tokens import PrincipalCache
+from core.web.site import install_web
 
 DESCRIPTION = """The observatory engine's API: projects, observations, media, moderation and audit.
 
@@ -71,6 +72,7 @@ def create_app(engine: Engine) -> FastAPI:
     for router in routers():
         app.include_router(router)
     _plugin_routers(app, engine)
+    install_web(app)
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:

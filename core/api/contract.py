@@ -99,8 +99,8 @@ def _query_aliases(dependant: Dependant) -> set[str]:
 async def reject_unknown_query(request: Request) -> None:
     """A dependency of every route: a query parameter the operation does not declare is a 422."""
     route = request.scope.get("route")
-    if not isinstance(route, APIRoute) or not request.query_params:
-        return
+    if not isinstance(route, APIRoute) or not route.include_in_schema or not request.query_params:
+        return  # web pages (core.web) are not in the API's contract: they read their own query
     unknown = sorted(set(request.query_params.keys()) - _declared_query(route))
     filters = request.method == "GET" and route.path in FILTER_ROUTES
     if unknown and filters:

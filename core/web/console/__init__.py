@@ -1,0 +1,1 @@
+"""The staff console under ``/console``: one module per area, each with its own ``router``."""
