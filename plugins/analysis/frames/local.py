@@ -187,3 +187,13 @@ def _lineages(session: Any, ids: list[int]) -> dict[int, Lineage]:
     return {i: lineage_of(r.scientific_name, r.rank,
                           [names[int(a)] for a in (r.ancestry or "").split("/") if a and int(a) in names])
             for i, r in rows.items()}
+
+
+def visible_ids(engine: Engine, slug: str, params: Mapping[str, str], *, public: bool = False) -> list[int]:
+    """The ids of the observations of ``slug`` the caller may see under ``params`` now."""
+    project = get_project(engine, slug)
+    chosen = parse_filters(engine, project, params)
+    query = visible_filter(select(_obs.c.id).where(_obs.c.project == slug), ANONYMOUS if public else STAFF, project)
+    query = query.where(*filter_conditions(chosen, project, staff=not public, contributor_id=None))
+    with transaction(engine.readers) as session:
+        return list(session.scalars(query))

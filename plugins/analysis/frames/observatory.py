@@ -41,8 +41,8 @@ class Observatory:
     API as that token's account sees it. Both give the same frames (docs/analysis.md)."""
 
     def __init__(self, url: str | None = None, token: str | None = None, *, progress: bool | None = None,
-                 cache_dir: str | None = None, cache: bool = False, timeout: float = 60.0,
-                 retries: int = 6, _source: Any = None) -> None:
+                 cache_dir: str | None = None, cache: bool = True, timeout: float = 60.0,
+                 retries: int = 6, overlap_s: float = 60.0, _source: Any = None) -> None:
         if _source is None:
             if not url:
                 raise ValueError("give the engine's URL (Observatory('https://host')), or use Observatory.local()")
@@ -52,15 +52,18 @@ class Observatory:
         self.source = _source
         self.cache_dir = cache_dir
         self.cache = cache
+        self.overlap_s = overlap_s
+        """How far before the cache's newest change a refresh asks again (changes still committing)."""
 
     @classmethod
     def local(cls, settings: Any = None, *, engine: Any = None, public: bool = False,
-              cache_dir: str | None = None, cache: bool = True) -> "Observatory":
+              cache_dir: str | None = None, cache: bool = True, overlap_s: float = 60.0) -> "Observatory":
         """This engine's database (``settings``: the engine's, read from the environment when None;
         ``engine``: an engine already started), as staff see it, or as the public when ``public``."""
         from plugins.analysis.frames.source import LocalSource
 
-        return cls(_source=LocalSource(settings, engine=engine, public=public), cache_dir=cache_dir, cache=cache)
+        return cls(_source=LocalSource(settings, engine=engine, public=public), cache_dir=cache_dir, cache=cache,
+                   overlap_s=overlap_s)
 
     def observations(self, project: str, filters: Mapping[str, Any] | None = None, *, refresh: bool = True,
                      **keywords: Any) -> pd.DataFrame:
@@ -72,7 +75,8 @@ class Observatory:
             return self.source.observations(project, params)
         from plugins.analysis.frames.cache import cached_observations
 
-        return cached_observations(self.source, project, params, self.cache_dir, refresh=refresh)
+        return cached_observations(self.source, project, params, self.cache_dir, refresh=refresh,
+                                   overlap_s=self.overlap_s)
 
     def media(self, project: str, filters: Mapping[str, Any] | None = None, **keywords: Any) -> pd.DataFrame:
         """One row per medium of the observations ``observations`` gives: observation_id, media_id,
