@@ -114,7 +114,7 @@ def metrics_of(days: ActiveDays, *, periodicity_min_days: int = PERIODICITY_MIN_
                end: pd.Timestamp | str | None = None) -> pd.DataFrame:
     """:func:`contributor_metrics` of distinct active days already found (:func:`active_days`)."""
     starts = days.starts
-    ends = np.r_[starts[1:], len(days.day)] - 1
+    ends = np.r_[starts[1:], len(days.day)].astype(np.int64) - 1 if len(starts) else starts
     ids = days.ids
     first, last = days.day[starts], days.day[ends]
     n_days = ends - starts + 1
@@ -272,3 +272,78 @@ def compare(frames_by_project: Mapping[str, pd.DataFrame], timezone: str | Mappi
         figures = project_metrics(frame, zone, time_column=time_column)
         columns[slug] = pd.Series({k: figures[k] for k in SCALARS}, dtype=float)
     return pd.DataFrame(columns, index=pd.Index(SCALARS, name="metric"))
+
+
+def _number(value: Any) -> float | int | None:
+    """A JSON number (None for NaN or NA)."""
+    if value is None or pd.isna(value):
+        return None
+    return int(value) if isinstance(value, (int, np.integer)) else float(value)
+
+
+def summary(frame: pd.DataFrame, timezone: str = "UTC", min_active_days: int = 5, *,
+            time_column: str = "observed_at") -> dict[str, Any]:
+    """A project's participation as JSON-ready data: the figures of :func:`project_metrics`, its
+    ``monthly`` and ``retention`` tables as lists, and engagement ``profiles`` (counts and
+    centroids only). Holds no contributor id: nothing in it names or points at a person."""
+    from plugins.analysis.profiles import engagement_profiles
+
+    days = active_days(frame, timezone, time_column)
+    figures = project_metrics(frame, timezone, time_column=time_column, metrics=metrics_of(days))
+    profiled = engagement_profiles(metrics_of(days, periodicity_min_days=min_active_days), min_active_days)
+    monthly = figures["monthly"]
+    table = figures["retention"]
+    shares = table.drop(columns="size")
+    return {
+        "timezone": timezone,
+        **{name: _number(figures[name]) for name in SCALARS},
+        "monthly": [{"month": str(r.month), "active": int(r.active), "new": int(r.new), "returning": int(r.returning)}
+                    for r in monthly.itertuples(index=False)],
+        "retention": [{"cohort": str(cohort), "size": int(table.at[cohort, "size"]),
+                       "shares": [_number(v) for v in shares.loc[cohort].dropna().tolist()]} for cohort in table.index],
+        "profiles": profiled.summary(),
+    }
+
+
+def participating(frame: pd.DataFrame) -> pd.DataFrame:
+    """The rows that count as participation: every observation but those in the trash."""
+    if "status" not in frame:
+        return frame
+    return frame[frame["status"].astype("string").fillna("") != "trashed"]
+
+
+# --------------------------------------------------------------------------- this engine's projects
+
+MAX_PROJECTS = 20
+"""Projects one comparison takes at most."""
+
+
+def analysis_project(engine: Any, slug: str) -> Any:
+    """The project ``slug`` (a ``ProjectContext``); NotFound when it does not exist or does not
+    enable the analysis service."""
+    from core.errors import NotFound
+    from core.lifecycle import get_project
+
+    project = get_project(engine, slug)
+    if not project.enables("analysis"):
+        enabling = ", ".join(engine.registry.projects_enabling("analysis")) or "none"
+        raise NotFound(f"project {slug!r} does not enable the analysis service (projects that do: {enabling})",
+                       code="analysis_not_enabled")
+    return project
+
+
+def participation_of(engine: Any, slugs: list[str], min_active_days: int | None = None) -> list[dict[str, Any]]:
+    """:func:`summary` of each project (``project`` added), read from this engine's database as
+    staff see it (``Observatory.local``), the trash left out; each project's time zone and
+    ``analysis.profile_min_active_days`` unless ``min_active_days`` is given."""
+    from plugins.analysis.frames import Observatory
+    from plugins.analysis.profiles import min_active_days_of
+
+    local = Observatory.local(engine=engine, cache=False)
+    answers = []
+    for slug in slugs:
+        project = analysis_project(engine, slug)
+        frame = participating(local.observations(slug))
+        days = min_active_days if min_active_days is not None else min_active_days_of(project)
+        answers.append({"project": slug, **summary(frame, project.timezone, days)})
+    return answers
