@@ -1,0 +1,36 @@
+"""licence_acceptances: the public map's count of open-data licence acceptances per day
+
+Revision ID: 0008
+Revises: 0007
+Create Date: 2026-12-02 10:00:00
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0008"
+# 0007 (the console's switches and export jobs) is written at the same time as this one; until it
+# is in the tree this revision follows 0006, so that the chain has one head either way
+down_revision = "0007" if any(Path(__file__).parent.glob("0007_*.py")) else "0006"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.create_table(
+        "licence_acceptances",
+        sa.Column("id", sa.Integer(), primary_key=True),
+        sa.Column("project", sa.String(64), nullable=False),
+        sa.Column("licence", sa.String(32), nullable=False),
+        sa.Column("day", sa.Date(), nullable=False),
+        sa.Column("count", sa.Integer(), nullable=False),
+        sa.UniqueConstraint("project", "licence", "day", name="uq_licence_acceptance_day"),
+    )
+
+
+def downgrade() -> None:
+    op.drop_table("licence_acceptances")
