@@ -43,16 +43,6 @@ class LocalSource:
 
         return visible_ids(self.engine, project, params, public=self.public)
 
-    def media(self, project: str, params: Mapping[str, str]) -> pd.DataFrame:
-        from plugins.analysis.frames.local import read_media
-
-        return read_media(self.engine, project, params, public=self.public)
-
-    def identifications(self, project: str, params: Mapping[str, str]) -> pd.DataFrame:
-        from plugins.analysis.frames.local import read_identifications
-
-        return read_identifications(self.engine, project, params, public=self.public)
-
     def display_names(self, project: str) -> dict[int, str] | None:
         """Account id -> display name, for staff (None for the public: pseudonymous ids only)."""
         if self.public:
