@@ -150,7 +150,7 @@ def _no_cdn(element: object) -> None:
 
 
 def popup_text(row: pd.Series) -> str:
-    """A point's popup: its id, label (taxon or category) and local date; no person."""
+    """A point's popup (plain text): its id, label (taxon or category) and date; no person."""
     parts = [f"#{row['id']}"] if "id" in row and pd.notna(row["id"]) else []
     for column in ("taxon_name", "category"):
         if column in row and pd.notna(row[column]):
@@ -158,20 +158,31 @@ def popup_text(row: pd.Series) -> str:
             break
     if "observed_at" in row and pd.notna(row["observed_at"]):
         parts.append(pd.Timestamp(row["observed_at"]).strftime("%Y-%m-%d"))
-    return html.escape(" · ".join(parts))
+    return " · ".join(parts)
+
+
+# each row is [lat, lon, popup text]; the text goes in as text (never as HTML), and nothing
+# needs jQuery or the awesome-markers icons that folium's defaults load from CDNs
+MARKER_CALLBACK = f"""function (row) {{
+    var marker = L.circleMarker(new L.LatLng(row[0], row[1]),
+        {{radius: 6, color: "{COLOUR}", weight: 1, fill: true, fillOpacity: 0.8}});
+    var text = document.createElement("div");
+    text.textContent = row[2];
+    marker.bindPopup(text);
+    return marker;
+}}"""
 
 
 def map_html(frame: pd.DataFrame, *, tile_url: str | None = None, attribution: str = "",
-             assets: str = "inline", cluster: bool = True, title: str | None = None,
-             limit: int = POINT_LIMIT) -> str:
+             assets: str = "inline", title: str | None = None, limit: int = POINT_LIMIT) -> str:
     """An interactive map of the located observations as a whole HTML page (folium): clustered
-    circle markers with a popup each (id, taxon or category, date). ``tile_url`` is a Leaflet
+    circle markers, each with a popup (id, taxon or category, date). ``tile_url`` is a Leaflet
     URL template (the engine's ``map_tile_url``); None or "" draws no tiles. ``assets`` is
     ``inline`` or the base URL of an engine serving ``/assets``. At most ``limit`` points (the
-    newest ids), as a browser slows beyond."""
+    highest ids), as a browser slows beyond."""
     import folium
     from branca.element import Element
-    from folium.plugins import MarkerCluster
+    from folium.plugins import FastMarkerCluster
 
     located = places(frame)
     if len(located) > limit:
@@ -179,19 +190,18 @@ def map_html(frame: pd.DataFrame, *, tile_url: str | None = None, attribution: s
     lat, lon = located["lat"].to_numpy(), located["lon"].to_numpy()
     fmap = folium.Map(location=[float(lat.mean()), float(lon.mean())], tiles=None, control_scale=True,
                       zoom_start=10)
+    fmap.options["maxZoom"] = 19  # marker clustering needs it, and without tiles the map has none
     if tile_url:
         folium.TileLayer(tiles=tile_url, attr=attribution or " ", name="tiles").add_to(fmap)
-    layer = MarkerCluster(name="observations").add_to(fmap) if cluster else fmap
-    for (_, row), y, x in zip(located.iterrows(), lat, lon, strict=True):
-        folium.CircleMarker(location=[float(y), float(x)], radius=6, color=COLOUR, fill=True, fill_opacity=0.8,
-                            weight=1, popup=folium.Popup(popup_text(row), parse_html=False)).add_to(layer)
+    rows = [[float(y), float(x), popup_text(row)]
+            for (_, row), y, x in zip(located.iterrows(), lat, lon, strict=True)]
+    FastMarkerCluster(rows, callback=MARKER_CALLBACK, name="observations").add_to(fmap)
     fmap.fit_bounds([[float(lat.min()), float(lon.min())], [float(lat.max()), float(lon.max())]], max_zoom=15)
     _no_cdn(fmap)
     root = fmap.get_root()
     root.header.add_child(Element(asset_tags(assets)), name="engine_map_assets", index=0)
-    root.title = title or f"{len(located):,} observations"
-    if title:
-        root.header.add_child(Element(f"<title>{html.escape(title)}</title>"), name="page_title")
+    root.header.add_child(Element(f"<title>{html.escape(title or f'{len(located):,} observations')}</title>"),
+                          name="page_title")
     return root.render()
 
 
