@@ -2,18 +2,21 @@
 sides: a model cannot score by recognising a contributor's camera, garden or habits, nor the
 weather of a day, that it saw in training.
 
-Two ways to start, then the same clean-up:
+Two ways:
 
-* ``contributor+time`` (default): contributors, in a random order fixed by the seed, go to the
-  test part until it holds ``test_share`` of the rows; the rest train.
-* ``time``: the latest days go to the test part, as few as make ``test_share`` of the rows
-  once the clean-up below is done (a test for a model used on what comes next).
+* ``contributor+time`` (default): each contributor and each day gets a side. Random contributors
+  (fixed by the seed) start on the test side; then, in turn, the days most of whose rows are test
+  contributors' go to the test side, and the contributors most of whose rows fall on test days,
+  each time as many as hold ``test_share`` of the rows, until nothing changes. A row whose
+  contributor and day ended on different sides is dropped.
+* ``time``: the latest days go to the test side, as few as hold ``test_share`` of the rows once
+  cleaned (a test for a model used on what comes next). Clean-up: a contributor with rows on
+  both sides keeps only the side where they have more, then a day on both sides likewise.
 
-Clean-up: a contributor with rows on both sides keeps only the side where they have more rows
-(``time`` only: the other way cannot make one), then a day with rows on both sides keeps only the
-side with more rows that day. Dropping rows never puts anyone or any day on a second side, so
-the result holds both promises. Test rows of a class the training part lacks are dropped too (no
-model could learn it). Every dropped row is counted by reason.
+Dropping rows never puts anyone or any day on a second side, so either way the result holds
+both promises. Test rows of a class the training part lacks are dropped too (no model could
+learn it). Every dropped row is counted by reason. How many rows are lost depends on how
+contributors and days mix: in a project where everyone comes every day nothing can be split so.
 """
 
 from __future__ import annotations
@@ -61,7 +64,7 @@ def split_rows(frame: pd.DataFrame, *, label: str = "label", person: str = "cont
     if frame.empty:
         raise SplitError("no rows to split")
     if how == "contributor+time":
-        side, dropped = _clean(frame, _by_contributor(frame, person, test_share, seed), person, day)
+        side, dropped = _by_contributor(frame, person, day, test_share, seed)
     else:
         side, dropped = _latest_days(frame, person, day, test_share)
     train_labels = set(frame.loc[side.index[side == TRAIN], label])
@@ -76,18 +79,38 @@ def split_rows(frame: pd.DataFrame, *, label: str = "label", person: str = "cont
     return Split(side.sort_index(), dropped)
 
 
-def _by_contributor(frame: pd.DataFrame, person: str, test_share: float, seed: int) -> pd.Series:
-    counts = frame.groupby(person, sort=True).size()
-    order = np.random.default_rng(seed).permutation(len(counts))
-    target, taken, test_people = test_share * len(frame), 0, set()
-    for position in order:
-        if taken >= target:
+def _by_contributor(frame: pd.DataFrame, person: str, day: str, test_share: float,
+                    seed: int) -> tuple[pd.Series, dict[str, int]]:
+    """Contributors and days both get a side: random contributors first, then in turn the days
+    most of whose rows are test contributors', and the contributors most of whose rows are on test
+    days, each time as many as make ``test_share`` of the rows, until nothing changes. A row whose
+    contributor and day are on different sides is dropped."""
+    rng = np.random.default_rng(seed)
+    people, _ = pd.factorize(frame[person])
+    days, _ = pd.factorize(frame[day])
+    target = test_share * len(frame)
+    person_rows, day_rows = np.bincount(people), np.bincount(days)
+    tiebreak_people, tiebreak_days = rng.random(len(person_rows)), rng.random(len(day_rows))
+
+    def pick(rows: np.ndarray, affinity: np.ndarray, tiebreak: np.ndarray) -> np.ndarray:
+        order = np.lexsort((tiebreak, -affinity))
+        chosen = np.zeros(len(rows), bool)
+        enough = np.searchsorted(np.cumsum(rows[order]), target)  # the first prefix that reaches it
+        chosen[order[: min(enough + 1, len(rows) - 1)]] = True  # at least one left to train on
+        return chosen
+
+    person_test = pick(person_rows, np.zeros(len(person_rows)), tiebreak_people)
+    day_test = np.zeros(len(day_rows), bool)
+    for _ in range(20):
+        new_days = pick(day_rows, np.bincount(days, weights=person_test[people]) / day_rows, tiebreak_days)
+        new_people = pick(person_rows, np.bincount(people, weights=new_days[days]) / person_rows, tiebreak_people)
+        if (new_days == day_test).all() and (new_people == person_test).all():
             break
-        test_people.add(counts.index[position])
-        taken += int(counts.iloc[position])
-    if len(test_people) == len(counts) and len(counts) > 1:  # leave someone to train on
-        test_people.discard(counts.index[order[len(order) - 1]])
-    return pd.Series(np.where(frame[person].isin(test_people), TEST, TRAIN), index=frame.index)
+        day_test, person_test = new_days, new_people
+    row_person, row_day = person_test[people], day_test[days]
+    keep = row_person == row_day
+    side = pd.Series(np.where(row_person, TEST, TRAIN), index=frame.index)[keep]
+    return side, {"contributor and day on different sides": int((~keep).sum())} if not keep.all() else {}
 
 
 def _clean(frame: pd.DataFrame, side: pd.Series, person: str, day: str) -> tuple[pd.Series, dict[str, int]]:
@@ -100,28 +123,40 @@ def _latest_days(frame: pd.DataFrame, person: str, day: str, test_share: float) 
     """The fewest latest days whose rows, once contributors seen before are dropped, make
     ``test_share`` of the kept rows (all but the first day at most)."""
     days = sorted(frame[day].unique())
-    best: tuple[pd.Series, dict[str, int]] | None = None
-    for k in range(1, len(days)):
-        first_test_day = days[len(days) - k]
-        side = pd.Series(np.where(frame[day] >= first_test_day, TEST, TRAIN), index=frame.index)
-        best = _clean(frame, side, person, day)
-        if (best[0] == TEST).sum() >= test_share * len(best[0]):
-            break
-    return best if best is not None else (pd.Series(TRAIN, index=frame.index), {})
+    if len(days) < 2:
+        return pd.Series(TRAIN, index=frame.index), {}
+
+    def attempt(k: int) -> tuple[pd.Series, dict[str, int]]:
+        side = pd.Series(np.where(frame[day] >= days[len(days) - k], TEST, TRAIN), index=frame.index)
+        return _clean(frame, side, person, day)
+
+    def enough(result: tuple[pd.Series, dict[str, int]]) -> bool:
+        return bool((result[0] == TEST).sum() >= test_share * len(result[0]))
+
+    low, high = 1, len(days) - 1  # the share grows (about) with k: the fewest days that reach it
+    best = attempt(high)
+    while low < high:
+        middle = (low + high) // 2
+        result = attempt(middle)
+        if enough(result):
+            high, best = middle, result
+        else:
+            low = middle + 1
+    return best  # the result for ``high``
 
 
 def _one_side_each(frame: pd.DataFrame, side: pd.Series, key: str, reason: str, dropped: dict[str, int]) -> pd.Series:
     """Rows of a ``key`` value found on both sides, dropped from the side where it has fewer
     (from the test side on a tie: the training part stays whole where it can)."""
-    keys = frame.loc[side.index, key]
-    table = pd.crosstab(keys, side)
-    for column in (TRAIN, TEST):
-        if column not in table:
-            table[column] = 0
-    both = table[(table[TRAIN] > 0) & (table[TEST] > 0)]
-    if both.empty:
+    codes, _ = pd.factorize(frame.loc[side.index, key])
+    is_test = (side == TEST).to_numpy()
+    tests = np.bincount(codes, weights=is_test, minlength=codes.max() + 1)
+    trains = np.bincount(codes, weights=~is_test, minlength=codes.max() + 1)
+    both = (tests > 0) & (trains > 0)
+    if not both.any():
         return side
-    losing = pd.Series(np.where(both[TRAIN] >= both[TEST], TEST, TRAIN), index=both.index)
-    drop = keys.isin(losing.index) & (side == keys.map(losing))
+    test_loses = both & (trains >= tests)
+    train_loses = both & ~test_loses
+    drop = np.where(is_test, test_loses[codes], train_loses[codes])
     dropped[reason] = dropped.get(reason, 0) + int(drop.sum())
     return side[~drop]
