@@ -4,7 +4,9 @@ audited) and lock an observation's comments, a project switches them off (``comm
 Who sees what: a reader of an observation (``core.api.access.can_read``) sees its visible
 comments with the author's display name only; the author and the project's staff also see the
 author's hidden ones, marked hidden. Staff also see the author's account id. An erased author's
-comments stay, without an author.
+comments stay, without an author. The observer's own comments on their observation are not
+named to a caller who may not see who the observer is (``sees_everything``): the name would
+tell them.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from typing import Any
 from sqlalchemy import Select, or_, select
 from sqlalchemy.orm import Session
 
-from core.api.access import can_read
+from core.api.access import can_read, sees_everything
 from core.audit import audit
 from core.db.models import Account, Comment, Observation, utcnow
 from core.db.session import transaction
@@ -137,7 +139,10 @@ def of_observation(engine: Engine, principal: Principal, obs_id: int, *, cursor:
             query = query.where(Comment.id > cursor)
         rows = session.execute(query.order_by(Comment.id).limit(limit + 1)).all()
         project = engine.registry.project(obs.project)
-        items = [_item(c, name, principal, staff) for c, name in rows[:limit]]
+        # the observer's own comments would name the observer to a caller who may not know who it is
+        masked = None if sees_everything(principal, obs) else obs.contributor_id
+        items = [_item(c, None if masked is not None and c.account_id == masked else name, principal, staff)
+                 for c, name in rows[:limit]]
         return {"items": items, "next_cursor": str(rows[limit - 1][0].id) if len(rows) > limit else None,
                 "open": project.comments and not obs.comments_locked, "locked": obs.comments_locked,
                 "comments_on": project.comments}

@@ -4,7 +4,8 @@
 Who is shown as comments show their authors (``core.comments``): the identifier's display name,
 whether it is yours, and the account id to the project's staff only. Whether an identification
 is the observer's own (``own``) is shown only to those who may see who the observer is (staff
-and the observer, ``core.api.access.sees_everything``): to others it would name the observer.
+and the observer, ``core.api.access.sees_everything``): to others it would name the observer, and
+for the same reason the author of the observer's own identifications is not named to them.
 """
 
 from __future__ import annotations
@@ -40,7 +41,8 @@ def _item(row: Any, taxa: dict[int, TaxonInfo], principal: Principal, obs: Obser
         "taxon": taxon.as_dict() if taxon else {"id": row.taxon_id, "name": None, "rank": None, "rank_level": None},
         "body": row.body, "vision": row.vision, "disagreement": row.disagreement, "category": row.category,
         "current": row.current, "withdrawn": row.withdrawn, "expert": row.expert,
-        "author": row.display_name,
+        # the observer's own identification would name the observer to a caller who may not know who it is
+        "author": row.display_name if row.account_id != obs.contributor_id or sees_everything(principal, obs) else None,
         "yours": principal.account_id is not None and row.account_id == principal.account_id,
         "created_at": row.created_at.isoformat(), "updated_at": row.updated_at.isoformat(),
     }

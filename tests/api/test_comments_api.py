@@ -42,7 +42,7 @@ def comments_of(client, auth, token: str | None, obs_id: int, **params: Any) -> 
     return client.get(f"{API}/observations/{obs_id}/comments", params=params, headers=auth(token))
 
 
-def test_anonymous_readers_see_a_published_observations_comments_with_the_display_name_only(
+def test_readers_see_a_published_observations_comments_with_display_names_but_never_the_observers(
         client, auth, engine, people, make_observation):
     with engine.sessions.begin() as session:
         session.execute(update(Account).where(Account.display_name == "Ada Author").values(email="ada@example.org"))
@@ -57,14 +57,20 @@ def test_anonymous_readers_see_a_published_observations_comments_with_the_displa
         ["a red fox, I think"]
 
     client.post(f"{API}/observations/{obs['id']}/moderation", json={"action": "publish"}, headers=auth(people["moderator"]))
+    assert comment(client, auth, people["other"], obs["id"], "agreed").status_code == 201
     page = comments_of(client, auth, None, obs["id"])
     assert page.status_code == 200
-    item = page.json()["items"][0]
-    assert item["author"] == "Ada Author" and item["hidden"] is False and item["yours"] is False
-    assert set(item) == {"id", "observation_id", "body", "author", "created_at", "hidden", "yours"}
-    assert "ada@example.org" not in page.text
+    own, others = page.json()["items"]
+    assert others["author"] == "Otto Other" and others["hidden"] is False and others["yours"] is False
+    assert set(others) == {"id", "observation_id", "body", "author", "created_at", "hidden", "yours"}
+    # the observer's own comment would tell who made the observation, which the public may not know
+    assert own["author"] is None and "Ada Author" not in page.text and "ada@example.org" not in page.text
+    assert [c["author"] for c in comments_of(client, auth, people["other"], obs["id"]).json()["items"]] == \
+        [None, "Otto Other"]
+    assert [c["author"] for c in comments_of(client, auth, people["author"], obs["id"]).json()["items"]] == \
+        ["Ada Author", "Otto Other"]
     staff_view = comments_of(client, auth, people["moderator"], obs["id"]).json()["items"][0]
-    assert staff_view["author_id"] == obs["contributor_id"]
+    assert staff_view["author_id"] == obs["contributor_id"] and staff_view["author"] == "Ada Author"
 
 
 def test_a_project_that_is_not_public_keeps_its_comments_from_anonymous_readers(client, auth, make_token,

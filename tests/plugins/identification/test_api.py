@@ -44,10 +44,11 @@ def scene(client: Any, engine: Any, people: Any, taxa: Any, photos: Any) -> dict
             "closed": observe(client, ana, "closed"), "hidden": hidden}
 
 
-def test_the_list_shows_identifiers_by_name_and_the_observer_only_to_those_who_may_know(client, people, scene):
+def test_the_list_shows_identifiers_by_name_and_the_observer_only_to_those_who_may_know_who_it_is(client, people, scene):
     obs = scene["obs"]
     public = listing(client, obs)
-    assert [(i["author"], i["yours"]) for i in public["items"]] == [("Ana", False), ("Ben", False)]
+    # Ana is the observer: naming her as an identifier would tell the public whose observation it is
+    assert [(i["author"], i["yours"]) for i in public["items"]] == [(None, False), ("Ben", False)]
     assert all("own" not in i and "author_id" not in i for i in public["items"])
     assert public["summary"]["quality"]["wild"] == {"agree": 1, "disagree": 0, "passes": True}
     assert public["summary"]["your_votes"] == {}
@@ -55,9 +56,11 @@ def test_the_list_shows_identifiers_by_name_and_the_observer_only_to_those_who_m
     bens = listing(client, obs, people["ben"])
     assert [i["yours"] for i in bens["items"]] == [False, True] and bens["summary"]["your_votes"] == {"wild": True}
     assert all("own" not in i for i in bens["items"])  # Ben may not learn who the observer is
+    assert [i["author"] for i in bens["items"]] == [None, "Ben"]
 
     anas = listing(client, obs, people["ana"])
     assert [i["own"] for i in anas["items"]] == [True, False]
+    assert [i["author"] for i in anas["items"]] == ["Ana", "Ben"]
     staff = listing(client, obs, people["mod"])
     assert [i["author_id"] for i in staff["items"]] == [people["ana"].account_id, people["ben"].account_id]
     assert "email" not in str(public) and "@" not in str(public)
