@@ -100,7 +100,7 @@ def counts_over_time(frame: pd.DataFrame, *, freq: Frequency = "auto", timezone:
         raise PlotError(f"unknown frequency {freq!r} (auto, day, week, month)")
     periods = times.dt.tz_localize(None).dt.to_period(FREQUENCIES[chosen])
     if what == "contributors":
-        require(frame, "contributor_id")
+        contributor_ids(frame)  # PlotError when the caller may see none
         ids = frame.loc[periods.index, "contributor_id"]
         counts = ids.groupby(periods).nunique()
     else:
@@ -141,7 +141,7 @@ def counts_by_hour(frame: pd.DataFrame, *, timezone: str = "UTC", column: str = 
 
 def counts_by_weekday(frame: pd.DataFrame, *, timezone: str = "UTC", column: str = "observed_at") -> pd.Series:
     """Observations per local weekday, Monday first (every day present)."""
-    days = local_times(frame, timezone, column).dt.dayofweek
+    days = local_times(frame, timezone, column).dt.day_of_week
     series = days.value_counts().reindex(range(7), fill_value=0).astype("int64")
     series.index = pd.Index(WEEKDAYS, name="weekday")
     series.name = "observations"
@@ -258,9 +258,11 @@ def lorenz_area(curve: pd.DataFrame) -> float:
 
 
 def plot_lorenz(frame: pd.DataFrame, *, title: str | None = None) -> Figure:
-    """The Lorenz curve with the line of equality and the Gini coefficient (1 - 2 x area)."""
+    """The Lorenz curve with the line of equality and the Gini coefficient."""
+    from plugins.analysis.participation import gini as gini_of
+
     curve = lorenz_curve(frame)
-    gini = 1 - 2 * lorenz_area(curve)
+    gini = gini_of(contributor_ids(frame).astype("int64").value_counts().to_numpy())
     figure = new_figure((5.0, 5.0))
     axes = figure.subplots()
     axes.plot([0, 1], [0, 1], color="#999999", linestyle="--", label="equal contributions")
