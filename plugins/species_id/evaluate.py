@@ -250,3 +250,89 @@ def confusion_png(report: dict[str, Any]) -> bytes:
 def rank_reports(reports: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Best first: top-1 accuracy, then top-5, then the lower mean latency."""
     return sorted(reports, key=lambda r: (-r["top1"], -r["top5"], r["latency_ms"]["mean"]))
+
+
+# --------------------------------------------------------------------------------------------
+# A datathon's test part (observatory datathon create): the model scored as participants are
+# --------------------------------------------------------------------------------------------
+
+
+def _probabilities(model: LoadedModel, paths: list[Path | None], batch_size: int,
+                   advance: Callable[[int], None] | None) -> list[np.ndarray | None]:
+    """The model's class probabilities for each photo (None where there is none or it cannot be read)."""
+    out: list[np.ndarray | None] = [None] * len(paths)
+    pending: list[tuple[int, np.ndarray]] = []
+
+    def flush() -> None:
+        if pending:
+            tensor = np.empty((len(pending), *model.input_shape), np.float32)
+            for i, (_, pixels) in enumerate(pending):
+                model.normaliser(pixels, tensor[i])
+            for (position, _), probs in zip(pending, run_batch(model, tensor)):
+                out[position] = probs
+            if advance:
+                advance(len(pending))
+            pending.clear()
+
+    for position, path in enumerate(paths):
+        try:
+            if path is None:
+                raise OSError("no photo")
+            pending.append((position, decode(path.read_bytes(), min_side=model.spec.preprocessing.resize,
+                                             name=str(path))))
+        except (OSError, ImageError):
+            if advance:
+                advance(1)
+            continue
+        if len(pending) == batch_size:
+            flush()
+    flush()
+    return out
+
+
+def datathon_predictions(model: LoadedModel, root: Path, *, batch_size: int = 16,
+                         advance: Callable[[int], None] | None = None) -> tuple[Any, list[str], int]:
+    """The model's predictions for a datathon's test part, in the participants' format (a frame
+    indexed by test id: label_1..label_5 among the datathon's classes, best first, and the first
+    one's probability as score); the classes the model cannot name; the rows without a readable
+    photo (they get no label and count as wrong)."""
+    import pandas as pd
+
+    from plugins.analysis.datathon import layout
+    from plugins.analysis.datathon.predictions import MAX_LABELS, predictions_frame
+
+    try:
+        classes = list(layout.read_settings(root)["classes"])
+        test = pd.read_csv(layout.participants(root) / layout.TEST_CSV, dtype="string", keep_default_na=False)
+    except (layout.DatathonError, OSError) as exc:
+        raise EvaluationError(str(exc)) from None
+    named: dict[int, list[str]] = {}
+    for known in model.labels.labels:
+        for label in classes:
+            if _norm(label) in {_norm(t) for t in (known.name, known.scientific_name) if t}:
+                named.setdefault(known.index, []).append(label)
+    unknown = sorted(set(classes) - {label for labels in named.values() for label in labels})
+    if len(unknown) == len(classes):
+        raise EvaluationError(f"model {model.spec.name!r} has no class or taxon named as any of the datathon's "
+                              f"classes ({', '.join(map(repr, classes[:5]))}...)")
+    folder = layout.participants(root)
+    paths = [folder / first if (first := media.split(";")[0]) and not first.startswith(("http:", "https:")) else None
+             for media in test["media"]]
+    rows: dict[str, dict[str, object]] = {}
+    unread = 0
+    for row_id, probs in zip(test["id"], _probabilities(model, paths, batch_size, advance)):
+        if probs is None:
+            unread += 1
+            continue
+        labels: list[str] = []
+        score = None
+        for index in np.argsort(-probs):
+            for label in named.get(int(index), []):
+                if label not in labels:
+                    score = float(probs[index]) if score is None else score
+                    labels.append(label)
+            if len(labels) >= MAX_LABELS:
+                break
+        rows[row_id] = {**{f"label_{i + 1}": label for i, label in enumerate(labels[:MAX_LABELS])},
+                        "score": None if score is None else min(1.0, max(0.0, round(score, 6)))}
+    return predictions_frame(list(test["id"]), rows), unknown, unread

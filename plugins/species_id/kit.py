@@ -290,19 +290,76 @@ BATCH = click.option("--batch-size", type=click.IntRange(1, 1024), default=16, s
 
 
 @models.command("evaluate", help="Accuracy (top-1, top-5), per-label precision and recall, latency and a "
-                "confusion matrix of one model on a labelled data set.")
+                "confusion matrix of one model on a labelled data set; or, with --datathon, the model scored on a "
+                "datathon's test part exactly as its participants are.")
 @click.argument("name")
-@DATASET
+@click.option("--dataset", type=click.Path(exists=True, path_type=Path), default=None,
+              help="a folder with one sub-folder per label, or a CSV of path,label")
+@click.option("--datathon", "datathon", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
+              help="a datathon's folder (observatory datathon create): its test photos and the organiser's labels")
+@click.option("--submit", is_flag=True, help="with --datathon: add the scores to its leaderboard as 'engine model NAME'")
 @OUT
 @BATCH
 @click.pass_context
-def evaluate_command(ctx: click.Context, name: str, dataset: Path, out: Path | None, batch_size: int) -> None:
+def evaluate_command(ctx: click.Context, name: str, dataset: Path | None, datathon: Path | None, submit: bool,
+                     out: Path | None, batch_size: int) -> None:
+    if (dataset is None) == (datathon is None):
+        fail("give either --dataset or --datathon", EXIT_INVALID)
+    if submit and datathon is None:
+        fail("--submit adds to a datathon's leaderboard: give --datathon", EXIT_INVALID)
     catalogue = _catalogue(ctx)
+    if datathon is not None:
+        _evaluate_datathon(catalogue, name, datathon, out, batch_size, submit)
+        return
+    assert dataset is not None
     report = _run(catalogue, name, dataset, batch_size, f"evaluating {name}")
     path, png = _write(report, _out_dir(catalogue, out, name))
     _print(report)
     click.echo(f"report: {path}")
     click.echo(f"confusion matrix: {png}")
+
+
+def _evaluate_datathon(catalogue: Catalogue, name: str, root: Path, out: Path | None, batch_size: int,
+                       submit: bool) -> None:
+    """``models evaluate NAME --datathon DIR``: the model's predictions on the test part, scored by
+    the datathon's own scorer (the same numbers a participant's submission gets)."""
+    from plugins.analysis.cli_datathon import print_scores
+    from plugins.analysis.datathon.layout import DatathonError
+    from plugins.analysis.datathon.leaderboard import add_entry, test_labels
+    from plugins.analysis.datathon.predictions import write_predictions
+    from plugins.analysis.datathon.score import score
+    from plugins.species_id.evaluate import EvaluationError, datathon_predictions
+
+    model = _load(catalogue, name)
+    try:
+        truth = test_labels(root)
+        with click.progressbar(length=len(truth), label=f"evaluating {name}", file=sys.stderr) as bar:
+            predictions, unknown, unread = datathon_predictions(model, root, batch_size=batch_size,
+                                                                advance=bar.update)
+    except (EvaluationError, DatathonError) as exc:
+        fail(str(exc), EXIT_INVALID)
+    scores = score(predictions, truth)
+    folder = _out_dir(catalogue, out, f"{name}-datathon")
+    kept = folder / "predictions.csv"
+    write_predictions(predictions, kept)
+    spec = model.spec
+    report = {"model": {"name": spec.name, "version": spec.version, "licence": spec.licence},
+              "datathon": str(root), "classes_the_model_lacks": unknown, "rows_without_a_readable_photo": unread,
+              **scores}
+    (folder / "report.json").write_text(json.dumps(report, indent=2, ensure_ascii=False), encoding="utf-8")
+    click.echo(f"model {spec.name} {spec.version} on the test part of {root}")
+    print_scores(scores)
+    if unknown:
+        click.echo(f"  the model has no class for {len(unknown)} of the datathon's classes "
+                   f"({', '.join(unknown[:5])}{'...' if len(unknown) > 5 else ''}); their rows count as wrong")
+    if unread:
+        click.echo(f"  {unread} rows without a readable photo count as wrong")
+    click.echo(f"predictions: {kept}")
+    click.echo(f"report: {folder / 'report.json'}")
+    if submit:
+        entry = add_entry(root, f"engine model {spec.name}", f"{spec.name} {spec.version} ({spec.licence})", scores,
+                          source=kept)
+        click.echo(f"added to the leaderboard: rank {entry['rank']}")
 
 
 @models.command("compare", help="Evaluate two models on the same data set and rank them.")

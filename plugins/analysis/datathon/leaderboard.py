@@ -22,6 +22,7 @@ BOARD_COLUMNS = ("rank", "team", "model", "submitted_at", "top1", "top5", "macro
 
 def test_labels(root: Path) -> pd.Series:
     """The organiser's labels of the test part: test id -> label."""
+    layout.read_settings(root)  # DatathonError when ``root`` is no datathon's folder
     path = layout.organiser(root) / layout.LABELS_CSV
     if not path.is_file():
         raise layout.DatathonError(f"{root}: no {layout.ORGANISER}/{layout.LABELS_CSV}; "

@@ -177,3 +177,13 @@ def predictions_frame(ids: list[str], rows: dict[str, dict[str, object]]) -> pd.
     frame["score"] = frame["score"].astype("Float64") if "score" in frame else pd.array([pd.NA] * len(frame), "Float64")
     frame.index.name = "id"
     return frame[[f"label_{i}" for i in range(1, MAX_LABELS + 1)] + ["score"]]
+
+
+def write_predictions(frame: pd.DataFrame, path: Path) -> None:
+    """``frame`` (as :func:`predictions_frame` makes it) as a submission file in this format:
+    id, label_1..label_5, score_1 (the others empty)."""
+    out = frame[[f"label_{i}" for i in range(1, MAX_LABELS + 1)]].copy()
+    out["score_1"] = frame["score"]
+    for i in range(2, MAX_LABELS + 1):
+        out[f"score_{i}"] = pd.NA
+    out.to_csv(path, index_label="id")
