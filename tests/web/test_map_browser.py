@@ -87,7 +87,7 @@ def test_a_visitor_filters_the_map_opens_a_marker_and_downloads_the_open_data(
     page.get_by_label("Observed from").fill("2026-05-01")
     page.get_by_role("button", name="Apply filters").click()
     page.wait_for_function("() => document.getElementById('map').dataset.total === '1'")
-    assert page.get_by_role("status").inner_text() == "1 observations in view"
+    assert page.get_by_role("status").inner_text() == "1 observation in view"
 
     marker = page.locator(".leaflet-marker-icon:not(.marker-cluster)")
     marker.first.wait_for()

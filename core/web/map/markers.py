@@ -38,6 +38,8 @@ CELL_PIXELS = 48
 """A cell's side on the screen: a cell at zoom ``z`` is ``360 / 2**z * CELL_PIXELS / 256`` degrees."""
 TAXON_FIELDS = ("scientific_name", "scientificName", "species", "taxon")
 """The fields that name a taxon, in the order ``core.dwca`` reads them for scientificName."""
+PUBLIC_PRIVACIES = ("open", "obscured")
+"""The location privacies whose place the public sees (``core.privacy.visible_coordinate``)."""
 MAP_PARAMETERS = ("bbox", "zoom", "kind", "from", "to", "taxon")
 _DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
@@ -136,8 +138,11 @@ def parse_map_query(engine: Engine, project: ProjectContext, params: Mapping[str
 def public_conditions(project: ProjectContext, filters: ObservationFilter) -> list[ColumnElement[bool]]:
     """The project's published observations with a public place that ``filters`` keep, places
     tested as the public sees them."""
-    lat, lon = visible_place(project, staff=False)
-    return [Observation.project == project.slug, Observation.status == "published", lat.is_not(None),
+    if filters.bbox == WORLD:  # every public place is on the globe: no need to test each one
+        filters = replace(filters, bbox=None)
+    # a place the public sees (visible_place is not NULL) is an open or an obscured one
+    return [Observation.project == project.slug, Observation.status == "published",
+            Observation.location_privacy.in_(PUBLIC_PRIVACIES),
             *filter_conditions(filters, project, staff=False, contributor_id=None)]
 
 

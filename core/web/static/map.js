@@ -88,7 +88,7 @@
     }
     box.dataset.total = String(found.total);
     box.dataset.mode = found.mode;
-    status.textContent = found.total ? say("shown", { n: found.total }) : text.none;
+    status.textContent = found.total === 1 ? text.shown_one : found.total ? say("shown", { n: found.total }) : text.none;
     if (!fitted && spots.length) {
       fitted = true;
       map.fitBounds(L.latLngBounds(spots).pad(0.2), { maxZoom: 12 });
