@@ -3,7 +3,7 @@ names in every language.
 
 * ``load_records`` / ``import_checklist``: load plugins' records or a Darwin Core checklist
   (CSV, or a DwC-A whose core is Taxon), idempotent, with a ``Report``.
-* ``search``, ``get``, ``ids_by_name``, ``descendant_filter``: read it.
+* ``search``, ``get``, ``ids_by_name``, ``descendant_filter``, ``at_or_below``: read it.
 * ``load_defaults``: every installed plugin's ``register_taxa`` (done at start-up when the taxon
   table is empty).
 
@@ -20,6 +20,7 @@ from core.taxonomy.search import (
     TaxonSearch,
     TaxonSummary,
     ancestor_ids,
+    at_or_below,
     descendant_filter,
     get,
     ids_by_name,
@@ -28,6 +29,6 @@ from core.taxonomy.search import (
 
 __all__ = [
     "ChecklistError", "ICONIC_NAMES", "RANK_LEVELS", "Report", "Skipped", "TaxonDetail", "TaxonNotFound",
-    "TaxonSearch", "TaxonSummary", "ancestor_ids", "descendant_filter", "get", "ids_by_name", "import_checklist",
+    "TaxonSearch", "TaxonSummary", "ancestor_ids", "at_or_below", "descendant_filter", "get", "ids_by_name", "import_checklist",
     "load_defaults", "load_defaults_if_empty", "load_records", "search", "search_key",
 ]

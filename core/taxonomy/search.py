@@ -103,12 +103,21 @@ def ancestor_ids(ancestry: str | None) -> list[int]:
     return [int(part) for part in ancestry.split("/")] if ancestry else []
 
 
+def at_or_below(taxa: Iterable[TaxonLike], id_column: Any, ancestry_column: Any) -> ColumnElement[bool]:
+    """A condition on a row of the taxa table (or an alias of it, given by its ``id`` and
+    ``ancestry`` columns): its taxon is one of ``taxa`` or below one of them."""
+    chosen = list(taxa)
+    below: list[ColumnElement[bool]] = []
+    for taxon in chosen:
+        prefix = f"{taxon.ancestry}/{taxon.id}" if taxon.ancestry else str(taxon.id)
+        below += [ancestry_column == prefix, ancestry_column.like(_escape(prefix) + "/%", escape="\\")]
+    return sa.or_(id_column.in_([taxon.id for taxon in chosen]), *below)
+
+
 def descendant_filter(column: Any, taxon: TaxonLike) -> ColumnElement[bool]:
     """A condition on ``column`` (a column of taxon ids, e.g. an identification's ``taxon_id``):
     the taxon is ``taxon`` or one below it (its ancestry starts with ``taxon``'s ancestry and id)."""
-    prefix = f"{taxon.ancestry}/{taxon.id}" if taxon.ancestry else str(taxon.id)
-    below = sa.select(TAXA.c.id).where(sa.or_(TAXA.c.ancestry == prefix, TAXA.c.ancestry.like(_escape(prefix) + "/%",
-                                                                                             escape="\\")))
+    below = sa.select(TAXA.c.id).where(at_or_below([taxon], TAXA.c.id, TAXA.c.ancestry))
     return sa.or_(column == taxon.id, column.in_(below))
 
 

@@ -26,6 +26,7 @@ from sqlalchemy.orm import Session
 from core.db.models import MediaBlob, Observation, ObservationMedia, Taxon, TaxonName
 from core.privacy import visible_coordinate
 from core.taxonomy.names import search_key
+from core.taxonomy.search import at_or_below
 from core.types import ProjectContext
 from plugins.identification.db import identifications, observation_taxa, quality_votes
 from plugins.identification.inat_params import Moment, invalid
@@ -140,17 +141,18 @@ def _time_range(column: Any, low: Moment | None, high: Moment | None,
     return or_(*parts) if parts else false()
 
 
-def taxon_scope(session: Executor, taxon_ids: Sequence[int]) -> ColumnElement[bool]:
-    """The observation's taxon is one of ``taxon_ids`` or below one; 422 for a taxon that does not exist."""
+def known_taxa(session: Executor, taxon_ids: Sequence[int]) -> list[Any]:
+    """The taxa ``taxon_ids`` name (id and ancestry); 422 naming those that do not exist."""
     rows = session.execute(select(_taxa.c.id, _taxa.c.ancestry).where(_taxa.c.id.in_(sorted(set(taxon_ids))))).all()
     unknown = sorted(set(taxon_ids) - {r.id for r in rows})
     if unknown:
         raise invalid("taxon_id", f"no taxon {', '.join(map(str, unknown))}")
-    below = []
-    for row in rows:
-        path = f"{row.ancestry}/{row.id}" if row.ancestry else str(row.id)
-        below += [obs_taxon.c.ancestry == path, obs_taxon.c.ancestry.startswith(path + "/")]
-    return or_(obs_taxon.c.id.in_([r.id for r in rows]), *below)
+    return list(rows)
+
+
+def taxon_scope(session: Executor, taxon_ids: Sequence[int]) -> ColumnElement[bool]:
+    """The observation's taxon is one of ``taxon_ids`` or below one; 422 for a taxon that does not exist."""
+    return at_or_below(known_taxa(session, taxon_ids), obs_taxon.c.id, obs_taxon.c.ancestry)
 
 
 def like_escape(text: str) -> str:

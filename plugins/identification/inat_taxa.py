@@ -12,8 +12,8 @@ from sqlalchemy.orm import Session
 
 from core.db.models import Taxon, TaxonName
 from core.taxonomy.names import search_key
-from plugins.identification.inat_params import invalid
-from plugins.identification.inat_query import TAXON_COLUMNS, iconic, like_escape, read_taxa
+from core.taxonomy.search import at_or_below
+from plugins.identification.inat_query import TAXON_COLUMNS, iconic, known_taxa, like_escape, read_taxa
 from plugins.identification.inat_render import taxon_json
 
 _taxa = Taxon.__table__
@@ -42,24 +42,12 @@ def _named(q: str) -> ColumnElement[bool]:
     return or_(scientific.like(starts, escape="\\"), scientific.like(inside, escape="\\"), _taxa.c.id.in_(named))
 
 
-def _at_or_below(session: Session, taxon_ids: Sequence[int]) -> ColumnElement[bool]:
-    rows = session.execute(select(_taxa.c.id, _taxa.c.ancestry).where(_taxa.c.id.in_(sorted(set(taxon_ids))))).all()
-    unknown = sorted(set(taxon_ids) - {r.id for r in rows})
-    if unknown:
-        raise invalid("taxon_id", f"no taxon {', '.join(map(str, unknown))}")
-    below = []
-    for row in rows:
-        path = f"{row.ancestry}/{row.id}" if row.ancestry else str(row.id)
-        below += [_taxa.c.ancestry == path, _taxa.c.ancestry.startswith(path + "/")]
-    return or_(_taxa.c.id.in_([r.id for r in rows]), *below)
-
-
 def _where(session: Session, f: TaxaFilters) -> list[ColumnElement[bool]]:
     out: list[ColumnElement[bool]] = []
     if f.q:
         out.append(_named(f.q))
     if f.taxon_ids:
-        out.append(_at_or_below(session, f.taxon_ids))
+        out.append(at_or_below(known_taxa(session, f.taxon_ids), _taxa.c.id, _taxa.c.ancestry))
     if f.parent_id is not None:
         out.append(_taxa.c.parent_id == f.parent_id)
     if f.ranks:
