@@ -65,7 +65,7 @@ FIELD_DTYPES = {"integer": "Int64", "number": "Float64", "boolean": "boolean", "
 
 MEDIA_COLUMNS: dict[str, Any] = {"observation_id": "Int64", "media_id": "Int64", "url": STRING,
                                  "content_type": "category", "licence": "category", "attribution": STRING}
-IDENTIFICATION_COLUMNS: dict[str, Any] = {"observation_id": "Int64", "taxon_id": "Int64", "taxon_name": STRING,
+IDENTIFICATION_COLUMNS: dict[str, Any] = {"observation_id": "Int64", "identification_id": "Int64", "taxon_id": "Int64", "taxon_name": STRING,
                                           "category": "category", "current": "boolean", "created_at": UTC,
                                           "identifier_id": "Int64"}
 
@@ -138,6 +138,14 @@ def observations_frame(columns: Mapping[str, Any], field_columns: Mapping[str, A
     data = {name: as_dtype(columns.get(name, [None] * _length(columns)), dtype) for name, dtype in dtypes.items()}
     frame = pd.DataFrame(data)
     return frame.sort_values("id", kind="stable").reset_index(drop=True) if len(frame) else frame
+
+
+def typed_frame(columns: Mapping[str, Any], dtypes: Mapping[str, Any], order: list[str]) -> pd.DataFrame:
+    """A frame of ``columns`` (name -> values) with ``dtypes`` (its columns, in order), sorted by
+    the columns ``order`` names: how the media and identifications frames are built."""
+    length = len(next(iter(columns.values()))) if columns else 0
+    frame = pd.DataFrame({name: as_dtype(columns.get(name, [None] * length), dtype) for name, dtype in dtypes.items()})
+    return frame.sort_values(order, kind="stable").reset_index(drop=True) if len(frame) else frame
 
 
 def normalise(frame: pd.DataFrame) -> pd.DataFrame:

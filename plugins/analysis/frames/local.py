@@ -189,11 +189,19 @@ def _lineages(session: Any, ids: list[int]) -> dict[int, Lineage]:
             for i, r in rows.items()}
 
 
-def visible_ids(engine: Engine, slug: str, params: Mapping[str, str], *, public: bool = False) -> list[int]:
-    """The ids of the observations of ``slug`` the caller may see under ``params`` now."""
+def visible_query(engine: Engine, slug: str, params: Mapping[str, str], *columns: Any,
+                  public: bool = False) -> tuple[ProjectContext, Any]:
+    """Project ``slug`` and a select of ``columns`` (default: the id) of its observations the
+    caller may see under ``params`` now (FilterError for a bad filter)."""
     project = get_project(engine, slug)
     chosen = parse_filters(engine, project, params)
-    query = visible_filter(select(_obs.c.id).where(_obs.c.project == slug), ANONYMOUS if public else STAFF, project)
-    query = query.where(*filter_conditions(chosen, project, staff=not public, contributor_id=None))
+    query = select(*(columns or (_obs.c.id,))).where(_obs.c.project == slug)
+    query = visible_filter(query, ANONYMOUS if public else STAFF, project)
+    return project, query.where(*filter_conditions(chosen, project, staff=not public, contributor_id=None))
+
+
+def visible_ids(engine: Engine, slug: str, params: Mapping[str, str], *, public: bool = False) -> list[int]:
+    """The ids of the observations of ``slug`` the caller may see under ``params`` now."""
+    _project, query = visible_query(engine, slug, params, public=public)
     with transaction(engine.readers) as session:
         return list(session.scalars(query))

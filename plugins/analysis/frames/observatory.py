@@ -79,15 +79,18 @@ class Observatory:
                                    overlap_s=self.overlap_s)
 
     def media(self, project: str, filters: Mapping[str, Any] | None = None, **keywords: Any) -> pd.DataFrame:
-        """One row per medium of the observations ``observations`` gives: observation_id, media_id,
-        url, content_type, licence, attribution."""
-        raise NotImplementedError("the media frame is not written yet (issue 16); use observations()['n_media']")
+        """One row per medium of the observations ``observations`` gives (same filters):
+        observation_id, media_id, url (the API's path of the file, to join to the engine's address),
+        content_type, licence, attribution (how open data credits it; <NA> for media that are no
+        open data: unpublished observations, projects that are not public). Not cached."""
+        return self.source.media(project, filter_texts(filters, keywords))
 
     def identifications(self, project: str, filters: Mapping[str, Any] | None = None,
                         **keywords: Any) -> pd.DataFrame:
-        """The identification service's identifications of those observations."""
-        raise NotImplementedError("the identifications frame is not written yet (issue 16); "
-                                  "use observations()['taxon_id']")
+        """Every identification (current or not) of the observations ``observations`` gives:
+        observation_id, identification_id, taxon_id, taxon_name, category, current, created_at,
+        identifier_id (the identifier's account id for staff, <NA> otherwise). Not cached."""
+        return self.source.identifications(project, filter_texts(filters, keywords))
 
     def contributors(self, project: str, filters: Mapping[str, Any] | None = None, **keywords: Any) -> pd.DataFrame:
         """One row per contributor (pseudonymous account id): n_observations, first_at, last_at,

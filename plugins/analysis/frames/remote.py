@@ -18,8 +18,9 @@ import httpx
 import pandas as pd
 
 from core.filters import FilterError
-from plugins.analysis.frames.columns import (ENRICHMENT_COLUMNS, SPECIES_ID, field_dtype, field_types,
-                                             field_value, normalise, observations_frame)
+from plugins.analysis.frames.columns import (ENRICHMENT_COLUMNS, IDENTIFICATION_COLUMNS, MEDIA_COLUMNS, SPECIES_ID,
+                                             field_dtype, field_types, field_value, normalise, observations_frame,
+                                             typed_frame)
 from plugins.analysis.frames.taxa import Lineage, lineage_of, taxon_columns
 
 PAGE = 200
@@ -109,6 +110,46 @@ class RemoteSource:
                 empty.update({n: [] for n in ENRICHMENT_COLUMNS[SPECIES_ID]})
             return observations_frame(empty, dtypes)
         return normalise(pd.concat(frames, ignore_index=True)) if len(frames) > 1 else frames[0]
+
+    def media(self, project: str, params: Mapping[str, str]) -> pd.DataFrame:
+        """The media of the observations the list gives; a medium's attribution from the public
+        map's details of its observation (published observations of public projects only)."""
+        info = self.get(f"/api/v1/projects/{project}")
+        columns: dict[str, list[Any]] = {name: [] for name in MEDIA_COLUMNS}
+        for item in self._pages(project, params):
+            media = item.get("media") or []
+            holder = None
+            if media and info["public"] and item["status"] == "published":
+                details = self.get(f"/map/{project}/observations/{item['id']}", missing_ok=True)
+                holder = (details or {}).get("rights_holder")
+            for medium in media:
+                columns["observation_id"].append(item["id"])
+                columns["media_id"].append(medium["id"])
+                columns["url"].append(medium.get("url"))
+                columns["content_type"].append(medium["content_type"])
+                columns["licence"].append(item.get("licence") or info["licence"])
+                columns["attribution"].append(holder)
+        return typed_frame(columns, MEDIA_COLUMNS, ["observation_id"])
+
+    def identifications(self, project: str, params: Mapping[str, str]) -> pd.DataFrame:
+        """Every identification of the observations the list gives (one request each: the
+        identification API's list of an observation)."""
+        info = self.get(f"/api/v1/projects/{project}")
+        columns: dict[str, list[Any]] = {name: [] for name in IDENTIFICATION_COLUMNS}
+        if "identification" not in info["services"]:
+            return typed_frame(columns, IDENTIFICATION_COLUMNS, ["observation_id"])
+        for item in self._pages(project, params):
+            body = self.get(f"/api/v1/observations/{item['id']}/identifications", missing_ok=True) or {}
+            for ident in body.get("items", []):
+                columns["observation_id"].append(item["id"])
+                columns["identification_id"].append(ident["id"])
+                columns["taxon_id"].append(ident["taxon"]["id"])
+                columns["taxon_name"].append(ident["taxon"].get("name"))
+                columns["category"].append(ident.get("category"))
+                columns["current"].append(ident["current"])
+                columns["created_at"].append(ident["created_at"])
+                columns["identifier_id"].append(ident.get("author_id"))
+        return typed_frame(columns, IDENTIFICATION_COLUMNS, ["observation_id"])
 
     def visible_ids(self, project: str, params: Mapping[str, str]) -> list[int] | None:
         """None: the API has no list of ids alone, so a refresh cannot learn of observations that

@@ -37,6 +37,16 @@ class LocalSource:
 
         return read_observations(self.engine, project, params, public=self.public)
 
+    def media(self, project: str, params: Mapping[str, str]) -> pd.DataFrame:
+        from plugins.analysis.frames.related import read_media
+
+        return read_media(self.engine, project, params, public=self.public)
+
+    def identifications(self, project: str, params: Mapping[str, str]) -> pd.DataFrame:
+        from plugins.analysis.frames.related import read_identifications
+
+        return read_identifications(self.engine, project, params, public=self.public)
+
     def visible_ids(self, project: str, params: Mapping[str, str]) -> list[int]:
         """The ids the caller may see now under ``params`` (a refresh drops the others)."""
         from plugins.analysis.frames.local import visible_ids

@@ -31,6 +31,14 @@ def test_remote_frames_equal_local_ones_for_staff_and_the_public(engine: Any, fi
     public = Observatory.local(engine=engine, public=True, cache=False).observations("survey")
     pd.testing.assert_frame_equal(anonymous, public)
     assert anonymous["contributor_id"].isna().all()
+    local_staff = Observatory.local(engine=engine, cache=False)
+    anonymous_reader = Observatory(server, cache=False, progress=False)
+    for frame in ("media", "identifications"):  # the related frames too, for either caller
+        pd.testing.assert_frame_equal(getattr(staff, frame)("survey"), getattr(local_staff, frame)("survey"))
+        pd.testing.assert_frame_equal(getattr(anonymous_reader, frame)("survey"),
+                                      getattr(Observatory.local(engine=engine, public=True, cache=False), frame)("survey"))
+    assert staff.identifications("survey")["identifier_id"].notna().all()
+    assert staff.media("survey")["attribution"].tolist() == ["Survey"]
     filtered = staff.observations("survey", filters={"field.count>": 2})
     assert set(filtered["id"]) == {filled.ids["fox"], filled.ids["hidden"]}
     with pytest.raises(FilterError, match="colour"):  # the API's own message, not an httpx traceback
