@@ -7,7 +7,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import time
 from datetime import timedelta
 from typing import Any
 
@@ -23,7 +22,6 @@ from core.export_jobs import recover_work
 from core.moderation import moderate
 from core.plugins import DEFAULT_PLUGINS
 from core.testing import draft, submit
-from tests.conftest import TEST_PLUGINS
 from tests.web.test_console_comments import csrf_of, member, signed_client
 
 REGISTRY = """

@@ -24,7 +24,7 @@ from core.projects import project_kinds
 from core.types import GRADES, MODERATION_STATUSES, ProjectContext
 from core.web.console.comments import engine_refusal
 from core.web.guards import require_csrf, staff_project
-from core.web.templating import gettext_of, render
+from core.web.templating import render
 
 router = APIRouter(include_in_schema=False)
 PLAIN = ("kind", "status", "grade", "contributor", "bbox", "has_media", "licence")
