@@ -94,11 +94,11 @@ class Observatory:
 
     def contributors(self, project: str, filters: Mapping[str, Any] | None = None, **keywords: Any) -> pd.DataFrame:
         """One row per contributor (pseudonymous account id): n_observations, first_at, last_at,
-        active_days; display_name for staff."""
+        active_days (local days in the project's time zone); display_name for staff reading locally."""
         frame = self.observations(project, filters, **keywords)
         from plugins.analysis.frames.contributors import contributors_frame
 
-        return contributors_frame(frame, self.source.display_names(project))
+        return contributors_frame(frame, self.source.display_names(project), self.source.timezone(project))
 
     def __repr__(self) -> str:
         return f"Observatory({self.source.describe()})"

@@ -156,6 +156,10 @@ class RemoteSource:
         left the caller's view (staff see status changes as changed rows)."""
         return None
 
+    def timezone(self, project: str) -> str:
+        """The project's time zone (its local days)."""
+        return str(self.get(f"/api/v1/projects/{project}")["timezone"])
+
     def display_names(self, project: str) -> dict[int, str] | None:
         return None
 

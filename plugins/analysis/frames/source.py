@@ -53,6 +53,12 @@ class LocalSource:
 
         return visible_ids(self.engine, project, params, public=self.public)
 
+    def timezone(self, project: str) -> str:
+        """The project's time zone (its local days)."""
+        from core.lifecycle import get_project
+
+        return get_project(self.engine, project).timezone
+
     def display_names(self, project: str) -> dict[int, str] | None:
         """Account id -> display name, for staff (None for the public: pseudonymous ids only)."""
         if self.public:

@@ -39,3 +39,16 @@ def test_contributors_frame_counts_active_days_and_names_only_for_staff(engine: 
     assert ana["n_observations"] == 4 and ana["active_days"] == 4 and ana["display_name"] == "Ana"
     public = Observatory.local(engine=engine, public=True, cache=False).contributors("survey")
     assert len(public) == 0 and "display_name" not in public.columns
+
+
+def test_contributors_active_days_are_local_days_as_participation_counts_them() -> None:
+    from plugins.analysis.frames.contributors import contributors_frame
+    from plugins.analysis.participation import contributor_metrics
+
+    times = pd.to_datetime(["2026-05-01T22:30:00Z", "2026-05-02T08:00:00Z", "2026-05-03T08:00:00Z"], utc=True)
+    frame = pd.DataFrame({"contributor_id": pd.array([7, 7, 8], dtype="Int64"), "observed_at": times})
+    madrid = contributors_frame(frame, timezone="Europe/Madrid").set_index("contributor_id")
+    assert madrid.loc[7, "active_days"] == 1  # 00:30 and 10:00 of 2 May in Madrid: one day there
+    assert contributors_frame(frame).set_index("contributor_id").loc[7, "active_days"] == 2  # two UTC days
+    metrics = contributor_metrics(frame, "Europe/Madrid")
+    assert list(madrid["active_days"]) == list(metrics.loc[[7, 8], "active_days"])
