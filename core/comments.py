@@ -1,5 +1,6 @@
 """Comments on observations: contributors and staff write them, staff hide or unhide them (kept,
-audited) and lock an observation's comments, a project switches them off (``comments: false``).
+audited) and lock an observation's comments, a project switches them off (``comments: false`` in registry.yaml, or the console's switch:
+``core.project_switches``).
 
 Who sees what: a reader of an observation (``core.api.access.can_read``) sees its visible
 comments with the author's display name only; the author and the project's staff also see the
@@ -26,6 +27,7 @@ from core.engine import Engine
 from core.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from core.tokens import Principal
 from core.types import CommentView, ObservationView, Problem, ProjectContext
+from core.project_switches import comments_on
 from core.views import observation_not_found, observation_view
 
 log = logging.getLogger(__name__)
@@ -101,7 +103,7 @@ def post(engine: Engine, principal: Principal, obs_id: int, body: str) -> dict[s
         if principal.account_id is None or not principal.is_member_of(obs.project):
             raise Forbidden(f"only members of project {obs.project!r} comment on its observations",
                             code="not_a_member")
-        if not project.comments:
+        if not comments_on(engine, project):
             raise Conflict(f"project {obs.project!r} takes no comments", code="comments_off")
         if obs.comments_locked:
             raise Conflict(f"comments on observation {obs_id} are locked", code="comments_locked")
@@ -139,13 +141,14 @@ def of_observation(engine: Engine, principal: Principal, obs_id: int, *, cursor:
             query = query.where(Comment.id > cursor)
         rows = session.execute(query.order_by(Comment.id).limit(limit + 1)).all()
         project = engine.registry.project(obs.project)
+        on = comments_on(engine, project)
         # the observer's own comments would name the observer to a caller who may not know who it is
         masked = None if sees_everything(principal, obs) else obs.contributor_id
         items = [_item(c, None if masked is not None and c.account_id == masked else name, principal, staff)
                  for c, name in rows[:limit]]
         return {"items": items, "next_cursor": str(rows[limit - 1][0].id) if len(rows) > limit else None,
-                "open": project.comments and not obs.comments_locked, "locked": obs.comments_locked,
-                "comments_on": project.comments}
+                "open": on and not obs.comments_locked, "locked": obs.comments_locked,
+                "comments_on": on}
 
 
 def feed(engine: Engine, principal: Principal, project: str, *, state: str = "all", cursor: int | None = None,

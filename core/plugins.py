@@ -17,17 +17,20 @@ import pluggy
 
 from core import hookspecs
 from core.hookspecs import KINDS_ATTRIBUTE
-from core.registry import Registry
+from core.registry import Registry, ServiceMetadata
 from core.types import Analysis, BackgroundTask, ObservationType, ProjectContext
 
 log = logging.getLogger(__name__)
 
 ENTRY_POINT_GROUP = "observatory"
-DEFAULT_PLUGINS = ("core.builtin.checks", "core.builtin.grading", "core.builtin.columns")
+DEFAULT_PLUGINS = ("core.builtin.checks", "core.builtin.grading", "core.builtin.columns", "core.export_jobs")
 
 
 class PluginError(RuntimeError):
     """A plugin could not be loaded or is inconsistent; the message names the plugin."""
+
+
+METADATA_ATTRIBUTE = "SERVICE_METADATA"
 
 
 @dataclass
@@ -36,6 +39,9 @@ class PluginInfo:
     version: str
     module: str
     builtin: bool
+    metadata: ServiceMetadata = field(default_factory=ServiceMetadata)
+    """What the plugin says about its service (``SERVICE_METADATA``, else its distribution's
+    Summary, Author and documentation URL, else the module's docstring); registry.yaml wins."""
 
 
 @dataclass(frozen=True)
@@ -191,6 +197,29 @@ def _version_of(module: ModuleType, dist: str | None) -> str:
     return str(getattr(module, "__version__", "0.0.0"))
 
 
+def _metadata_of(name: str, module: ModuleType, dist: str | None) -> ServiceMetadata:
+    """The plugin's ``SERVICE_METADATA`` (validated), filled in from its distribution and docstring."""
+    declared = getattr(module, METADATA_ATTRIBUTE, None) or {}
+    try:
+        found = ServiceMetadata.model_validate(declared)
+    except ValueError as exc:
+        raise PluginError(f"plugin {name!r}: {METADATA_ATTRIBUTE} is invalid: {exc}") from exc
+    fill: dict[str, Any] = {}
+    if dist:
+        try:
+            meta = importlib.metadata.metadata(dist)
+        except importlib.metadata.PackageNotFoundError:
+            meta = None
+        if meta is not None:
+            urls = dict(u.split(",", 1) for u in meta.get_all("Project-URL") or [] if "," in u)
+            fill = {"summary": meta.get("Summary"), "maintainer": meta.get("Maintainer") or meta.get("Author"),
+                    "docs": (urls.get("Documentation") or urls.get("documentation") or "").strip()
+                    or meta.get("Home-page")}
+    doc = (module.__doc__ or "").strip().splitlines()
+    fill["summary"] = fill.get("summary") or (doc[0] if doc else None)
+    return found.model_copy(update={k: v for k, v in fill.items() if v and getattr(found, k) is None})
+
+
 def _import(name: str, module_path: str) -> ModuleType:
     try:
         return importlib.import_module(module_path)
@@ -231,7 +260,8 @@ def build_host(registry: Registry, extra_modules: str = "", *, trace: bool = Fal
 
     for path in DEFAULT_PLUGINS:
         _register(pm, path, _import(path, path))
-        info[path] = PluginInfo(path, __version__, path, builtin=True)
+        info[path] = PluginInfo(path, __version__, path, builtin=True,
+                                metadata=_metadata_of(path, pm.get_plugin(path), None))
     candidates = discover()
     if load is not None:
         wanted = {name.strip() for name in load.split(",") if name.strip()}
@@ -246,7 +276,8 @@ def build_host(registry: Registry, extra_modules: str = "", *, trace: bool = Fal
             raise PluginError(f"plugin {name!r}: two plugins have this name ({module_path!r} and {info[name].module!r})")
         module = _import(name, module_path)
         _register(pm, name, module)
-        info[name] = PluginInfo(name, _version_of(module, dist), module_path, builtin=module_path.startswith("plugins."))
+        info[name] = PluginInfo(name, _version_of(module, dist), module_path, builtin=module_path.startswith("plugins."),
+                                metadata=_metadata_of(name, module, dist))
     try:
         pm.check_pending()
     except pluggy.PluginValidationError as exc:

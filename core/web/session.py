@@ -78,7 +78,7 @@ def _secure(request: Request) -> bool:
 
 def start_session(request: Request, response: Response, token: NewToken, expires_at: datetime) -> None:
     """Put a new sign-in's session on ``response`` (with a fresh CSRF token)."""
-    value = _serializer(_engine(request), "session").dumps({"t": token.token, "i": token.token_id,
+    value = _serializer(_engine(request), "session").dumps({"t": token.token, "i": token.id,
                                                            "c": secrets.token_urlsafe(24)})
     if expires_at.tzinfo is None:
         expires_at = expires_at.replace(tzinfo=timezone.utc)

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import re
 from datetime import datetime, timedelta, timezone
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -20,6 +19,7 @@ from core.db.models import AuditEntry
 from core.db.session import transaction
 from core.engine import Engine
 from core.moderation import moderate
+from core.errors import Conflict
 from core.project_switches import comments_on
 from core.testing import draft, submit
 from core.tokens import Principal, authenticate, create_account_token
@@ -43,7 +43,7 @@ def session_cookie(app: FastAPI, account_id: int) -> str:
                        "server": ("127.0.0.1", 80), "headers": [], "query_string": b""})
     response = Response()
     # core.web.session reads token_id, which NewToken calls id (reported to the lead)
-    start_session(request, response, SimpleNamespace(token=token.token, token_id=token.id), expires)  # type: ignore[arg-type]
+    start_session(request, response, token, expires)
     return re.search(rf"{SESSION_COOKIE}=([^;]+)", response.headers["set-cookie"]).group(1)  # type: ignore[union-attr]
 
 
@@ -137,6 +137,12 @@ def test_the_comments_switch_is_for_admins_and_the_api_follows_it(app: FastAPI, 
     assert not comments_on(engine, alpha)
     with transaction(engine.readers) as session:
         assert session.query(AuditEntry).filter(AuditEntry.action == "switch_off").count() == 1
+    # the API follows the switch: a contributor's new comment is refused, and the list says so
+    with pytest.raises(Conflict) as refused_comment:
+        comments.post(engine, world["carla"], world["obs"][0], "one more")
+    assert refused_comment.value.code == "comments_off"
+    listed = comments.of_observation(engine, world["carla"], world["obs"][0])
+    assert listed["comments_on"] is False and listed["open"] is False and len(listed["items"]) == 1
 
 
 def test_registry_off_wins_and_cannot_be_switched_on(make_engine: Any, registry: str) -> None:

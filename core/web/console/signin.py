@@ -9,7 +9,6 @@ both); too many failures are a 429 page saying how long to wait, with ``Retry-Af
 from __future__ import annotations
 
 import math
-from types import SimpleNamespace
 
 from fastapi import APIRouter
 from fastapi.concurrency import run_in_threadpool
@@ -71,7 +70,7 @@ async def sign_in(request: Request) -> Response:
                            error=_("Wrong e-mail or password."))
     response = RedirectResponse(next_path, status_code=303)
     # core.web.session reads ``token_id``; core.tokens.NewToken calls it ``id`` (lead told, W1 report)
-    start_session(request, response, SimpleNamespace(token=token.token, token_id=token.id), expires_at)  # type: ignore[arg-type]
+    start_session(request, response, token, expires_at)
     return response
 
 
