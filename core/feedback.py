@@ -1,0 +1,235 @@
+"""Feedback from the people who use the services (issue 17): verdicts on results, and ratings,
+comments and feature requests sent to a service's maintainers.
+
+**On results.** Where a service shows a result (its enrichment of an observation: a species
+suggestion, an odour event, a video event), a signed-in person who may read the observation says
+``agree`` or ``disagree``, with an optional correction (a taxon of ``core.taxonomy`` or a free
+label) and a reason. One current verdict per person and result: a later one replaces it. The
+model that gave the result (``result["model"]``) is kept with it, so acceptance is counted per
+service and per model version (``acceptance_by_month``, ``acceptance_by_model``).
+
+**On services.** A signed-in person sends a rating (1-5), a comment or a feature request, tagged
+with their role as their memberships say (operator, moderator for a project's admins and
+moderators, contributor for everyone else). Maintainers list, filter and export it, and mark it
+planned, done or declined (audited); the sender reads its state (``mine``).
+
+Who sees the author: operators only. Project admins see the items of their projects for the
+services those projects enable, with the role and never the account; nobody else sees any.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Iterable
+
+from sqlalchemy import Select, and_, case, extract, func, or_, select
+from sqlalchemy.orm import Session
+
+from core.api.access import can_read
+from core.audit import audit
+from core.db.models import Account, Enrichment, Observation, Taxon, utcnow
+from core.db.models_codesign import ResultFeedback, ServiceFeedback
+from core.db.session import transaction
+from core.engine import Engine
+from core.errors import Forbidden, NotFound, ValidationFailed
+from core.export import _excel_cell
+from core.tokens import Principal
+from core.types import Problem
+from core.views import observation_not_found
+
+VERDICTS = ("agree", "disagree")
+KINDS = ("rating", "comment", "feature_request")
+STATES = ("new", "planned", "done", "declined")
+MARKS = ("planned", "done", "declined")
+SENDER_ROLES = ("contributor", "moderator", "operator")
+MAX_TEXT = 4000
+MAX_LABEL = 300
+NO_PROJECT = "*"
+"""The audit log's project for an item sent without one (no slug holds ``*``)."""
+
+
+def _invalid(path: str, message: str, code: str) -> ValidationFailed:
+    return ValidationFailed([Problem((path,), message, code)])
+
+
+def known_services(engine: Engine) -> list[str]:
+    """Services this engine knows: declared in registry.yaml or installed as plugins."""
+    return sorted(set(engine.registry.services) | set(engine.host.info))
+
+
+def check_service(engine: Engine, service: str) -> str:
+    """``service`` if the engine knows it; ValidationFailed (422, ``unknown_service``) if not."""
+    known = known_services(engine)
+    if service not in known:
+        raise _invalid("service", f"unknown service {service!r}; one of {', '.join(known)}", "unknown_service")
+    return service
+
+
+def _text(value: str | None, path: str, limit: int = MAX_TEXT) -> str | None:
+    if value is None:
+        return None
+    text = value.replace("\r\n", "\n").strip()
+    if len(text) > limit:
+        raise _invalid(path, f"{path} has at most {limit} characters, this one {len(text)}", f"{path}_too_long")
+    return text or None
+
+
+def model_of(result: dict[str, Any] | None) -> tuple[str | None, str | None]:
+    """The model name and version a service's result names (``{"model": {"name", "version"}}``,
+    or a plain ``model`` and ``version``); None where it names none."""
+    if not isinstance(result, dict):
+        return None, None
+    model = result.get("model")
+    if isinstance(model, dict):
+        name, version = model.get("name"), model.get("version")
+    else:
+        name, version = model, result.get("version")
+    return (str(name)[:200] if name is not None else None, str(version)[:100] if version is not None else None)
+
+
+# -- feedback on results ------------------------------------------------------------------------
+
+
+def _check_correction(session: Session, verdict: str, taxon_id: int | None, label: str | None) -> str | None:
+    if verdict not in VERDICTS:
+        raise _invalid("verdict", f"verdict must be one of {', '.join(VERDICTS)}, not {verdict!r}", "unknown_verdict")
+    label = _text(label, "correction_label", MAX_LABEL)
+    if verdict == "agree" and (taxon_id is not None or label):
+        raise _invalid("correction", "a correction goes with verdict disagree", "correction_with_agree")
+    if taxon_id is not None:
+        taxon = session.get(Taxon, taxon_id)
+        if taxon is None or not taxon.is_active:
+            raise _invalid("correction_taxon_id", f"there is no taxon {taxon_id} in the engine's taxonomy",
+                           "unknown_taxon")
+    return label
+
+
+def _result_item(row: ResultFeedback, *, author: bool) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "id": row.id, "observation_id": row.observation_id, "project": row.project, "service": row.service,
+        "model": {"name": row.model_name, "version": row.model_version}, "verdict": row.verdict,
+        "correction_taxon_id": row.correction_taxon_id, "correction_label": row.correction_label,
+        "reason": row.reason, "created_at": row.created_at.isoformat(), "updated_at": row.updated_at.isoformat(),
+    }
+    if author:
+        out["account_id"] = row.account_id
+    return out
+
+
+def give_result_feedback(engine: Engine, principal: Principal, observation_id: int, service: str, verdict: str, *,
+                         correction_taxon_id: int | None = None, correction_label: str | None = None,
+                         reason: str | None = None) -> dict[str, Any]:
+    """Store ``principal``'s verdict on ``service``'s result for the observation (replacing their
+    earlier one). 401-style Forbidden for an anonymous caller, 404 for an observation they may
+    not read or a result the service has not given, 422 for bad input."""
+    if principal.account_id is None:
+        raise Forbidden("sign in to give feedback on a result", code="sign_in_required")
+    check_service(engine, service)
+    reason = _text(reason, "reason")
+    with transaction(engine.sessions) as session:
+        obs = session.get(Observation, observation_id)
+        if obs is None or not can_read(principal, obs, engine.registry.project(obs.project)):
+            raise observation_not_found(observation_id)
+        label = _check_correction(session, verdict, correction_taxon_id, correction_label)
+        enrichment = session.scalar(select(Enrichment).where(Enrichment.observation_id == obs.id,
+                                                             Enrichment.plugin == service))
+        if enrichment is None or enrichment.status != "done":
+            raise NotFound(f"observation {observation_id} has no result of {service} to give feedback on",
+                           code="no_result")
+        name, version = model_of(enrichment.result)
+        row = session.scalar(select(ResultFeedback).where(
+            ResultFeedback.observation_id == obs.id, ResultFeedback.service == service,
+            ResultFeedback.account_id == principal.account_id))
+        if row is None:
+            row = ResultFeedback(observation_id=obs.id, project=obs.project, service=service,
+                                 account_id=principal.account_id)
+            session.add(row)
+        row.model_name, row.model_version = name, version
+        row.verdict, row.correction_taxon_id, row.correction_label, row.reason = (
+            verdict, correction_taxon_id, label, reason)
+        row.updated_at = utcnow()
+        session.flush()
+        return _result_item(row, author=False)
+
+
+def result_feedback_of(engine: Engine, principal: Principal, observation_id: int) -> dict[str, Any]:
+    """What a reader of the observation sees of its result feedback: their own verdicts, and the
+    agree/disagree counts per service (never who)."""
+    with transaction(engine.readers) as session:
+        obs = session.get(Observation, observation_id)
+        if obs is None or not can_read(principal, obs, engine.registry.project(obs.project)):
+            raise observation_not_found(observation_id)
+        counts: dict[str, dict[str, int]] = {}
+        for service, verdict, n in session.execute(
+                select(ResultFeedback.service, ResultFeedback.verdict, func.count())
+                .where(ResultFeedback.observation_id == observation_id)
+                .group_by(ResultFeedback.service, ResultFeedback.verdict)):
+            counts.setdefault(service, {"agree": 0, "disagree": 0})[verdict] = n
+        mine = [] if principal.account_id is None else [
+            _result_item(r, author=False) for r in session.scalars(select(ResultFeedback).where(
+                ResultFeedback.observation_id == observation_id, ResultFeedback.account_id == principal.account_id)
+                .order_by(ResultFeedback.service))]
+    return {"observation_id": observation_id, "counts": counts, "mine": mine}
+
+
+def list_result_feedback(engine: Engine, principal: Principal, project: str, *, service: str | None = None,
+                         verdict: str | None = None, model_version: str | None = None, cursor: int | None = None,
+                         limit: int = 100) -> dict[str, Any]:
+    """A project's result feedback, newest first, for its staff (the account only for operators)."""
+    if project not in engine.registry.contexts():
+        raise NotFound(f"unknown project {project!r}", code="unknown_project")
+    if not principal.is_staff_of(project):
+        raise Forbidden("only the project's staff list the feedback on results", code="forbidden")
+    if service is not None:
+        check_service(engine, service)
+    if verdict is not None and verdict not in VERDICTS:
+        raise _invalid("verdict", f"verdict must be one of {', '.join(VERDICTS)}", "unknown_verdict")
+    query = select(ResultFeedback).where(ResultFeedback.project == project)
+    for column, value in ((ResultFeedback.service, service), (ResultFeedback.verdict, verdict),
+                          (ResultFeedback.model_version, model_version)):
+        if value is not None:
+            query = query.where(column == value)
+    if cursor is not None:
+        query = query.where(ResultFeedback.id < cursor)
+    with transaction(engine.readers) as session:
+        rows = list(session.scalars(query.order_by(ResultFeedback.id.desc()).limit(limit + 1)))
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return {"results": [_result_item(r, author=principal.operator) for r in rows],
+            "next_cursor": rows[-1].id if more else None}
+
+
+def _acceptance(engine: Engine, service: str, project: str | None, keys: list[Any]) -> list[Any]:
+    agree = func.sum(case((ResultFeedback.verdict == "agree", 1), else_=0))
+    disagree = func.sum(case((ResultFeedback.verdict == "disagree", 1), else_=0))
+    query = select(*keys, agree, disagree).where(ResultFeedback.service == service)
+    if project is not None:
+        query = query.where(ResultFeedback.project == project)
+    with transaction(engine.readers) as session:
+        return list(session.execute(query.group_by(*keys).order_by(*keys)))
+
+
+def _rate(agree: int, disagree: int) -> float | None:
+    return round(agree / (agree + disagree), 4) if agree + disagree else None
+
+
+def acceptance_by_month(engine: Engine, service: str, project: str | None = None) -> list[dict[str, Any]]:
+    """Current verdicts on ``service``'s results by the (UTC) month they were given, oldest first:
+    ``{"month": "2026-11", "agree": 9, "disagree": 3, "rate": 0.75}`` (rate None for no verdict).
+    ``project`` narrows to one project's observations."""
+    year = extract("year", ResultFeedback.updated_at)
+    month = extract("month", ResultFeedback.updated_at)
+    return [{"month": f"{int(y):04d}-{int(m):02d}", "agree": int(a), "disagree": int(d), "rate": _rate(int(a), int(d))}
+            for y, m, a, d in _acceptance(engine, service, project, [year, month])]
+
+
+def acceptance_by_model(engine: Engine, service: str, project: str | None = None) -> list[dict[str, Any]]:
+    """Current verdicts on ``service``'s results per model that gave them: ``{"model": name,
+    "version": version, "agree", "disagree", "rate"}`` (name and version None where the result
+    named no model)."""
+    return [{"model": n, "version": v, "agree": int(a), "disagree": int(d), "rate": _rate(int(a), int(d))}
+            for n, v, a, d in _acceptance(engine, service, project,
+                                          [ResultFeedback.model_name, ResultFeedback.model_version])]
