@@ -7,15 +7,11 @@ Create Date: 2026-12-02 10:00:00
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import sqlalchemy as sa
 from alembic import op
 
 revision = "0008"
-# 0007 (the console's switches and export jobs) is written at the same time as this one; until it
-# is in the tree this revision follows 0006, so that the chain has one head either way
-down_revision = "0007" if any(Path(__file__).parent.glob("0007_*.py")) else "0006"
+down_revision = "0007"
 branch_labels = None
 depends_on = None
 
