@@ -6,6 +6,8 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
 from core.db.models import Base
+import core.db.models_console  # noqa: F401,E402  (the console's and the map's tables on Base.metadata)
+import core.db.models_map  # noqa: F401,E402
 from core.db.session import make_engine
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 from alembic import context
 
 from core.db.models import Base
+import core.db.models_console  # noqa: F401,E402  (the console's and the map's tables on Base.metadata)
+import core.db.models_map  # noqa: F401,E402
 from core.db.session import make_engine
 
 config = context.config
