@@ -38,6 +38,7 @@ bench: install
 	$(BIN)/python bench/mobile_upload.py
 	$(BIN)/python bench/identification.py
 	$(BIN)/python bench/video_stream.py
+	$(BIN)/python bench/pages.py
 
 clean:
 	rm -rf $(VENV) var .pytest_cache
