@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 import traceback
 import uuid
 from dataclasses import dataclass
@@ -68,7 +69,7 @@ def _claim(engine: Engine, enrichment_id: int) -> tuple[str, int, str, int] | No
                 ),
             )
             .values(status="running", attempts=Enrichment.attempts + 1, lease_token=token, lease_until=lease,
-                    updated_at=now)
+                    updated_at=now, started_at=now, duration_ms=None)
             .execution_options(synchronize_session=False)
         ).rowcount
         if claimed != 1:
@@ -99,6 +100,7 @@ def run_enrichment(engine: Engine, enrichment_id: int) -> Outcome:
     if claimed is None:
         return Outcome("skipped")
     token, obs_id, plugin, attempts = claimed
+    started = time.perf_counter()
     view = read_view(engine, obs_id)
     project = engine.registry.project(view.project)
     host = engine.host
@@ -116,7 +118,8 @@ def run_enrichment(engine: Engine, enrichment_id: int) -> Outcome:
         if _is_time_limit(exc):
             error = f"timed out after {timeout_for(engine, plugin):g} s"
         log.warning("enrichment %s (%s on observation %s) failed: %s", enrichment_id, plugin, obs_id, error)
-    return _finish(engine, enrichment_id, token, obs_id, attempts, result, error, plugin)
+    took_ms = round((time.perf_counter() - started) * 1000)
+    return _finish(engine, enrichment_id, token, obs_id, attempts, result, error, plugin, took_ms)
 
 
 def _is_time_limit(exc: BaseException) -> bool:
@@ -125,8 +128,9 @@ def _is_time_limit(exc: BaseException) -> bool:
 
 def _finish(
     engine: Engine, enrichment_id: int, token: str, obs_id: int, attempts: int, result: dict[str, Any],
-    error: str | None, plugin: str | None = None,
+    error: str | None, plugin: str | None = None, duration_ms: int | None = None,
 ) -> Outcome:
+    """Store the attempt's result or failure (and its duration) if the lease is still held."""
     now = utcnow()
     if error is None:
         values: dict[str, Any] = {"status": "done", "result": result, "error": None, "finished_at": now}
@@ -142,7 +146,7 @@ def _finish(
         stored = session.execute(
             update(Enrichment)
             .where(Enrichment.id == enrichment_id, Enrichment.lease_token == token)
-            .values(lease_token=None, lease_until=None, updated_at=now, **values)
+            .values(lease_token=None, lease_until=None, updated_at=now, duration_ms=duration_ms, **values)
             .execution_options(synchronize_session=False)
         ).rowcount
     if stored != 1:  # the lease was lost (expired and taken over); the new holder decides

@@ -25,7 +25,30 @@ class RegistryError(ValueError):
     """registry.yaml is missing, malformed or inconsistent."""
 
 
-class ServiceSpec(BaseModel):
+SERVICE_STATUSES = ("experimental", "beta", "stable", "deprecated")
+
+
+class ServiceMaturity(BaseModel):
+    """What a service says about itself beyond its code: its documentation and its maturity, a
+    technology readiness level (``trl``, 1 basic principles ... 9 proven in operation) and a
+    ``status``. Declared in registry.yaml or in the plugin's ``SERVICE_METADATA``; all optional."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    docs: str | None = Field(None, description="a link to the service's documentation (URL or a path under docs/)")
+    trl: int | None = Field(None, ge=1, le=9, description="technology readiness level, 1-9")
+    status: Literal["experimental", "beta", "stable", "deprecated"] | None = None
+
+
+class ServiceMetadata(ServiceMaturity):
+    """A plugin's own description of its service (the module attribute ``SERVICE_METADATA``);
+    registry.yaml's values win over these."""
+
+    summary: str | None = None
+    maintainer: str | None = None
+
+
+class ServiceSpec(ServiceMaturity):
     model_config = ConfigDict(extra="forbid")
 
     summary: str
@@ -111,6 +134,8 @@ class ProjectSpec(BaseModel):
     consent_choices: list[ConsentChoiceSpec] = Field(default_factory=list)
     erasure: Literal["anonymise", "delete"] = Field("anonymise", description="what erasing a person does to "
                                                      "their observations")
+    download_purpose: Literal["off", "optional", "required"] = Field(
+        "optional", description="whether a download of its data asks why (research, education...: core.data_use)")
     dataset: DatasetSpec = Field(default_factory=DatasetSpec)
     services: dict[str, dict[str, Any] | None] = Field(default_factory=dict)
 

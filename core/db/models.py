@@ -248,6 +248,10 @@ class Enrichment(Base):
     not_before: Mapped[datetime | None] = mapped_column(nullable=True)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
     finished_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    started_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    """When the latest attempt was claimed."""
+    duration_ms: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    """How long the latest attempt's plugin call took (``core.service_health`` reads it)."""
 
     observation: Mapped[Observation] = relationship(back_populates="enrichments")
 
