@@ -8,11 +8,13 @@ gives exactly what an anonymous caller of the API gets."""
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
-from typing import Any, Iterator, Mapping
+from typing import Any, Iterable, Iterator, Mapping
 
+import numpy as np
 import pandas as pd
-from sqlalchemy import func, inspect, select
+from sqlalchemy import String, Text, cast, func, inspect, select, type_coerce
 
 from core.api.access import visible_filter
 from core.db.models import Comment, Enrichment, Observation, ObservationMedia, QualityFlag, Taxon
@@ -24,8 +26,8 @@ from core.place_filter import visible_place
 from core.projects import project_kinds
 from core.tokens import ANONYMOUS, Principal
 from core.types import ProjectContext
-from plugins.analysis.frames.columns import (ENRICHMENT_COLUMNS, SPECIES_ID, field_dtype, field_types,
-                                             field_value, observations_frame)
+from plugins.analysis.frames.columns import (CATEGORY_FIELDS, ENRICHMENT_COLUMNS, SPECIES_ID, field_dtype,
+                                             field_types, field_value, observations_frame)
 from plugins.analysis.frames.taxa import Lineage, lineage_of, taxon_columns
 
 BATCH = 20_000
@@ -66,12 +68,19 @@ def _empty(project: ProjectContext, types: Mapping[str, str]) -> dict[str, list[
     return columns
 
 
+def _raw(column: Any) -> Any:
+    """``column`` as the driver gives it, without SQLAlchemy's per-value processing (datetimes
+    and JSON are parsed a batch at a time instead: ``columns.as_dtype``, :func:`_decoded`)."""
+    return type_coerce(column, String).label(column.name)
+
+
 def _batches(engine: Engine, project: ProjectContext, principal: Principal, chosen: Any, staff: bool,
-             types: Mapping[str, str], batch: int) -> Iterator[dict[str, list[Any]]]:
+             types: Mapping[str, str], batch: int) -> Iterator[dict[str, Any]]:
     lat, lon = (_obs.c.lat, _obs.c.lon) if staff else visible_place(project, staff=False)
-    query = select(_obs.c.id, _obs.c.kind, _obs.c.status, _obs.c.contributor_id, _obs.c.observed_at,
-                   _obs.c.created_at, _obs.c.updated_at, lat.label("lat"), lon.label("lon"),
-                   _obs.c.location_privacy, _obs.c.grade, _obs.c.licence, _obs.c.fields)
+    query = select(_obs.c.id, _obs.c.kind, _obs.c.status, _obs.c.contributor_id, _raw(_obs.c.observed_at),
+                   _raw(_obs.c.created_at), _raw(_obs.c.updated_at), lat.label("lat"), lon.label("lon"),
+                   _obs.c.location_privacy, _obs.c.grade, _obs.c.licence,
+                   cast(_obs.c.fields, Text).label("fields"))
     query = visible_filter(query.where(_obs.c.project == project.slug), principal, project)
     query = query.where(*filter_conditions(chosen, project, staff=staff, contributor_id=None))
     identified = project.enables(IDENTIFICATION) and inspect(engine.db).has_table("observation_taxa")
@@ -132,38 +141,56 @@ def _children(session: Any, low: int, high: int, staff: bool, project: ProjectCo
     return out
 
 
+def _decoded(texts: tuple[Any, ...], wanted: Iterable[str]) -> list[dict[str, Any] | None]:
+    """The fields of each row from their JSON text, parsed only where one of the ``wanted`` keys
+    may be (most rows of kinds without those fields are never parsed)."""
+    keys = sorted({form for key in wanted for form in (json.dumps(key), json.dumps(key, ensure_ascii=False))})
+    out: list[dict[str, Any] | None] = []
+    for text in texts:
+        if text is None or not any(key in text for key in keys):
+            out.append(None)
+            continue
+        value = json.loads(text)
+        out.append(value if isinstance(value, dict) else None)
+    return out
+
+
 def _columns(rows: list[Any], project: ProjectContext, staff: bool, types: Mapping[str, str],
-             children: dict[str, dict[int, Any]]) -> dict[str, list[Any]]:
-    ids = [r.id for r in rows]
+             children: dict[str, dict[int, Any]]) -> dict[str, Any]:
+    (ids, kinds, statuses, contributors, observed, created, updated, lats, lons, privacies, grades, licences,
+     texts) = zip(*rows)
+    n = len(ids)
     best = children["best"]
     taxon = children["taxon"]
-    columns: dict[str, list[Any]] = {
-        "id": ids,
-        "project": [project.slug] * len(rows),
-        "kind": [r.kind for r in rows],
-        "status": [r.status for r in rows],
-        "contributor_id": [r.contributor_id for r in rows] if staff else [None] * len(rows),
-        "observed_at": [r.observed_at for r in rows],
-        "created_at": [r.created_at for r in rows],
-        "updated_at": [r.updated_at for r in rows],
-        "lat": [r.lat for r in rows],
-        "lon": [r.lon for r in rows],
-        "location_privacy": [r.location_privacy or "open" for r in rows],
-        "grade": [r.grade for r in rows],
-        "licence": [r.licence or project.licence for r in rows],
+    keys = [name[len("field."):] for name in types]
+    fields = _decoded(texts, {*keys, *CATEGORY_FIELDS})
+    columns: dict[str, Any] = {
+        "id": np.fromiter(ids, dtype=np.int64, count=n),
+        "project": [project.slug] * n,
+        "kind": kinds,
+        "status": statuses,
+        "contributor_id": contributors if staff else [None] * n,
+        "observed_at": observed,
+        "created_at": created,
+        "updated_at": updated,
+        "lat": lats,
+        "lon": lons,
+        "location_privacy": [p or "open" for p in privacies],
+        "grade": grades,
+        "licence": [licence or project.licence for licence in licences],
         "flags": [children["flags"].get(i, "") for i in ids],
         "n_media": [children["n_media"].get(i, 0) for i in ids],
-        "n_comments": [children["n_comments"].get(i, 0) for i in ids] if staff else [None] * len(rows),
-        "category": [_category(r.fields) for r in rows],
+        "n_comments": [children["n_comments"].get(i, 0) for i in ids] if staff else [None] * n,
+        "category": [_category(f) for f in fields],
     }
-    columns["taxon_id"] = [taxon.get(i) or _best_taxon(best.get(i)) for i in ids]
+    columns["taxon_id"] = [taxon.get(i) or _best_taxon(best.get(i)) for i in ids] if taxon or best else [None] * n
     if project.enables(SPECIES_ID):
         columns["species_id.top_label"] = [(best.get(i) or {}).get("scientific_name") for i in ids]
         columns["species_id.top_score"] = [(best.get(i) or {}).get("score") for i in ids]
         columns["species_id.top_taxon_id"] = [_best_taxon(best.get(i)) for i in ids]
-    for name, json_type in types.items():
-        key = name[len("field."):]
-        columns[name] = [field_value((r.fields or {}).get(key), json_type) for r in rows]
+    for name, key in zip(types, keys):
+        json_type = types[name]
+        columns[name] = [field_value(f.get(key), json_type) if f else None for f in fields]
     return columns
 
 
