@@ -19,7 +19,7 @@ import pandas as pd
 
 from core.filters import FilterError
 from plugins.analysis.frames.columns import (ENRICHMENT_COLUMNS, IDENTIFICATION_COLUMNS, MEDIA_COLUMNS, SPECIES_ID,
-                                             field_dtype, field_types, field_value, normalise, observations_frame,
+                                             field_dtype, field_types, field_value, observations_frame,
                                              typed_frame)
 from plugins.analysis.frames.taxa import Lineage, lineage_of, taxon_columns
 
@@ -97,19 +97,19 @@ class RemoteSource:
         items = list(self._pages(project, params))
         comments = self._comment_counts(project) if items else None
         known: dict[int, Lineage] = {}
-        frames = []
+        gathered: dict[str, list[Any]] = {}
         for start in range(0, len(items), PAGE):
             page = items[start:start + PAGE]
             taxa = self._taxa(page) if "identification" in services else {}
             columns = _columns(page, info, types, services, taxa, comments)
             columns.update(taxon_columns(columns["taxon_id"], self._lineages, known))
-            frames.append(observations_frame(columns, dtypes))
-        if not frames:
-            empty: dict[str, list[Any]] = {"id": [], **{n: [] for n in types}}
+            for name, values in columns.items():
+                gathered.setdefault(name, []).extend(values)
+        if not gathered:
+            gathered = {"id": [], **{n: [] for n in types}}
             if SPECIES_ID in services:
-                empty.update({n: [] for n in ENRICHMENT_COLUMNS[SPECIES_ID]})
-            return observations_frame(empty, dtypes)
-        return normalise(pd.concat(frames, ignore_index=True)) if len(frames) > 1 else frames[0]
+                gathered.update({n: [] for n in ENRICHMENT_COLUMNS[SPECIES_ID]})
+        return observations_frame(gathered, dtypes)  # one frame built at the end: far cheaper than one a page
 
     def media(self, project: str, params: Mapping[str, str]) -> pd.DataFrame:
         """The media of the observations the list gives; a medium's attribution from the public
