@@ -310,7 +310,11 @@ def report_command(ctx: click.Context, project: str, out: Path, pdf: bool, publi
     shown = load_frame(engine, project, public=True)
     frame = shown if public else load_frame(engine, project, public=False)
     if "status" in frame.columns:
+        unpublished = int((frame["status"] != "published").sum())
         frame = frame.loc[frame["status"] == "published"].reset_index(drop=True)
+        if frame.empty and unpublished:
+            fail(f"no published observations in {project} to report on ({unpublished} not published: "
+                 f"pending or unpublished)", EXIT_INVALID)
     try:
         html = render_report(frame, name=context.name, description=context.description, licence=context.licence,
                              timezone=zone, map_frame=shown, map_public=True,

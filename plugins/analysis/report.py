@@ -192,8 +192,9 @@ def weasyprint_available() -> bool:
     return importlib.util.find_spec("weasyprint") is not None
 
 
-def write_report(html: str, out: Path, *, pdf: bool = False) -> Path:
-    """Write the HTML, or a PDF of it (``pdf``, or a ``.pdf`` suffix) through WeasyPrint."""
+def write_report(html: str, out: str | Path, *, pdf: bool = False) -> Path:
+    """Write the HTML, or a PDF of it (``pdf``, or a ``.pdf`` suffix) through WeasyPrint; the path."""
+    out = Path(out)
     if pdf or out.suffix.lower() == ".pdf":
         if not weasyprint_available():
             raise ReportError("a PDF needs WeasyPrint, which is not installed here (pip install weasyprint); "

@@ -110,9 +110,19 @@ def test_the_html_map_can_link_a_running_engines_assets(client: Any) -> None:
 def shown_points(browser_page: Any) -> int:
     """Points on the map as a person sees them: single markers plus the numbers on clusters."""
     browser_page.wait_for_selector(".marker-cluster, path.leaflet-interactive")
-    clusters = sum(int(t) for t in browser_page.locator(".marker-cluster span").all_inner_texts())
-    singles = browser_page.locator("path.leaflet-interactive").count()
-    return clusters + singles
+
+    def count() -> int:
+        clusters = sum(int(t) for t in browser_page.locator(".marker-cluster span").all_inner_texts())
+        return clusters + browser_page.locator("path.leaflet-interactive").count()
+
+    # while the map zooms to the points, old and new clusters are both on it: wait until it settles
+    seen = [count()]
+    for _ in range(20):
+        browser_page.wait_for_timeout(250)
+        seen.append(count())
+        if seen[-1] == seen[-2] and browser_page.locator(".leaflet-zoom-anim").count() == 0:
+            break
+    return seen[-1]
 
 
 @pytest.fixture(scope="module")
