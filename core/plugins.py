@@ -14,6 +14,7 @@ from types import ModuleType
 from typing import Any, Callable, Mapping, Sequence
 
 import pluggy
+import pydantic
 
 from core import hookspecs
 from core.hookspecs import KINDS_ATTRIBUTE
@@ -202,8 +203,10 @@ def _metadata_of(name: str, module: ModuleType, dist: str | None) -> ServiceMeta
     declared = getattr(module, METADATA_ATTRIBUTE, None) or {}
     try:
         found = ServiceMetadata.model_validate(declared)
-    except ValueError as exc:
-        raise PluginError(f"plugin {name!r}: {METADATA_ATTRIBUTE} is invalid: {exc}") from exc
+    except pydantic.ValidationError as exc:
+        err = exc.errors()[0]
+        where = ".".join(str(part) for part in err["loc"]) or "value"
+        raise PluginError(f"plugin {name!r}: {METADATA_ATTRIBUTE} is invalid: {where}: {err['msg']}") from exc
     fill: dict[str, Any] = {}
     if dist:
         try:
