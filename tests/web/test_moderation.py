@@ -294,3 +294,57 @@ def test_the_queue_in_spanish(engine: Engine, web: TestClient, moderator: Staff)
     signed_in(web, moderator)
     page = web.get("/console/projects/alpha/observations", headers={"Accept-Language": "es"})
     assert page.status_code == 200 and "Cola de moderación" in page.text and "Pendiente" in page.text
+
+
+def fill(engine: Engine, project: str, n: int, contributor_id: int) -> None:
+    """``n`` stored observations in ``project`` (rows written directly: the queue is what is measured)."""
+    from datetime import datetime, timedelta, timezone
+
+    from core.db.models import Observation
+
+    start = datetime(2025, 1, 1, tzinfo=timezone.utc)
+    kinds, statuses_cycle, grades = (KIND, "generic"), ("pending", "published", "unpublished", "trashed"), \
+        ("casual", "needs_id", "research", None)
+    table = Observation.__table__
+    rows = [{"project": project, "content_hash": f"{i:064x}", "contributor_id": contributor_id if i % 3 else None,
+             "kind": kinds[i % 2], "observed_at": start + timedelta(minutes=7 * i), "lat": 41.0 + (i % 1000) / 1e4,
+             "lon": 2.0 + (i % 997) / 1e4, "accuracy_m": 10.0, "fields": {"species": f"Species {i % 50}", "count": i % 9},
+             "status": statuses_cycle[i % 4], "grade": grades[i % 4], "created_at": start + timedelta(seconds=i),
+             "updated_at": start + timedelta(seconds=i), "location_privacy": "open"} for i in range(n)]
+    with engine.db.begin() as conn:
+        for chunk in range(0, n, 10_000):
+            conn.execute(table.insert(), rows[chunk:chunk + 10_000])
+    if engine.db.dialect.name == "postgresql":
+        with engine.db.begin() as conn:
+            conn.exec_driver_sql("ANALYZE observations")
+
+
+@pytest.mark.slow
+def test_the_queues_first_page_takes_under_300_ms_at_100000_observations(engine: Engine, web: TestClient,
+                                                                        moderator: Staff) -> None:
+    import statistics
+    import time
+
+    fill(engine, "alpha", 100_000, moderator.account_id)
+    signed_in(web, moderator)
+    timings = {}
+    for label, params in {"newest": {}, "observed_at": {"sort": "observed_at"}, "kind": {"sort": "kind", "order": "asc"},
+                          "contributor": {"sort": "contributor"}, "pending": {"status": "pending"},
+                          "field": {"field": "count>=5"}, "page 3": {"page": "3"}}.items():
+        spent = []
+        for _ in range(5):
+            began = time.perf_counter()
+            answer = web.get("/console/projects/alpha/observations", params=params)
+            spent.append(time.perf_counter() - began)
+            assert answer.status_code == 200 and len(row_ids(answer.text)) == 50
+        timings[label] = statistics.median(spent)
+    print("queue first page, median of 5 (s):", {k: round(v, 4) for k, v in timings.items()})
+    assert "More than 1000 observations." in answer.text
+    # measured through the in-process client, so a little over the server's own time
+    slow = {label: round(t, 3) for label, t in timings.items() if t >= (0.3 if label in FAST else 1.0)}
+    assert not slow, f"the queue's first page took too long at 100,000 observations: {slow}"
+
+
+FAST = ("newest", "observed_at", "kind", "pending", "page 3")
+"""Under 300 ms at 100,000 observations; sorting by the contributor's name (a join) and filtering on
+a field (read from each row's JSON) take under a second."""
