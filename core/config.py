@@ -60,6 +60,9 @@ class Settings(BaseSettings):
                                       "imported data; empty: made once in <data_dir>/import-pseudonym.key; "
                                       "env:NAME reads another variable")
 
+    metrics_token: str = Field("", description="bearer token Prometheus presents to read /metrics; empty: only "
+                               "callers on this machine (127.0.0.1, ::1) may read it")
+
     host: str = "127.0.0.1"
     port: int = 8000
     public_url: str = Field("", description="the engine's address as the world reaches it, e.g. "
