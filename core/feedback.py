@@ -52,12 +52,16 @@ NO_PROJECT = "*"
 
 
 def _invalid(path: str, message: str, code: str) -> ValidationFailed:
-    return ValidationFailed([Problem((path,), message, code)])
+    """A 422 whose message is the problem's own (not a draft's "the observation was refused")."""
+    error = ValidationFailed([Problem((path,), message, code)])
+    error.message, error.args = message, (message,)
+    return error
 
 
 def known_services(engine: Engine) -> list[str]:
-    """Services this engine knows: declared in registry.yaml or installed as plugins."""
-    return sorted(set(engine.registry.services) | set(engine.host.info))
+    """Services this engine knows: declared in registry.yaml or installed as plugins (not the
+    engine's own built-in plugins)."""
+    return sorted(set(engine.registry.services) | {name for name in engine.host.info if not engine.host.is_default(name)})
 
 
 def check_service(engine: Engine, service: str) -> str:
@@ -233,3 +237,216 @@ def acceptance_by_model(engine: Engine, service: str, project: str | None = None
     return [{"model": n, "version": v, "agree": int(a), "disagree": int(d), "rate": _rate(int(a), int(d))}
             for n, v, a, d in _acceptance(engine, service, project,
                                           [ResultFeedback.model_name, ResultFeedback.model_version])]
+
+
+# -- feedback on services -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ServiceFeedbackFilter:
+    """What a maintainer's list or export keeps (None: any)."""
+
+    service: str | None = None
+    kind: str | None = None
+    state: str | None = None
+    role: str | None = None
+    project: str | None = None
+    since: datetime | None = None
+
+
+def sender_role(principal: Principal, project: str | None) -> str:
+    """The sender's role as their memberships say: operator; moderator for an admin or moderator
+    (of ``project``, or of any project when None); contributor otherwise."""
+    if principal.operator:
+        return "operator"
+    held = [principal.role_in(project)] if project is not None else [r for _, r in principal.roles]
+    return "moderator" if any(r in ("admin", "moderator") for r in held) else "contributor"
+
+
+def _enabled(engine: Engine, project: str, service: str) -> bool:
+    return engine.registry.project(project).enables(service)
+
+
+def _service_item(row: ServiceFeedback, *, author: str | None | bool = False) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "id": row.id, "service": row.service, "project": row.project, "role": row.role, "kind": row.kind,
+        "rating": row.rating, "body": row.body, "state": row.state, "state_note": row.state_note,
+        "created_at": row.created_at.isoformat(),
+        "state_changed_at": row.state_changed_at.isoformat() if row.state_changed_at else None,
+    }
+    if author is not False:
+        out["account_id"] = row.account_id
+        out["author"] = author
+    return out
+
+
+def send_service_feedback(engine: Engine, principal: Principal, service: str, kind: str, *,
+                          rating: int | None = None, body: str | None = None,
+                          project: str | None = None) -> dict[str, Any]:
+    """Store a rating (1-5, with an optional comment), a comment or a feature request for
+    ``service``'s maintainers, tagged with the sender's role; ``project``: the project it is
+    about (one the sender belongs to, enabling the service)."""
+    if principal.account_id is None:
+        raise Forbidden("sign in to send feedback on a service", code="sign_in_required")
+    check_service(engine, service)
+    if kind not in KINDS:
+        raise _invalid("kind", f"kind must be one of {', '.join(KINDS)}, not {kind!r}", "unknown_kind")
+    body = _text(body, "body")
+    if kind == "rating":
+        if rating is None or isinstance(rating, bool) or not 1 <= rating <= 5:
+            raise _invalid("rating", "a rating is a whole number from 1 to 5", "rating_out_of_range")
+    elif rating is not None:
+        raise _invalid("rating", f"a {kind} has no rating; send kind rating", "rating_not_expected")
+    elif not body:
+        raise _invalid("body", f"a {kind.replace('_', ' ')} needs some text", "body_empty")
+    if project is not None:
+        if project not in engine.registry.contexts() or not principal.is_member_of(project):
+            raise NotFound(f"unknown project {project!r}", code="unknown_project")
+        if not _enabled(engine, project, service):
+            raise _invalid("project", f"project {project!r} does not use {service}", "service_not_enabled")
+    with transaction(engine.sessions) as session:
+        row = ServiceFeedback(service=service, project=project, account_id=principal.account_id,
+                              role=sender_role(principal, project), kind=kind, rating=rating, body=body, state="new")
+        session.add(row)
+        session.flush()
+        return _service_item(row)
+
+
+def _maintained(engine: Engine, principal: Principal) -> Any:
+    """The condition on service feedback that ``principal`` maintains: everything for an
+    operator; for a project's admin, its items about services it enables; else Forbidden."""
+    if principal.operator:
+        return None
+    pairs = [(p, s) for p, role in principal.roles if role == "admin" and p in engine.registry.contexts()
+             for s in known_services(engine) if _enabled(engine, p, s)]
+    if not pairs:
+        raise Forbidden("only operators and project admins read the feedback on services", code="forbidden")
+    return or_(*(and_(ServiceFeedback.project == p, ServiceFeedback.service == s) for p, s in pairs))
+
+
+def _check_filter(engine: Engine, wanted: ServiceFeedbackFilter) -> None:
+    if wanted.service is not None:
+        check_service(engine, wanted.service)
+    for path, value, allowed in (("kind", wanted.kind, KINDS), ("state", wanted.state, STATES),
+                                 ("role", wanted.role, SENDER_ROLES)):
+        if value is not None and value not in allowed:
+            raise _invalid(path, f"{path} must be one of {', '.join(allowed)}, not {value!r}", f"unknown_{path}")
+
+
+def _service_query(engine: Engine, principal: Principal, wanted: ServiceFeedbackFilter) -> Select[Any]:
+    _check_filter(engine, wanted)
+    query = select(ServiceFeedback, Account.display_name).outerjoin(Account, Account.id == ServiceFeedback.account_id)
+    scope = _maintained(engine, principal)
+    if scope is not None:
+        query = query.where(scope)
+    for column, value in ((ServiceFeedback.service, wanted.service), (ServiceFeedback.kind, wanted.kind),
+                          (ServiceFeedback.state, wanted.state), (ServiceFeedback.role, wanted.role),
+                          (ServiceFeedback.project, wanted.project)):
+        if value is not None:
+            query = query.where(column == value)
+    if wanted.since is not None:
+        query = query.where(ServiceFeedback.created_at >= wanted.since)
+    return query
+
+
+def list_service_feedback(engine: Engine, principal: Principal, wanted: ServiceFeedbackFilter = ServiceFeedbackFilter(),
+                          *, cursor: int | None = None, limit: int = 100) -> dict[str, Any]:
+    """The feedback ``principal`` maintains, newest first, filtered; the author (account id and
+    name) for operators only."""
+    query = _service_query(engine, principal, wanted)
+    if cursor is not None:
+        query = query.where(ServiceFeedback.id < cursor)
+    with transaction(engine.readers) as session:
+        rows = list(session.execute(query.order_by(ServiceFeedback.id.desc()).limit(limit + 1)))
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return {"results": [_service_item(r, author=name if principal.operator else False) for r, name in rows],
+            "next_cursor": rows[-1][0].id if more else None}
+
+
+EXPORT_COLUMNS = ["id", "service", "project", "kind", "rating", "body", "role", "state", "state_note", "created_at",
+                  "state_changed_at"]
+
+
+def export_service_feedback(engine: Engine, principal: Principal,
+                            wanted: ServiceFeedbackFilter = ServiceFeedbackFilter()) -> str:
+    """The feedback ``principal`` maintains as CSV for a co-design session, oldest first: roles,
+    never names or ids (operators also get ``account_id`` and ``author``). Cells a spreadsheet
+    would run as formulas are quoted (``core.export``'s rule)."""
+    columns = EXPORT_COLUMNS + (["account_id", "author"] if principal.operator else [])
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(columns)
+    with transaction(engine.readers) as session:
+        for row, name in session.execute(_service_query(engine, principal, wanted).order_by(ServiceFeedback.id)):
+            item = _service_item(row, author=name if principal.operator else False)
+            writer.writerow([_excel_cell(item[c]) for c in columns])
+    return out.getvalue()
+
+
+def mark(engine: Engine, principal: Principal, feedback_id: int, state: str, note: str | None = None,
+         *, actor: str | None = None) -> dict[str, Any]:
+    """Mark an item planned, done or declined (or back to new), with a note the sender reads;
+    audited. Forbidden for anyone who does not maintain it; NotFound for one they cannot see."""
+    if state not in STATES:
+        raise _invalid("state", f"state must be one of {', '.join(STATES)}, not {state!r}", "unknown_state")
+    note = _text(note, "note")
+    scope = _maintained(engine, principal)
+    with transaction(engine.sessions) as session:
+        query = select(ServiceFeedback).where(ServiceFeedback.id == feedback_id)
+        row = session.scalar(query if scope is None else query.where(scope))
+        if row is None:
+            raise NotFound(f"no feedback {feedback_id}", code="feedback_not_found")
+        before = {"state": row.state, "state_note": row.state_note}
+        row.state, row.state_note, row.state_changed_at = state, note, utcnow()
+        audit(session, row.project or NO_PROJECT, None, actor or principal.actor, "feedback_state", before,
+              {"feedback_id": row.id, "service": row.service, "state": state, "state_note": note})
+        session.flush()
+        return _service_item(row)
+
+
+def mine(engine: Engine, principal: Principal) -> list[dict[str, Any]]:
+    """The caller's own feedback on services with its state, newest first."""
+    if principal.account_id is None:
+        return []
+    with transaction(engine.readers) as session:
+        rows = session.scalars(select(ServiceFeedback).where(ServiceFeedback.account_id == principal.account_id)
+                               .order_by(ServiceFeedback.id.desc()))
+        return [_service_item(r) for r in rows]
+
+
+def state_changes_for(engine: Engine, account_id: int, *, since: datetime | None = None,
+                      limit: int = 50) -> list[dict[str, Any]]:
+    """A person's feedback whose state maintainers changed (newest change first): what their feed
+    tells them ("your feedback is planned")."""
+    query = select(ServiceFeedback).where(ServiceFeedback.account_id == account_id,
+                                          ServiceFeedback.state_changed_at.is_not(None))
+    if since is not None:
+        query = query.where(ServiceFeedback.state_changed_at > since)
+    with transaction(engine.readers) as session:
+        rows = session.scalars(query.order_by(ServiceFeedback.state_changed_at.desc()).limit(limit))
+        return [_service_item(r) for r in rows]
+
+
+def iter_corrections(engine: Engine, service: str, project: str | None = None) -> Iterable[dict[str, Any]]:
+    """Disagreements with a correction taxon on ``service``'s results (oldest first): the
+    labelled data ``observatory feedback dataset`` writes. Each: observation id, project, taxon
+    id, the model that was corrected."""
+    query = (select(ResultFeedback).where(ResultFeedback.service == service, ResultFeedback.verdict == "disagree",
+                                          ResultFeedback.correction_taxon_id.is_not(None))
+             .order_by(ResultFeedback.id))
+    if project is not None:
+        query = query.where(ResultFeedback.project == project)
+    with transaction(engine.readers) as session:
+        return [{"observation_id": r.observation_id, "project": r.project, "taxon_id": r.correction_taxon_id,
+                 "model": r.model_name, "version": r.model_version} for r in session.scalars(query)]
+
+
+def my_verdicts(engine: Engine, principal: Principal, limit: int = 200) -> list[dict[str, Any]]:
+    """The caller's own verdicts on results, newest first."""
+    if principal.account_id is None:
+        return []
+    with transaction(engine.readers) as session:
+        rows = session.scalars(select(ResultFeedback).where(ResultFeedback.account_id == principal.account_id)
+                               .order_by(ResultFeedback.updated_at.desc(), ResultFeedback.id.desc()).limit(limit))
+        return [_result_item(r, author=False) for r in rows]

@@ -6,18 +6,20 @@ sees them, and staff of the project may ask for ``scope=all`` (audited, ``core.e
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Iterator, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import StreamingResponse
+from sqlalchemy import and_
 
 from core.api.access import can_see_project
 from core.api.deps import DbInt, EngineDep, PrincipalDep, deny
 from core.api.params import IsoDateTime
 from core.api.schemas import error_responses
+from core import data_use
 from core.dwca import archive, check_dataset
 from core.engine import Engine
-from core.export import ExportOptions, export
+from core.export import ExportOptions, export, record_conditions
 from core.filters import FILTER_PARAMETERS, parse_filters, query_filters
 from core.licences import KNOWN_LICENCES
 from core.lifecycle import get_project
@@ -26,7 +28,7 @@ from core.types import ProjectContext
 
 router = APIRouter(prefix="/api/v1", tags=["export"])
 TYPES = {"csv": "text/csv; charset=utf-8", "geojson": "application/geo+json"}
-OWN_PARAMETERS = frozenset({"format", "scope", "excel", "gbif_only"})
+OWN_PARAMETERS = frozenset({"format", "scope", "excel", "gbif_only", "purpose", "purpose_text"})
 """The export's own parameters; every other query parameter is a filter."""
 FILTERS_TEXT = ("Filters are those of the observation list (`status`, `kind`, `since`, `bbox`, `polygon`, "
                 "`licence`, ... and `field.NAME` for a field of the kinds' schemas: `field.count>=3`, "
@@ -53,6 +55,20 @@ def filter_query(
 
 
 FilterQuery = Depends(filter_query)
+Purpose = Annotated[Literal[data_use.PURPOSES] | None,  # type: ignore[valid-type]
+                    Query(description="why you download: research, education, policy, commercial or other (required "
+                          "where the project's `download_purpose` says so: 422 `purpose_required`). Counted per "
+                          "observation and shown to contributors; who downloaded is never recorded")]
+PurposeText = Annotated[str | None, Query(max_length=data_use.MAX_TEXT, description="the purpose in your words")]
+PURPOSE_TEXT = (" A download may say why (`purpose`, `purpose_text`); each complete download is counted per "
+                "observation and purpose, never who downloaded (docs/codesign.md).")
+
+
+def counted_download(engine: Engine, project: ProjectContext, options: ExportOptions, given: data_use.Purpose,
+                     chunks: Iterator[Any], channel: str) -> Iterator[Any]:
+    """``chunks``, counted (``core.data_use``) once the last has left, by the export's own conditions."""
+    where = and_(*record_conditions(engine, project, options))
+    return data_use.counted(chunks, lambda: data_use.record_selection(engine, project.slug, where, given, channel))
 
 
 def export_options(request: Request, engine: Engine, principal: Principal, project: ProjectContext, scope: str,
@@ -79,7 +95,7 @@ def export_options(request: Request, engine: Engine, principal: Principal, proje
             "project may ask for `scope=all`: every observation, exact places, the contributor's account id; "
             "each such export is audited. CSV has one column per field of the kinds' schemas (`field.NAME`), "
             "`fields_other` for the rest, plugins' columns, licence and place-privacy columns; `excel=true` "
-            "writes a UTF-8 byte order mark and `;` between cells. " + FILTERS_TEXT,
+            "writes a UTF-8 byte order mark and `;` between cells. " + FILTERS_TEXT + PURPOSE_TEXT,
             response_class=StreamingResponse,
             responses={200: {"content": {"text/csv": {}, "application/geo+json": {}}},
                        **error_responses(401, 403, 404, 422, 429)},
@@ -91,10 +107,14 @@ def export_project(
     excel: Annotated[bool, Query(description="CSV for spreadsheets: UTF-8 byte order mark, `;` between cells")] = False,
     gbif_only: Annotated[bool, Query(description="only observations under a licence GBIF accepts "
                                                  "(CC0, CC BY, CC BY-NC)")] = False,
+    purpose: Purpose = None, purpose_text: PurposeText = None,
 ) -> StreamingResponse:
     project = get_project(engine, slug)
     options = export_options(request, engine, principal, project, scope, gbif_only)
-    chunks = export(engine, project, format, options=options, excel=excel and format == "csv")
+    given = data_use.check_purpose(engine, slug, purpose, purpose_text)
+    chunks = counted_download(engine, project, options, given,
+                              export(engine, project, format, options=options, excel=excel and format == "csv"),
+                              "export")
     name = f"{slug}-observations.{format}"
     return StreamingResponse(chunks, media_type=TYPES[format],
                              headers={"Content-Disposition": f'attachment; filename="{name}"'})
@@ -105,7 +125,7 @@ def export_project(
             "Occurrence core) and multimedia.txt (the Simple Multimedia extension, one row per photo). Published "
             "observations by default, places as the public sees them; `gbif_only=true` keeps observations under a "
             "licence GBIF accepts; staff may ask for `scope=all` (every status; audited). 409 `dataset_incomplete` "
-            "names each registry.yaml key GBIF needs that is missing. " + FILTERS_TEXT,
+            "names each registry.yaml key GBIF needs that is missing. " + FILTERS_TEXT + PURPOSE_TEXT,
             response_class=StreamingResponse,
             responses={200: {"content": {"application/zip": {}}}, **error_responses(401, 403, 404, 409, 422, 429)},
             dependencies=[FilterQuery])
@@ -114,9 +134,12 @@ def export_dwca(
     scope: Literal["public", "all"] = "public",
     gbif_only: Annotated[bool, Query(description="only observations under a licence GBIF accepts "
                                                  "(CC0, CC BY, CC BY-NC)")] = False,
+    purpose: Purpose = None, purpose_text: PurposeText = None,
 ) -> StreamingResponse:
     project = get_project(engine, slug)
     options = export_options(request, engine, principal, project, scope, gbif_only)
     check_dataset(project)
-    return StreamingResponse(archive(engine, project, options), media_type="application/zip",
+    given = data_use.check_purpose(engine, slug, purpose, purpose_text)
+    chunks = counted_download(engine, project, options, given, archive(engine, project, options), "dwca")
+    return StreamingResponse(chunks, media_type="application/zip",
                              headers={"Content-Disposition": f'attachment; filename="{slug}-dwca.zip"'})

@@ -11,7 +11,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from core import consent, gdpr
+from core import consent, data_use, feedback, gdpr
 from core.api.access import can_see_project
 from core.api.deps import EngineDep, PrincipalDep, deny
 from core.api.schemas import error_responses
@@ -137,3 +137,60 @@ def erase_me(body: EraseIn, engine: EngineDep, principal: PrincipalDep) -> dict[
         raise deny(principal, "erasing your account")
     result = gdpr.erase(engine, principal.account_id, actor=gdpr.ERASED)
     return {"erased": True, **result.as_dict()}
+
+
+class MyServiceFeedbackOut(BaseModel):
+    id: int
+    service: str
+    project: str | None
+    role: str
+    kind: str
+    rating: int | None
+    body: str | None
+    state: str = Field(description="new, planned, done or declined")
+    state_note: str | None = Field(description="what the maintainers said with the state")
+    created_at: str
+    state_changed_at: str | None
+
+
+class MyResultFeedbackOut(BaseModel):
+    observation_id: int
+    service: str
+    verdict: str
+    correction_taxon_id: int | None
+    correction_label: str | None
+    updated_at: str
+
+
+class MyFeedbackOut(BaseModel):
+    services: list[MyServiceFeedbackOut] = Field(description="what you sent services' maintainers, newest first, "
+                                                 "with its state")
+    results: list[MyResultFeedbackOut] = Field(description="your verdicts on results, newest first (at most 200)")
+
+
+class MyDataUseOut(BaseModel):
+    month: str = Field(description="this month, YYYY-MM (UTC)")
+    downloads: int = Field(description="downloads this month that held at least one of your observations")
+    purposes: dict[str, int] = Field(description="those downloads per purpose")
+    all_time_downloads: int
+    text: str = Field(description="the sentence your feed shows")
+
+
+@router.get("/me/feedback", response_model=MyFeedbackOut, summary="Your feedback and its state",
+            description="Ratings, comments and feature requests you sent services' maintainers, with the state they "
+            "gave each (planned, done, declined) and their note; and your verdicts on results.",
+            responses=error_responses(401, 429))
+def my_feedback(engine: EngineDep, principal: PrincipalDep) -> dict[str, Any]:
+    if principal.anonymous:
+        raise deny(principal, "reading your feedback")
+    return {"services": feedback.mine(engine, principal), "results": feedback.my_verdicts(engine, principal)}
+
+
+@router.get("/me/data-use", response_model=MyDataUseOut, summary="How your observations were used this month",
+            description="How many downloads this month held at least one of your observations, per purpose "
+            "(\"your observations were used in 12 downloads this month: 9 research, 3 education\"). Never who "
+            "downloaded.", responses=error_responses(401, 429))
+def my_data_use(engine: EngineDep, principal: PrincipalDep) -> dict[str, Any]:
+    if principal.anonymous or principal.account_id is None:
+        raise deny(principal, "reading how your data was used")
+    return data_use.contributor_summary(engine, principal.account_id)
