@@ -8,13 +8,12 @@ from __future__ import annotations
 import re
 from typing import Any
 
-import pytest
 from fastapi.testclient import TestClient
 
 from core.engine import Engine
 from core.testing import submit
 from tests.web.conftest import LiveServer, axe_check, make_staff, shot, sign_in
-from tests.web.test_moderation import REGISTRY, SCHEMA, sighting, statuses  # noqa: F401  (the service)
+from tests.web.test_moderation import sighting, statuses
 from tests.web.test_moderation import plugins, registry  # noqa: F401  (fixtures: the same projects and kinds)
 
 

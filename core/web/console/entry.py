@@ -31,7 +31,7 @@ from core import lifecycle
 from core.api.access import can_edit, can_read, sees_everything
 from core.api.errors import ApiError
 from core.api.routes.media import get_media
-from core.db.models import Account, AuditEntry, MediaBlob, Observation, ObservationMedia
+from core.db.models import AuditEntry, MediaBlob, Observation, ObservationMedia
 from core.db.session import transaction
 from core.engine import Engine
 from core.errors import EngineError, ValidationFailed
@@ -42,7 +42,7 @@ from core.readable import readable
 from core.tokens import Principal
 from core.types import ProjectContext
 from core.views import observation_not_found
-from core.web.console.moderation import enrichment_summary, staff_observation
+from core.web.console.moderation import display_names, enrichment_summary, staff_observation
 from core.web.guards import require_csrf
 from core.web.session import web_principal
 from core.web.templating import error_page, gettext_of, render
@@ -154,13 +154,6 @@ def _typed(text: str, kind: str) -> Any:
 # -- reading the entry -------------------------------------------------------------------------
 
 
-def _names(engine: Engine, ids: set[int]) -> dict[int, str]:
-    if not ids:
-        return {}
-    with transaction(engine.readers) as session:
-        return dict(session.execute(select(Account.id, Account.display_name).where(Account.id.in_(ids))).all())
-
-
 def _local(value: Any, zone: ZoneInfo) -> str:
     if not value:
         return ""
@@ -195,7 +188,7 @@ def history(engine: Engine, project: str, obs_id: int, zone: ZoneInfo) -> list[d
     with transaction(engine.readers) as session:
         entries = [(e.actor, e.action, e.at, readable(e.before), readable(e.after)) for e in session.scalars(query)]
     ids = {int(m.group(1)) for actor, *_ in entries if (m := _ACTOR.match(actor or ""))}
-    names = _names(engine, ids)
+    names = display_names(engine, ids)
     out = []
     for actor, action, at, before, after in entries:
         found = _ACTOR.match(actor or "")
@@ -210,7 +203,7 @@ def read_entry(engine: Engine, project: ProjectContext, obs_id: int) -> dict[str
     with transaction(engine.readers) as session:
         data = read_observation(session, obs_id).data
     zone = ZoneInfo(project.timezone)
-    names = _names(engine, {data["contributor_id"]} if data["contributor_id"] else set())
+    names = display_names(engine, {data["contributor_id"]} if data["contributor_id"] else set())
     return {
         "obs": data, "zone": project.timezone,
         "observed": _local(data["observed_at"], zone), "created": _local(data["created_at"], zone),

@@ -145,7 +145,8 @@ def enrichment_summary(name: str, enrichment: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _names(engine: Engine, ids: set[int]) -> dict[int, str]:
+def display_names(engine: Engine, ids: set[int]) -> dict[int, str]:
+    """The display names of accounts ``ids`` (staff pages only: a name is personal data)."""
     if not ids:
         return {}
     with transaction(engine.readers) as session:
@@ -202,7 +203,7 @@ def read_queue(engine: Engine, principal: Principal, project: ProjectContext, fi
         count = int(session.scalar(select(func.count()).select_from(counted)) or 0)
     rows = [found[i] for i in ids[:per_page] if i in found]
     zone = ZoneInfo(project.timezone)
-    names = _names(engine, {o.contributor_id for o in rows if o.contributor_id is not None})
+    names = display_names(engine, {o.contributor_id for o in rows if o.contributor_id is not None})
     return Queue(rows=[queue_row(o, names, zone) for o in rows], count=min(count, COUNT_CAP),
                  capped=count > COUNT_CAP, page=page, per_page=per_page, has_next=len(ids) > per_page)
 
