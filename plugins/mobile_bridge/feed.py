@@ -33,7 +33,7 @@ from core.engine import Engine
 from core.tokens import Principal, principal_of
 from core.types import CommentView, Flag, IdentificationChange, ObservationView, ProjectContext
 from core.views import observation_not_found
-from plugins.mobile_bridge import feed_store, feed_stream, webhook_delivery
+from plugins.mobile_bridge import feed_codesign, feed_store, feed_stream, webhook_delivery
 from plugins.mobile_bridge.feed_store import NewEntry, told
 
 SERVICE = "mobile_bridge"
@@ -216,8 +216,9 @@ def on_identification(change: IdentificationChange, observation: ObservationView
 
 class FeedEntryOut(BaseModel):
     id: int = Field(description="the entry's id: the cursor to continue from, and the event id of the stream")
-    type: Literal["results", "grade", "moderation", "comment", "identification", "deleted"]
-    observation_id: int
+    type: Literal["results", "grade", "moderation", "comment", "identification", "deleted", "feedback", "data_use"]
+    observation_id: int = Field(description="0 for an entry about you rather than one observation (feedback, "
+                                "data_use)")
     project: str
     created_at: str
     seen: bool
@@ -226,7 +227,10 @@ class FeedEntryOut(BaseModel):
                                         "{comment_id, author, body, created_at}; identification {kind: added or "
                                         "community_taxon, taxon: {id, name, rank, common_name}, category, at, "
                                         "identification_id (added) or previous (community_taxon: the taxon before, "
-                                        "or null)}; deleted: null")
+                                        "or null)}; deleted: null; feedback {feedback_id, service, kind, state: "
+                                        "planned, done, declined or new, note, text}; data_use {month, downloads, "
+                                        "purposes: {purpose: downloads}, text: \"your observations were used in 12 "
+                                        "downloads this month: 9 research, 3 education\"}")
 
 
 class FeedPage(BaseModel):
@@ -269,13 +273,15 @@ def _account(principal: Principal, what: str) -> int:
             summary="Your change feed, oldest first from a cursor",
             description="What to show about your observations and those you follow: enrichment results, grade "
             "changes, moderation decisions, others' comments and identifications, community taxon changes and "
-            "deletions (`deleted`, a tombstone). `cursor`: the "
+            "deletions (`deleted`, a tombstone); the state maintainers gave your feedback on a service (`feedback`) "
+            "and how often your observations were downloaded this month (`data_use`). `cursor`: the "
             "id of the last entry you have (0 or none: from the start); `per_page=0`: only the unread count.",
             responses=error_responses(401, 422, 429))
 def get_feed(engine: EngineDep, principal: PrincipalDep,
              cursor: Annotated[int, Query(ge=0, le=MAX_ID)] = 0,
              per_page: Annotated[int, Query(ge=0, le=200)] = 50) -> dict[str, Any]:
     account = _account(principal, "reading the feed")
+    feed_codesign.catch_up(engine, account)
     items = feed_store.entries_after(engine, account, cursor, per_page) if per_page else []
     webhook_delivery.wake_if_due(engine)
     return {"unread": feed_store.unread_count(engine, account), "items": items,
