@@ -14,6 +14,7 @@ from io import BytesIO
 from pathlib import Path
 
 from babel.core import Locale, UnknownLocaleError, negotiate_locale
+from babel.messages.catalog import Catalog
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 from babel.support import Translations
@@ -23,6 +24,22 @@ LOCALE_DIR = Path(__file__).parent / "locale"
 LANGUAGES: dict[str, str] = {"en": "English", "es": "Español"}
 DEFAULT_LANGUAGE = "en"
 LANG_COOKIE = "observatory_lang"
+# gettext's two forms (one, other), as the catalogues are written: CLDR gives Spanish a third form
+# (for millions) that no catalogue fills, and a missing form falls back to English
+PLURAL_FORMS: dict[str, tuple[int, str]] = {"es": (2, "(n != 1)")}
+
+
+def read_catalog(po_file: Path, language: str) -> Catalog:
+    """One ``.po`` file of ``language``, with the plural rule its entries are written for."""
+    with po_file.open("rb") as handle:
+        catalog = read_po(handle, locale=language)
+    if language in PLURAL_FORMS:
+        forms, catalog._plural_expr = PLURAL_FORMS[language]  # read_po keeps no header's rule
+        catalog._num_plurals = forms
+        for message in catalog:
+            if isinstance(message.string, tuple):
+                message.string = message.string[:forms]
+    return catalog
 
 
 @lru_cache(maxsize=None)
@@ -32,8 +49,7 @@ def translations(language: str) -> gettext.NullTranslations:
         return gettext.NullTranslations()
     merged: Translations | None = None
     for po_file in sorted((LOCALE_DIR / language).glob("*.po")):
-        with po_file.open("rb") as handle:
-            catalog = read_po(handle, locale=language)
+        catalog = read_catalog(po_file, language)
         buffer = BytesIO()
         write_mo(buffer, catalog)
         buffer.seek(0)

@@ -7,9 +7,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from babel.messages.extract import extract_from_dir
-from babel.messages.pofile import read_po
 
-from core.web.i18n import LOCALE_DIR
+from core.web.i18n import LOCALE_DIR, read_catalog
 
 WEB = Path(__file__).resolve().parents[2] / "core" / "web"
 METHODS = [("**/templates/**.html", "jinja2.ext:babel_extract"), ("**.py", "python")]
@@ -29,13 +28,12 @@ def used_messages() -> dict[str, str]:
 def spanish() -> dict[str, object]:
     entries: dict[str, object] = {}
     for po_file in sorted((LOCALE_DIR / "es").glob("*.po")):
-        with po_file.open("rb") as handle:
-            for message in read_po(handle, locale="es"):
-                if message.id:
-                    key = message.id[0] if isinstance(message.id, tuple) else message.id
-                    entries[key] = message.string
-                    if isinstance(message.id, tuple):
-                        entries[message.id[1]] = message.string
+        for message in read_catalog(po_file, "es"):
+            if message.id:
+                key = message.id[0] if isinstance(message.id, tuple) else message.id
+                entries[key] = message.string
+                if isinstance(message.id, tuple):
+                    entries[message.id[1]] = message.string
     return entries
 
 
@@ -52,3 +50,12 @@ def test_every_page_text_has_a_spanish_translation() -> None:
 def test_the_spanish_catalogue_holds_no_text_the_pages_no_longer_use() -> None:
     stale = sorted(set(spanish()) - set(used_messages()))
     assert not stale, f"Spanish entries no page uses (remove them): {stale[:20]}"
+
+
+def test_spanish_plurals_read_back_in_both_forms() -> None:
+    from core.web.i18n import translations
+
+    spanish_text = translations("es")
+    assert spanish_text.ngettext("%(num)s observation.", "%(num)s observations.", 1) == "%(num)s observación."
+    for n in (0, 3, 1_000_000):
+        assert spanish_text.ngettext("%(num)s observation.", "%(num)s observations.", n) == "%(num)s observaciones."
