@@ -16,6 +16,7 @@ from core.api.ratelimit import RateLimiter
 from core.api.routes import routers
 from core.engine import Engine
 from core.lifecycle import DraftIn
+from core.metrics import install_metrics
 from core.tokens import PrincipalCache
 from core.web.site import install_web
 
@@ -69,6 +70,7 @@ def create_app(engine: Engine) -> FastAPI:
     app.state.principals = PrincipalCache(engine.settings.token_cache_s)
     install_error_handlers(app)
     app.add_middleware(BodySizeLimit, max_bytes=engine.settings.max_request_bytes)
+    install_metrics(app)  # after the size limit, so that its 413s are counted too
     for router in routers():
         app.include_router(router)
     _plugin_routers(app, engine)
