@@ -234,7 +234,7 @@ def main(argv: list[str] | None = None) -> int:
     if sizes["participation_n"]:
         print(f"\nparticipation, {sizes['participation_n']:,} observations x {sizes['contributors']:,} contributors:")
         for name, seconds, peak in bench_participation(sizes["participation_n"], sizes["contributors"]):
-            memory = "" if peak != peak else f", peak {peak:,.0f} MiB allocated"
+            memory = "" if peak != peak else f", peak {peak:,.1f} MiB allocated"
             print(f"  {name:<28} {seconds:6.2f} s{memory}")
     return 1 if failed else 0
 
