@@ -132,23 +132,45 @@ class RemoteSource:
         return typed_frame(columns, MEDIA_COLUMNS, ["observation_id"])
 
     def identifications(self, project: str, params: Mapping[str, str]) -> pd.DataFrame:
-        """Every identification of the observations the list gives (one request each: the
-        identification API's list of an observation)."""
+        """Every identification of the observations the list gives: for an anonymous reader from
+        the iNaturalist-compatible API a page of 200 at a time, else (and for observations it does
+        not serve) from the identification API's list of each observation, which alone gives staff
+        the identifier's account id."""
         info = self.get(f"/api/v1/projects/{project}")
         columns: dict[str, list[Any]] = {name: [] for name in IDENTIFICATION_COLUMNS}
         if "identification" not in info["services"]:
             return typed_frame(columns, IDENTIFICATION_COLUMNS, ["observation_id"])
+        anonymous = "Authorization" not in self.client.headers
+        page: list[int] = []
+
+        def add(obs_id: int, ident: Mapping[str, Any], taxon_name: Any, identifier: Any) -> None:
+            for name, value in (("observation_id", obs_id), ("identification_id", ident["id"]),
+                                ("taxon_id", ident["taxon"]["id"]), ("taxon_name", taxon_name),
+                                ("category", ident.get("category")), ("current", ident["current"]),
+                                ("created_at", ident["created_at"]), ("identifier_id", identifier)):
+                columns[name].append(value)
+
+        def flush() -> None:
+            served: dict[int, list[Any]] = {}
+            if anonymous:
+                body = self.get(f"/inat/v1/observations/{','.join(map(str, page))}", missing_ok=True) or {}
+                served = {int(r["id"]): r.get("identifications") or [] for r in body.get("results", [])}
+            for obs_id in page:
+                if obs_id in served:
+                    for ident in served[obs_id]:
+                        add(obs_id, ident, ident["taxon"].get("name"), None)
+                    continue
+                listed = self.get(f"/api/v1/observations/{obs_id}/identifications", missing_ok=True) or {}
+                for ident in listed.get("items", []):
+                    add(obs_id, ident, ident["taxon"].get("name"), ident.get("author_id"))
+            page.clear()
+
         for item in self._pages(project, params):
-            body = self.get(f"/api/v1/observations/{item['id']}/identifications", missing_ok=True) or {}
-            for ident in body.get("items", []):
-                columns["observation_id"].append(item["id"])
-                columns["identification_id"].append(ident["id"])
-                columns["taxon_id"].append(ident["taxon"]["id"])
-                columns["taxon_name"].append(ident["taxon"].get("name"))
-                columns["category"].append(ident.get("category"))
-                columns["current"].append(ident["current"])
-                columns["created_at"].append(ident["created_at"])
-                columns["identifier_id"].append(ident.get("author_id"))
+            page.append(item["id"])
+            if len(page) == PAGE:
+                flush()
+        if page:
+            flush()
         return typed_frame(columns, IDENTIFICATION_COLUMNS, ["observation_id"])
 
     def visible_ids(self, project: str, params: Mapping[str, str]) -> list[int] | None:

@@ -38,6 +38,9 @@ def test_remote_frames_equal_local_ones_for_staff_and_the_public(engine: Any, fi
         pd.testing.assert_frame_equal(getattr(anonymous_reader, frame)("survey"),
                                       getattr(Observatory.local(engine=engine, public=True, cache=False), frame)("survey"))
     assert staff.identifications("survey")["identifier_id"].notna().all()
+    before = anonymous_reader.source.requests
+    anonymous_reader.identifications("survey")
+    assert anonymous_reader.source.requests - before == 3  # the project, one page, one bulk read of its identifications
     assert staff.media("survey")["attribution"].tolist() == ["Survey"]
     filtered = staff.observations("survey", filters={"field.count>": 2})
     assert set(filtered["id"]) == {filled.ids["fox"], filled.ids["hidden"]}
