@@ -11,6 +11,7 @@ from __future__ import annotations
 import pytest
 
 from core.testing import PG_ENV, draft  # noqa: F401  (imported from here by the tests)
+from tests.support.browser import browser  # noqa: F401  (one Chromium for the whole session: tests/web, the analysis maps)
 
 TEST_PLUGINS = ",".join(
     f"{name}=tests.support.{name}" for name in ("flaky", "recorder", "sleepy")

@@ -16,7 +16,7 @@ import pytest
 
 from plugins.analysis import maps
 from plugins.analysis.plots import PlotError, png_bytes
-from tests.web.conftest import CHROMIUM_ARGS, LiveServer, chromium_path
+from tests.support.browser import LiveServer
 
 URL = re.compile(r"https?://[^\s\"'<>)\\]+")
 TILES = "https://tiles.example.org/{z}/{x}/{y}.png"
@@ -125,23 +125,10 @@ def shown_points(browser_page: Any) -> int:
     return seen[-1]
 
 
-@pytest.fixture(scope="module")
-def chromium() -> Any:
-    path = chromium_path()
-    if path is None:
-        pytest.skip("no Chromium on this machine (apt-get install chromium); CI installs it")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=path, args=CHROMIUM_ARGS, headless=True)
-        yield launched
-        launched.close()
-
-
-def test_the_map_shows_every_point_in_a_browser_without_tiles(chromium: Any, tmp_path: Path, app: Any) -> None:
+def test_the_map_shows_every_point_in_a_browser_without_tiles(browser: Any, tmp_path: Path, app: Any) -> None:
     frame = frame_of(40)
     inline = maps.save_map_html(frame, tmp_path / "map.html", tile_url="")
-    page = chromium.new_page()
+    page = browser.new_page()
     requests: list[str] = []
     page.on("request", lambda r: requests.append(r.url))
     page.goto(inline.as_uri())
