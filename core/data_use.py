@@ -68,13 +68,12 @@ def _invalid(path: str, message: str, code: str) -> ValidationFailed:
 
 
 def check_purpose(engine: Engine, project: str, purpose: str | None, text: str | None = None) -> Purpose:
-    """The purpose of a download of ``project`` as given; ValidationFailed (422) for an unknown
-    one, text over MAX_TEXT characters, or none where the project requires one."""
+    """The purpose of a download of ``project`` as given (text alone: ``other``); ValidationFailed
+    (422) for an unknown one, text over MAX_TEXT characters, or none where the project requires one."""
     text = (text or "").strip() or None
+    if (purpose is None or purpose == "") and text is not None:
+        purpose = "other"  # a purpose in the person's own words
     if purpose is None or purpose == "":
-        if text is not None:
-            raise _invalid("purpose", "say which purpose the text explains (purpose=other for one not listed)",
-                           "purpose_missing")
         if setting(engine, project) == "required":
             raise _invalid("purpose", f"project {project!r} asks why its data is downloaded: give purpose, one of "
                            f"{', '.join(PURPOSES)}", "purpose_required")

@@ -64,11 +64,15 @@ def known_services(engine: Engine) -> list[str]:
     return sorted(set(engine.registry.services) | {name for name in engine.host.info if not engine.host.is_default(name)})
 
 
-def check_service(engine: Engine, service: str) -> str:
-    """``service`` if the engine knows it; ValidationFailed (422, ``unknown_service``) if not."""
+def check_service(engine: Engine, service: str, *, in_path: bool = False) -> str:
+    """``service`` if the engine knows it; if not, ValidationFailed (422, ``unknown_service``), or
+    NotFound (404) where a URL's path names it."""
     known = known_services(engine)
     if service not in known:
-        raise _invalid("service", f"unknown service {service!r}; one of {', '.join(known)}", "unknown_service")
+        message = f"unknown service {service!r}; one of {', '.join(known)}"
+        if in_path:
+            raise NotFound(message, code="unknown_service")
+        raise _invalid("service", message, "unknown_service")
     return service
 
 
@@ -369,17 +373,19 @@ EXPORT_COLUMNS = ["id", "service", "project", "kind", "rating", "body", "role", 
 
 
 def export_service_feedback(engine: Engine, principal: Principal,
-                            wanted: ServiceFeedbackFilter = ServiceFeedbackFilter()) -> str:
+                            wanted: ServiceFeedbackFilter = ServiceFeedbackFilter(), *,
+                            authors: bool | None = None) -> str:
     """The feedback ``principal`` maintains as CSV for a co-design session, oldest first: roles,
-    never names or ids (operators also get ``account_id`` and ``author``). Cells a spreadsheet
-    would run as formulas are quoted (``core.export``'s rule)."""
-    columns = EXPORT_COLUMNS + (["account_id", "author"] if principal.operator else [])
+    never names or ids (operators also get ``account_id`` and ``author``, unless ``authors`` is
+    False). Cells a spreadsheet would run as formulas are quoted (``core.export``'s rule)."""
+    authors = principal.operator if authors is None else authors and principal.operator
+    columns = EXPORT_COLUMNS + (["account_id", "author"] if authors else [])
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(columns)
     with transaction(engine.readers) as session:
         for row, name in session.execute(_service_query(engine, principal, wanted).order_by(ServiceFeedback.id)):
-            item = _service_item(row, author=name if principal.operator else False)
+            item = _service_item(row, author=name if authors else False)
             writer.writerow([_excel_cell(item[c]) for c in columns])
     return out.getvalue()
 

@@ -7,6 +7,8 @@ species suggestion naming its model, the version taken from the draft's ``model_
 
 from __future__ import annotations
 
+import csv
+import json
 from datetime import datetime, timezone
 
 import pytest
@@ -15,7 +17,6 @@ from sqlalchemy import update
 from core import hookimpl
 from core.db.models_codesign import ResultFeedback
 from core.db.session import transaction
-from core.errors import Forbidden, NotFound, ValidationFailed
 from core.testing import draft, submit
 from core.tokens import authenticate
 
@@ -58,6 +59,13 @@ def principal(engine, role: str, project: str | None = "alpha"):  # noqa: ANN001
     return authenticate(engine, create_token(engine, role, project).token)
 
 
+def create_account_token(role: str, name: str, engine) -> int:  # noqa: ANN001
+    """A new account with ``role`` in alpha, named ``name``: its id."""
+    from core.tokens import create_token
+
+    return create_token(engine, role, "alpha", name).account_id
+
+
 def observation(engine, version: str = "1") -> int:  # noqa: ANN001
     return submit(engine, "alpha", draft(fields={"note": "fox", "model_version": version}))["id"]
 
@@ -93,3 +101,71 @@ def test_acceptance_rate_follows_planted_agreements(engine):
     models = acceptance_by_model(engine, "suggester")
     assert [(m["version"], m["agree"], m["disagree"]) for m in models] == [("1", 3, 1), ("2", 0, 4)]
     assert {m["model"] for m in models} == {"fox-net"}
+
+
+def test_corrections_become_a_labelled_data_set_species_id_reads(engine, photos, tmp_path):
+    from core import consent, lifecycle
+    from core.feedback import give_result_feedback
+    from core.feedback_dataset import write_dataset
+    from core.moderation import moderate
+    from plugins.species_id.evaluate import load_dataset
+
+    with transaction(engine.sessions) as session:
+        from core.db.models import Taxon
+
+        fox, dog = (Taxon(scientific_name=n, rank="species", rank_level=10, source="test", source_id=n)
+                    for n in ("Vulpes vulpes", "Canis lupus"))
+        session.add_all([fox, dog])
+        session.flush()
+        fox_id, dog_id = fox.id, dog.id
+    recorder = create_account_token("contributor", "Rita Recorder", engine)
+    consent.record(engine, recorder, engine.registry.project("alpha"), consent.ATTRIBUTION, consent.ATTRIBUTION_VERSION,
+                   True)
+    photo = lifecycle.Upload(photos["chelsea.jpg"], "chelsea.jpg", "image/jpeg")
+    named = lifecycle.submit(engine, "alpha", draft(), [photo], contributor_id=recorder).observation_id
+    anonymous = lifecycle.submit(engine, "alpha", draft(), [photo]).observation_id
+    unpublished = lifecycle.submit(engine, "alpha", draft(), [photo]).observation_id
+    for obs_id in (named, anonymous):
+        moderate(engine, obs_id, "publish", actor="test")
+    people = [principal(engine, "moderator") for _ in range(3)]
+    for person, taxon_id in zip(people, (fox_id, fox_id, dog_id)):  # two say fox, one says dog
+        give_result_feedback(engine, person, named, "suggester", "disagree", correction_taxon_id=taxon_id)
+    give_result_feedback(engine, people[0], anonymous, "suggester", "disagree", correction_taxon_id=dog_id)
+    give_result_feedback(engine, people[0], unpublished, "suggester", "disagree", correction_taxon_id=dog_id)
+    give_result_feedback(engine, people[1], anonymous, "suggester", "agree")  # no label: not in the set
+
+    report = write_dataset(engine, "suggester", tmp_path / "set")
+    assert report["photos"] == 2 and report["skipped"] == 0
+    rows = {int(r["observation_id"]): r for r in csv.DictReader((tmp_path / "set" / "labels.csv").open())}
+    assert set(rows) == {named, anonymous}  # the unpublished observation stays out
+    assert (rows[named]["label"], rows[named]["votes"], rows[named]["recorded_by"]) == ("Vulpes vulpes", "2",
+                                                                                        "Rita Recorder")
+    assert rows[anonymous]["recorded_by"] == "" and rows[anonymous]["licence"] == "CC-BY-4.0"
+    samples = load_dataset(tmp_path / "set" / "labels.csv")  # what `models evaluate --dataset` reads
+    assert sorted(s.label for s in samples) == ["Canis lupus", "Vulpes vulpes"]
+    assert all(s.path.is_file() and s.path.read_bytes()[:2] == b"\xff\xd8" for s in samples)
+
+
+def test_the_command_line_lists_exports_marks_and_refuses(engine, tmp_path):
+    from click.testing import CliRunner
+
+    from core.cli import build_cli
+    from core.feedback import send_service_feedback
+
+    sender = principal(engine, "contributor")
+    item = send_service_feedback(engine, sender, "suggester", "comment", body="=1+1 works", project="alpha")
+    runner = CliRunner()
+    listed = runner.invoke(build_cli(), ["feedback", "list", "--service", "suggester"])
+    assert listed.exit_code == 0, listed.output
+    [row] = [json.loads(line) for line in listed.stdout.splitlines()]
+    assert (row["id"], row["role"], row["author"]) == (item["id"], "contributor", "contributor token")
+    out = tmp_path / "session.csv"
+    assert runner.invoke(build_cli(), ["feedback", "export", "--out", str(out)]).exit_code == 0
+    text = out.read_text()
+    assert "contributor token" not in text and "account_id" not in text and "'=1+1 works" in text
+    marked = runner.invoke(build_cli(), ["feedback", "mark", str(item["id"]), "done", "--note", "shipped"])
+    assert marked.exit_code == 0 and json.loads(marked.stdout)["state"] == "done"
+    missing = runner.invoke(build_cli(), ["feedback", "mark", "99999", "done"])
+    assert missing.exit_code == 2 and "no feedback 99999" in missing.output
+    unknown = runner.invoke(build_cli(), ["feedback", "dataset", "--service", "nope", "--out", str(tmp_path / "x")])
+    assert unknown.exit_code == 2 and "unknown service 'nope'" in unknown.output

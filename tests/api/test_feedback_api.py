@@ -163,7 +163,7 @@ def test_feedback_on_services_reaches_maintainers_without_names(client, engine):
         if code:
             assert problem_code(answer) == code
     unknown = client.post(f"{API}/services/nope/feedback", json={"kind": "comment", "body": "x"}, headers=bearer(zoe))
-    assert unknown.status_code == 422 and problem_code(unknown) == "unknown_service"
+    assert unknown.status_code == 404 and problem_code(unknown) == "unknown_service"
 
     # the project's admin sees its two items, with roles and without names; beta's admin none
     listed = client.get(f"{API}/feedback", headers=bearer(adm))

@@ -190,11 +190,12 @@ def project_result_feedback(slug: str, engine: EngineDep, principal: PrincipalDe
 @router.get("/services/{service}/acceptance", response_model=AcceptanceOut,
             summary="How often people agreed with a service's results",
             description="Current verdicts by month (UTC) and by model version. With `project`: that project's "
-            "(anyone who may see the project); without: every project's (operators).",
+            "(anyone who may see the project); without: every project's (operators). 404 `unknown_service` for a "
+            "service the engine does not know.",
             responses=error_responses(401, 403, 404, 422, 429))
 def acceptance(service: str, engine: EngineDep, principal: PrincipalDep,
                project: Annotated[str | None, Query(pattern=NAME)] = None) -> dict[str, Any]:
-    feedback.check_service(engine, service)
+    feedback.check_service(engine, service, in_path=True)
     if project is None:
         if not principal.operator:
             raise deny(principal, "reading acceptance over every project (name a project)")
@@ -211,12 +212,14 @@ def acceptance(service: str, engine: EngineDep, principal: PrincipalDep,
              response_model_exclude_unset=True, summary="Send a service's maintainers a rating, comment or request",
              description="Any signed-in person. Tagged with your role as your memberships say (not as you say). "
              "The maintainers (operators; admins of the project named) see it without your name; you follow its "
-             "state in `GET /api/v1/me/feedback` and your feed.",
+             "state in `GET /api/v1/me/feedback` and your feed. 404 `unknown_service` for a service the engine "
+             "does not know.",
              responses=error_responses(401, 404, 422, 429))
 def send_service_feedback(service: str, body: ServiceFeedbackIn, engine: EngineDep,
                           principal: PrincipalDep) -> dict[str, Any]:
     if principal.anonymous:
         raise deny(principal, "sending feedback on a service")
+    feedback.check_service(engine, service, in_path=True)
     return feedback.send_service_feedback(engine, principal, service, body.kind, rating=body.rating, body=body.body,
                                           project=body.project)
 
