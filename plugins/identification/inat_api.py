@@ -17,6 +17,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from fastapi.routing import APIRoute
 
+from core import data_use
 from core.api.deps import EngineDep, PrincipalDep
 from core.api.errors import ApiError
 from core.db.session import transaction
@@ -70,6 +71,8 @@ class InatRoute(APIRoute):
 
 
 router = APIRouter(route_class=InatRoute, tags=["inat"])
+DOWNLOAD_PAGE = 100
+"""A page of observations this long or longer counts as a download (``core.data_use``)."""
 
 
 def _base(request: Request) -> str:
@@ -110,7 +113,7 @@ def _bbox(values: tuple[float | None, ...]) -> tuple[float, float, float, float]
 
 def _observations(engine: Engine, request: Request, filters: Filters, *, order_by: str, order: str,
                   page: int, per_page: int | None, locale: str | None,
-                  first: list[int] | None = None) -> tuple[int, list[str]]:
+                  first: list[int] | None = None, shown: list[Any] | None = None) -> tuple[int, list[str]]:
     """(total, the page's observations as JSON); ``per_page`` None: all that match, in the order of
     ``first`` (ids) when given."""
     with transaction(engine.readers) as session:
@@ -128,6 +131,8 @@ def _observations(engine: Engine, request: Request, filters: Filters, *, order_b
             position = {obs_id: i for i, obs_id in enumerate(first)}
             rows.sort(key=lambda row: position[row.id])
         parts = page_parts(conn, rows, p.lexicon(locale))
+    if shown is not None:
+        shown.extend(rows)
     renderer = Renderer(_base(request), handles(engine), filters.projects, parts.taxa)
     return total, [renderer.observation(row, parts) for row in rows]
 
@@ -173,6 +178,9 @@ def list_observations(
     per_page: p.PerPage = 30,
     locale: p.Locale = None,
     preferred_place_id: p.PlaceId = None,
+    purpose: Annotated[Literal[data_use.PURPOSES] | None, Query(  # type: ignore[valid-type]
+        description=f"why you download (not iNaturalist's): a page of {DOWNLOAD_PAGE} or more is counted as a "
+        "download of its observations, per purpose, never who asked (docs/codesign.md)")] = None,
 ) -> Response:
     p.window(page, per_page)
     filters = Filters(
@@ -184,9 +192,21 @@ def list_observations(
         geo=p.flag(geo), bbox=_bbox((swlat, swlng, nelat, nelng)))
     if filters.taxon_ids == []:  # every id past the database's range: no such taxon
         raise p.invalid("taxon_id", f"no taxon {taxon_id}")
+    shown: list[Any] = []
     total, results = _observations(engine, request, filters, order_by=order_by, order=order, page=page,
-                                   per_page=per_page, locale=locale)
+                                   per_page=per_page, locale=locale, shown=shown)
+    if per_page >= DOWNLOAD_PAGE:
+        _count_download(engine, shown, purpose)
     return json_response(envelope(results, total, page, per_page))
+
+
+def _count_download(engine: Engine, rows: list[Any], purpose: str | None) -> None:
+    """A large page is a download (``core.data_use``): counted per project it holds."""
+    by_project: dict[str, list[int]] = {}
+    for row in rows:
+        by_project.setdefault(row.project, []).append(row.id)
+    for project, ids in sorted(by_project.items()):
+        data_use.record_download(engine, project, ids, purpose, channel="inat_api")
 
 
 @router.get("/observations/{ids}", summary="Observations by id (iNaturalist v1)",

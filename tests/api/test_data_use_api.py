@@ -5,10 +5,13 @@ their reason and nothing counted; nothing names a downloader."""
 from __future__ import annotations
 
 import io
+import json
 import zipfile
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+import yaml
 
 from core.db.models_codesign import DataDownload, ObservationUse
 from core.db.session import transaction
@@ -16,8 +19,10 @@ from core.testing import API, bearer, draft, submit
 from core.tokens import create_token
 
 PERSON = "{name: Rita Recorder, email: rita@example.org}"
+ROOT = Path(__file__).resolve().parents[2]
+IDENTIFICATION = json.dumps(yaml.safe_load((ROOT / "registry.yaml").read_text())["services"]["identification"])
 REGISTRY = f"""
-services: {{}}
+services: {{identification: {IDENTIFICATION}}}
 projects:
   - slug: open
     name: Open
@@ -32,6 +37,10 @@ projects:
     name: Hidden
     public: false
     auto_publish: true
+  - slug: naturalist
+    name: Naturalist
+    auto_publish: true
+    services: {{identification: {{}}}}
 """
 
 
@@ -99,3 +108,19 @@ def test_refused_downloads_say_why_and_count_nothing(client, engine):
                               .where(ObservationUse.observation_id == obs)) == 2
     assert client.get(f"{API}/observations/999999/data-use").status_code == 404
     assert client.get(f"{API}/me/data-use").status_code == 401
+
+
+def test_large_inaturalist_api_pages_count_as_downloads(client, engine):
+    contributor = create_token(engine, "contributor", "naturalist")
+    for _ in range(3):
+        submit(client, "naturalist", draft(), token=contributor.token)
+    small = client.get("/inat/v1/observations", params={"per_page": 30, "purpose": "research"})
+    assert small.status_code == 200 and small.json()["total_results"] == 3
+    assert downloads(engine) == []  # a page under 100 rows is browsing, not a download
+    large = client.get("/inat/v1/observations", params={"per_page": 200, "purpose": "education"})
+    assert large.status_code == 200 and len(large.json()["results"]) == 3
+    assert [(d.channel, d.purpose, d.rows, d.project) for d in downloads(engine)] == \
+        [("inat_api", "education", 3, "naturalist")]
+    assert client.get("/inat/v1/observations", params={"per_page": 200, "purpose": "fun"}).status_code == 422
+    summary = client.get(f"{API}/me/data-use", headers=bearer(contributor.token)).json()
+    assert summary["text"] == "your observations were used in 1 download this month: 1 education"
