@@ -24,6 +24,8 @@ from tests.web.conftest import LiveServer, axe_check, make_staff, shot, sign_in
 from tests.web.test_console_comments import member, principal_of
 from tests.web.test_console_exports import plugins, registry  # noqa: F401  (the exports tests' project and plugins)
 
+pytestmark = pytest.mark.slow  # a browser walk: once in CI (the PostgreSQL pass)
+
 
 @pytest.fixture
 def walk(engine: Engine) -> dict[str, Any]:

@@ -18,6 +18,8 @@ from core.engine import Engine
 from tests.web.conftest import axe_check, shot
 from tests.web.test_map import EXACT, MAP_REGISTRY, add
 
+pytestmark = pytest.mark.slow  # a browser walk: once in CI (the PostgreSQL pass)
+
 LOOPBACK_TILES = "/assets/leaflet/images/layers.png?z={z}&x={x}&y={y}"
 """A tile server on loopback: the engine itself serves this PNG (relative to the page)."""
 

@@ -5,6 +5,8 @@ outside the engine (the ``page`` fixture fails the test otherwise)."""
 
 from __future__ import annotations
 
+import pytest
+
 import re
 from typing import Any
 
@@ -15,6 +17,8 @@ from core.testing import submit
 from tests.web.conftest import LiveServer, axe_check, make_staff, shot, sign_in
 from tests.web.test_moderation import sighting, statuses
 from tests.web.test_moderation import plugins, registry  # noqa: F401  (fixtures: the same projects and kinds)
+
+pytestmark = pytest.mark.slow  # a browser walk: once in CI (the PostgreSQL pass)
 
 
 def status_cell(page: Any, obs_id: int) -> Any:

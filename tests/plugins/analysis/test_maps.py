@@ -125,6 +125,7 @@ def shown_points(browser_page: Any) -> int:
     return seen[-1]
 
 
+@pytest.mark.slow  # a browser walk: once in CI
 def test_the_map_shows_every_point_in_a_browser_without_tiles(browser: Any, tmp_path: Path, app: Any) -> None:
     frame = frame_of(40)
     inline = maps.save_map_html(frame, tmp_path / "map.html", tile_url="")
