@@ -94,8 +94,10 @@ def _count_observations(session: Session, where: ColumnElement[bool], params: di
     uses = ObservationUse.__table__
     chosen = select(Observation.id, literal(day, uses.c.day.type), literal(purpose), literal(1)).where(where)
     statement = insert(uses).from_select(["observation_id", "day", "purpose", "count"], chosen)
-    counted = session.execute(statement.on_conflict_do_update(index_elements=["observation_id", "day", "purpose"],
-                                                              set_={"count": uses.c.count + 1}), params).rowcount
+    session.execute(statement.on_conflict_do_update(index_elements=["observation_id", "day", "purpose"],
+                                                    set_={"count": uses.c.count + 1}), params)
+    # (rowcount of an INSERT ... SELECT ... ON CONFLICT is not told by every driver: counted)
+    counted = session.scalar(select(func.count()).select_from(Observation).where(where), params) or 0
     return counted, set(session.scalars(select(Observation.contributor_id).distinct()
                                         .where(where, Observation.contributor_id.is_not(None)), params))
 

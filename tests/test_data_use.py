@@ -96,10 +96,11 @@ def test_a_100000_row_download_is_counted_quickly(engine):
     now = datetime.now(timezone.utc)
     rows = [{"project": "alpha", "content_hash": "x", "contributor_id": account if i % 10 == 0 else None,
              "observed_at": now, "lat": 41.0, "lon": 2.0, "fields": {}, "status": "published",
-             "created_at": now, "updated_at": now} for i in range(100_000)]
-    with transaction(engine.sessions) as session:
-        session.execute(sa.insert(Observation), rows)
-        ids = list(session.scalars(sa.select(Observation.id).where(Observation.project == "alpha")))
+             "location_privacy": "open", "comments_locked": False, "created_at": now, "updated_at": now}
+            for i in range(100_000)]
+    with engine.db.begin() as conn:  # Core executemany: the quickest way to plant 100,000 rows
+        conn.execute(Observation.__table__.insert(), rows)
+        ids = list(conn.scalars(sa.select(Observation.id).where(Observation.project == "alpha")))
     started = time.perf_counter()
     record_download(engine, "alpha", ids, "research")
     first = time.perf_counter() - started
