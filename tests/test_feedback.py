@@ -169,3 +169,29 @@ def test_the_command_line_lists_exports_marks_and_refuses(engine, tmp_path):
     assert missing.exit_code == 2 and "no feedback 99999" in missing.output
     unknown = runner.invoke(build_cli(), ["feedback", "dataset", "--service", "nope", "--out", str(tmp_path / "x")])
     assert unknown.exit_code == 2 and "unknown service 'nope'" in unknown.output
+
+
+def test_an_erased_persons_feedback_stays_without_them(engine):
+    from core import gdpr
+    from core.comments import OPERATOR
+    from core.data_use import contributor_summary, record_download
+    from core.feedback import give_result_feedback, list_result_feedback, list_service_feedback, \
+        send_service_feedback
+
+    person = principal(engine, "moderator")
+    obs_id = observation(engine)
+    give_result_feedback(engine, person, obs_id, "suggester", "disagree", reason="not a fox")
+    send_service_feedback(engine, person, "suggester", "rating", rating=2, project="alpha")
+    with transaction(engine.sessions) as session:  # their observation, downloaded once
+        from core.db.models import Observation
+
+        session.get(Observation, obs_id).contributor_id = person.account_id
+    record_download(engine, "alpha", [obs_id], "research")
+    assert contributor_summary(engine, person.account_id)["downloads"] == 1
+
+    gdpr.erase(engine, person.account_id, actor="test")
+    [item] = list_service_feedback(engine, OPERATOR)["results"]
+    assert (item["account_id"], item["author"], item["rating"]) == (None, None, 2)
+    [verdict] = list_result_feedback(engine, OPERATOR, "alpha")["results"]
+    assert verdict["account_id"] is None and verdict["reason"] == "not a fox"
+    assert contributor_summary(engine, person.account_id)["all_time_downloads"] == 0
