@@ -204,6 +204,7 @@ def test_feedback_on_services_reaches_maintainers_without_names(client, engine):
     mine = client.get(f"{API}/me/feedback", headers=bearer(zoe))
     assert mine.status_code == 200
     assert [(s["state"], s["state_note"]) for s in mine.json()["services"]] == [("planned", "in spring")]
+    assert "account_id" not in mine.json()["services"][0] and mine.json()["results"] == []
     assert client.get(f"{API}/me/feedback").status_code == 401
     with transaction(engine.readers) as session:
         entry = session.scalars(sa.select(AuditEntry).where(AuditEntry.action == "feedback_state")).one()

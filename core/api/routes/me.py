@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from core import consent, data_use, feedback, gdpr
 from core.api.access import can_see_project
 from core.api.deps import EngineDep, PrincipalDep, deny
+from core.api.routes.feedback import ResultFeedbackOut, ServiceFeedbackOut
 from core.api.schemas import error_responses
 from core.errors import NotFound
 from core.lifecycle import get_project
@@ -139,33 +140,10 @@ def erase_me(body: EraseIn, engine: EngineDep, principal: PrincipalDep) -> dict[
     return {"erased": True, **result.as_dict()}
 
 
-class MyServiceFeedbackOut(BaseModel):
-    id: int
-    service: str
-    project: str | None
-    role: str
-    kind: str
-    rating: int | None
-    body: str | None
-    state: str = Field(description="new, planned, done or declined")
-    state_note: str | None = Field(description="what the maintainers said with the state")
-    created_at: str
-    state_changed_at: str | None
-
-
-class MyResultFeedbackOut(BaseModel):
-    observation_id: int
-    service: str
-    verdict: str
-    correction_taxon_id: int | None
-    correction_label: str | None
-    updated_at: str
-
-
 class MyFeedbackOut(BaseModel):
-    services: list[MyServiceFeedbackOut] = Field(description="what you sent services' maintainers, newest first, "
-                                                 "with its state")
-    results: list[MyResultFeedbackOut] = Field(description="your verdicts on results, newest first (at most 200)")
+    services: list[ServiceFeedbackOut] = Field(description="what you sent services' maintainers, newest first, "
+                                               "with its state")
+    results: list[ResultFeedbackOut] = Field(description="your verdicts on results, newest first (at most 200)")
 
 
 class MyDataUseOut(BaseModel):
@@ -176,7 +154,8 @@ class MyDataUseOut(BaseModel):
     text: str = Field(description="the sentence your feed shows")
 
 
-@router.get("/me/feedback", response_model=MyFeedbackOut, summary="Your feedback and its state",
+@router.get("/me/feedback", response_model=MyFeedbackOut, response_model_exclude_unset=True,
+            summary="Your feedback and its state",
             description="Ratings, comments and feature requests you sent services' maintainers, with the state they "
             "gave each (planned, done, declined) and their note; and your verdicts on results.",
             responses=error_responses(401, 429))
