@@ -97,7 +97,7 @@ class ModelAcceptance(BaseModel):
     rate: float | None
 
 
-class AcceptanceOut(BaseModel):
+class ServiceAcceptanceOut(BaseModel):
     service: str
     project: str | None
     by_month: list[MonthAcceptance]
@@ -187,7 +187,7 @@ def project_result_feedback(slug: str, engine: EngineDep, principal: PrincipalDe
                                          model_version=model_version, cursor=cursor, limit=limit)
 
 
-@router.get("/services/{service}/acceptance", response_model=AcceptanceOut,
+@router.get("/services/{service}/acceptance", response_model=ServiceAcceptanceOut,
             summary="How often people agreed with a service's results",
             description="Current verdicts by month (UTC) and by model version. With `project`: that project's "
             "(anyone who may see the project); without: every project's (operators). 404 `unknown_service` for a "
