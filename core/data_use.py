@@ -32,7 +32,8 @@ from core.db.models_codesign import ContributorUse, DataDownload, ObservationUse
 from core.db.session import transaction
 from core.engine import Engine
 from core.errors import NotFound, ValidationFailed
-from core.types import Problem
+from core.export import ExportOptions, record_conditions
+from core.types import Problem, ProjectContext
 
 PURPOSES = ("research", "education", "policy", "commercial", "other")
 UNSTATED = "unstated"
@@ -167,6 +168,14 @@ def counted(chunks: Iterable[T], record: Callable[[], object]) -> Iterator[T]:
         record()
     except Exception:  # noqa: BLE001
         log.exception("a download was sent but could not be counted")
+
+
+def counted_export(engine: Engine, project: ProjectContext, options: ExportOptions, given: Purpose,
+                   chunks: Iterable[T], channel: str = "export") -> Iterator[T]:
+    """An export's ``chunks`` (``core.export``, ``core.dwca``), counted once the last has left,
+    by the export's own conditions (``core.export.record_conditions``): the same rows it sent."""
+    where = and_(*record_conditions(engine, project, options))
+    return counted(chunks, lambda: record_selection(engine, project.slug, where, given, channel))
 
 
 # -- reading ------------------------------------------------------------------------------------

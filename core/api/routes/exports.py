@@ -6,20 +6,19 @@ sees them, and staff of the project may ask for ``scope=all`` (audited, ``core.e
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Iterator, Literal
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import StreamingResponse
-from sqlalchemy import and_
 
+from core import data_use
 from core.api.access import can_see_project
 from core.api.deps import DbInt, EngineDep, PrincipalDep, deny
 from core.api.params import IsoDateTime
 from core.api.schemas import error_responses
-from core import data_use
 from core.dwca import archive, check_dataset
 from core.engine import Engine
-from core.export import ExportOptions, export, record_conditions
+from core.export import ExportOptions, export
 from core.filters import FILTER_PARAMETERS, parse_filters, query_filters
 from core.licences import KNOWN_LICENCES
 from core.lifecycle import get_project
@@ -64,13 +63,6 @@ PURPOSE_TEXT = (" A download may say why (`purpose`, `purpose_text`); each compl
                 "observation and purpose, never who downloaded (docs/codesign.md).")
 
 
-def counted_download(engine: Engine, project: ProjectContext, options: ExportOptions, given: data_use.Purpose,
-                     chunks: Iterator[Any], channel: str) -> Iterator[Any]:
-    """``chunks``, counted (``core.data_use``) once the last has left, by the export's own conditions."""
-    where = and_(*record_conditions(engine, project, options))
-    return data_use.counted(chunks, lambda: data_use.record_selection(engine, project.slug, where, given, channel))
-
-
 def export_options(request: Request, engine: Engine, principal: Principal, project: ProjectContext, scope: str,
                    gbif_only: bool) -> ExportOptions:
     """Who may export what, and the filters asked: 401/403 for a project or scope the caller may not
@@ -112,9 +104,8 @@ def export_project(
     project = get_project(engine, slug)
     options = export_options(request, engine, principal, project, scope, gbif_only)
     given = data_use.check_purpose(engine, slug, purpose, purpose_text)
-    chunks = counted_download(engine, project, options, given,
-                              export(engine, project, format, options=options, excel=excel and format == "csv"),
-                              "export")
+    chunks = data_use.counted_export(engine, project, options, given,
+                                     export(engine, project, format, options=options, excel=excel and format == "csv"))
     name = f"{slug}-observations.{format}"
     return StreamingResponse(chunks, media_type=TYPES[format],
                              headers={"Content-Disposition": f'attachment; filename="{name}"'})
@@ -140,6 +131,6 @@ def export_dwca(
     options = export_options(request, engine, principal, project, scope, gbif_only)
     check_dataset(project)
     given = data_use.check_purpose(engine, slug, purpose, purpose_text)
-    chunks = counted_download(engine, project, options, given, archive(engine, project, options), "dwca")
+    chunks = data_use.counted_export(engine, project, options, given, archive(engine, project, options), "dwca")
     return StreamingResponse(chunks, media_type="application/zip",
                              headers={"Content-Disposition": f'attachment; filename="{slug}-dwca.zip"'})
