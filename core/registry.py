@@ -136,8 +136,6 @@ class ProjectSpec(BaseModel):
                                                      "their observations")
     download_purpose: Literal["off", "optional", "required"] = Field(
         "optional", description="whether a download of its data asks why (research, education...: core.data_use)")
-    download_purpose: Literal["off", "optional", "required"] = Field(
-        "optional", description="whether a download of its data asks why (research, education...: core.data_use)")
     dataset: DatasetSpec = Field(default_factory=DatasetSpec)
     services: dict[str, dict[str, Any] | None] = Field(default_factory=dict)
 
