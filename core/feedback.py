@@ -2,7 +2,8 @@
 comments and feature requests sent to a service's maintainers.
 
 **On results.** Where a service shows a result (its enrichment of an observation: a species
-suggestion, an odour event, a video event), a signed-in person who may read the observation says
+suggestion, an odour report's analysis; or an observation the service made itself, of a kind it
+registers: a video event), a signed-in person who may read the observation says
 ``agree`` or ``disagree``, with an optional correction (a taxon of ``core.taxonomy`` or a free
 label) and a reason. One current verdict per person and result: a later one replaces it. The
 model that gave the result (``result["model"]``) is kept with it, so acceptance is counted per
@@ -127,6 +128,20 @@ def _result_item(row: ResultFeedback, *, author: bool) -> dict[str, Any]:
     return out
 
 
+def _result(engine: Engine, session: Session, obs: Observation, service: str) -> dict[str, Any] | None:
+    """What ``service`` showed for the observation: the observation itself where the service made
+    it (its kind is the service's: a video event), else the service's finished enrichment of it;
+    NotFound (``no_result``) where there is neither."""
+    kind = engine.host.observation_types.get(obs.kind or "")
+    if kind is not None and kind.plugin == service:
+        return obs.fields
+    enrichment = session.scalar(select(Enrichment).where(Enrichment.observation_id == obs.id,
+                                                         Enrichment.plugin == service))
+    if enrichment is None or enrichment.status != "done":
+        raise NotFound(f"observation {obs.id} has no result of {service} to give feedback on", code="no_result")
+    return enrichment.result
+
+
 def give_result_feedback(engine: Engine, principal: Principal, observation_id: int, service: str, verdict: str, *,
                          correction_taxon_id: int | None = None, correction_label: str | None = None,
                          reason: str | None = None) -> dict[str, Any]:
@@ -142,12 +157,7 @@ def give_result_feedback(engine: Engine, principal: Principal, observation_id: i
         if obs is None or not can_read(principal, obs, engine.registry.project(obs.project)):
             raise observation_not_found(observation_id)
         label = _check_correction(session, verdict, correction_taxon_id, correction_label)
-        enrichment = session.scalar(select(Enrichment).where(Enrichment.observation_id == obs.id,
-                                                             Enrichment.plugin == service))
-        if enrichment is None or enrichment.status != "done":
-            raise NotFound(f"observation {observation_id} has no result of {service} to give feedback on",
-                           code="no_result")
-        name, version = model_of(enrichment.result)
+        name, version = model_of(_result(engine, session, obs, service))
         row = session.scalar(select(ResultFeedback).where(
             ResultFeedback.observation_id == obs.id, ResultFeedback.service == service,
             ResultFeedback.account_id == principal.account_id))

@@ -38,6 +38,13 @@ PLUGINS = "suggester=tests.test_feedback"
 
 
 @hookimpl
+def register_observation_types(register):  # noqa: ANN001, ANN201 (a pluggy hook)
+    from core.types import ObservationType
+
+    register(ObservationType("camera_event", "Camera event", {"type": "object"}))
+
+
+@hookimpl
 def enrich_observation(observation, project):  # noqa: ANN001, ANN201 (a pluggy hook)
     version = str(observation.fields.get("model_version", "1"))
     return {"model": {"name": "fox-net", "version": version}, "best": {"name": "Vulpes vulpes", "taxon_id": None}}
@@ -195,3 +202,16 @@ def test_an_erased_persons_feedback_stays_without_them(engine):
     [verdict] = list_result_feedback(engine, OPERATOR, "alpha")["results"]
     assert verdict["account_id"] is None and verdict["reason"] == "not a fox"
     assert contributor_summary(engine, person.account_id)["all_time_downloads"] == 0
+
+
+def test_an_observation_the_service_made_is_its_result(engine):
+    """A video event is an observation the service made (a kind it registers): feedback on it is
+    feedback on the service's result, with the model its fields name."""
+    from core.feedback import acceptance_by_model, give_result_feedback
+
+    made = submit(engine, "alpha", draft(kind="camera_event", fields={"model": {"name": "cam-net", "version": "7"}}))
+    person = principal(engine, "moderator")
+    said = give_result_feedback(engine, person, made["id"], "suggester", "disagree", correction_label="a badger")
+    assert said["model"] == {"name": "cam-net", "version": "7"} and said["correction_label"] == "a badger"
+    assert [(m["model"], m["version"], m["disagree"]) for m in acceptance_by_model(engine, "suggester")] == \
+        [("cam-net", "7", 1)]
