@@ -99,3 +99,47 @@ def test_staff_see_the_counts_and_the_public_does_not(client: Any, engine: Engin
     counts = client.get("/map/alpha/acceptances").json()
     assert counts["total"] == 3 and counts["days"][0]["licence"] == "CC-BY-4.0"
     assert set(counts["days"][0]) == {"day", "licence", "count"}
+
+
+def test_a_download_says_what_it_is_for_and_the_observations_count_it(client: Any, engine: Engine) -> None:
+    from core import data_use
+
+    person = accounts.create_account(engine, "Ada Lovelace", email="ada@example.org").id
+    shown = add(engine, 41.38123, 2.17456, contributor=person)
+    hidden = add(engine, 41.2, 2.2, status="unpublished", contributor=person)
+    page = client.get("/map/alpha")
+    assert 'name="purpose"' in page.text and "never by whom" in page.text
+    token = csrf_of(client)
+    for purpose in ("research", "research", "education"):
+        answer = client.post("/map/alpha/download", data={"csrf": token, "accept": "yes", "format": "csv",
+                                                          "purpose": purpose})
+        assert answer.status_code == 200
+    assert data_use.observation_summary(engine, shown)["purposes"] == {"research": 2, "education": 1}
+    assert data_use.observation_summary(engine, hidden)["downloads"] == 0  # not in the open data
+    assert "your observations were used in 3 downloads this month: 2 research, 1 education" == \
+        data_use.contributor_summary(engine, person)["text"]
+    odd = client.post("/map/alpha/download", data={"csrf": token, "accept": "yes", "format": "csv", "purpose": "spam"})
+    assert odd.status_code == 422 and "unknown purpose" in odd.text
+    assert data_use.observation_summary(engine, shown)["downloads"] == 3
+
+
+def test_a_project_that_requires_a_purpose_refuses_a_download_without_one(make_engine: Any) -> None:
+    from fastapi.testclient import TestClient
+
+    from core import data_use
+    from core.api.app import create_app
+
+    engine = make_engine(MAP_REGISTRY.replace("    location_precision: 3\n",
+                                              "    location_precision: 3\n    download_purpose: required\n"),
+                         plugins="birdsong=tests.support.birdsong")
+    shown = add(engine, 41.38123, 2.17456)
+    with TestClient(create_app(engine)) as client:
+        assert " required" in client.get("/map/alpha").text.split('id="purpose"', 1)[1].split(">", 1)[0]
+        token = csrf_of(client)
+        refused = client.post("/map/alpha/download", data={"csrf": token, "accept": "yes", "format": "csv"})
+        assert refused.status_code == 422 and "choose a purpose" in refused.text
+        assert data_use.observation_summary(engine, shown)["downloads"] == 0
+        done = client.post("/map/alpha/download", data={"csrf": token, "accept": "yes", "format": "csv",
+                                                        "purpose": "policy"})
+        assert done.status_code == 200
+    assert data_use.observation_summary(engine, shown)["purposes"] == {"policy": 1}

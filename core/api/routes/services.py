@@ -56,7 +56,7 @@ class AcceptanceOut(BaseModel):
     rate: float | None = Field(None, description="agree / (agree + disagree); null without a verdict")
 
 
-class ServiceOut(BaseModel):
+class CatalogueEntryOut(BaseModel):
     name: str
     summary: str
     version: str
@@ -78,7 +78,7 @@ class ServiceOut(BaseModel):
 ServiceName = Annotated[str, Path(min_length=1, max_length=200, description="a service's name")]
 
 
-@router.get("/services", response_model=list[ServiceOut], summary="The service catalogue",
+@router.get("/services", response_model=list[CatalogueEntryOut], summary="The service catalogue",
             description="Every installed service with its maturity, hooks, kinds, projects, settings schema and "
             "acceptance. Anonymous callers see the services public projects use; members their projects' too; "
             "project staff and operators every service, with its health.",
@@ -87,7 +87,7 @@ async def list_services(engine: EngineDep, principal: PrincipalDep) -> list[dict
     return await run_in_threadpool(catalogue, engine, principal)
 
 
-@router.get("/services/{name}", response_model=ServiceOut, summary="One service of the catalogue",
+@router.get("/services/{name}", response_model=CatalogueEntryOut, summary="One service of the catalogue",
             responses=error_responses(401, 404, 429))
 async def get_service(engine: EngineDep, principal: PrincipalDep, name: ServiceName) -> dict[str, Any]:
     found = await run_in_threadpool(catalogue, engine, principal, name)

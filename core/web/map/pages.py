@@ -14,6 +14,7 @@ from fastapi.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse
 
+from core import data_use
 from core.engine import Engine
 from core.errors import NotFound
 from core.filters import query_filters
@@ -80,7 +81,7 @@ async def map_page(request: Request, slug: str) -> HTMLResponse:
     return await render(request, "map/project.html", {
         "project": project, "licence_url": licence_uri(project.licence),
         "tile_url": engine.settings.map_tile_url, "tile_attribution": engine.settings.map_tile_attribution,
-        **facts})
+        "purpose_setting": data_use.setting(engine, project.slug), **facts})
 
 
 @router.get("/map/{slug}/markers")
