@@ -25,6 +25,7 @@ from typing import Any, Callable, Iterator, Mapping
 
 from sqlalchemy import and_, delete, func, or_, select, update
 
+from core.data_use import Purpose, record_selection
 from core.db.models import Observation, utcnow
 from core.db.models_console import ExportJob
 from core.db.session import transaction
@@ -134,12 +135,14 @@ def count_rows(engine: Engine, project: ProjectContext, options: ExportOptions) 
 
 
 def start(engine: Engine, principal: Principal, project: ProjectContext, fmt: str, *, scope: str = "public",
-          filters: Mapping[str, str] | None = None, gbif_only: bool = False) -> JobView:
+          filters: Mapping[str, str] | None = None, gbif_only: bool = False,
+          purpose: Purpose | None = None) -> JobView:
     """Ask for an export of ``project`` in the background; returns the queued job.
 
     Refused before anything is stored: an unknown format or scope (422), a filter that does not
     parse (``core.filters``, 422), a staff-only scope or contributor filter asked by someone else
-    (403), a Darwin Core Archive of a project whose dataset metadata is incomplete (409)."""
+    (403), a Darwin Core Archive of a project whose dataset metadata is incomplete (409).
+    With ``purpose`` the rows it selects are counted as used (``core.data_use``, channel console)."""
     filters = dict(filters or {})
     if fmt not in FORMATS:
         raise InvalidExport(f"unknown export format {fmt!r}; one of {', '.join(FORMATS)}", code="unknown_format")
@@ -162,6 +165,8 @@ def start(engine: Engine, principal: Principal, project: ProjectContext, fmt: st
         session.add(job)
         session.flush()
         view = _view(job)
+    if purpose is not None:
+        record_selection(engine, project.slug, and_(*record_conditions(engine, project, options)), purpose, "console")
     try:
         start_task(engine, TASK, job_id=view.id)
     except Exception as exc:  # noqa: BLE001 (the job is stored: the workers' recovery loop starts it)

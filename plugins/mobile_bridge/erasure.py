@@ -13,6 +13,7 @@ from core.engine import Engine
 from plugins.mobile_bridge import devices, sync_store, tus_store
 from plugins.mobile_bridge.feed_store import feed, follows, heads
 from plugins.mobile_bridge.webhook_delivery import attempts, deliveries, webhooks
+from plugins.mobile_bridge.feed_codesign import told_codesign
 
 
 def erase_account(engine: Engine, account_id: int) -> None:
@@ -31,7 +32,7 @@ def erase_account(engine: Engine, account_id: int) -> None:
             conn.execute(delete(attempts).where(attempts.c.delivery_id.in_(sent)))
             conn.execute(delete(deliveries).where(deliveries.c.webhook_id.in_(hooks)))
             conn.execute(delete(webhooks).where(webhooks.c.id.in_(hooks)))
-        for table in (feed, follows, heads):
+        for table in (feed, follows, heads, told_codesign):
             conn.execute(delete(table).where(table.c.account_id == account_id))
         files = list(conn.scalars(select(tus_store.uploads.c.id).where(tus_store.uploads.c.account_id == account_id)))
         conn.execute(delete(tus_store.uploads).where(tus_store.uploads.c.account_id == account_id))

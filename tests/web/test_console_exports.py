@@ -170,3 +170,19 @@ def test_an_export_whose_worker_died_is_started_again(app: FastAPI, staff: dict[
     assert recover_work(engine) == 1
     job = _finished(engine, job_id)
     assert (job.status, job.rows_done, job.attempt) == ("done", 5, 2)
+
+
+def test_an_export_with_a_purpose_counts_the_rows_it_selects(app: FastAPI, staff: dict[str, int]) -> None:
+    from core import data_use
+
+    engine = app.state.engine
+    with signed_client(app, staff["moderator"]) as console:
+        assert 'name="purpose"' in console.get("/console/projects/alpha/exports").text
+        _finished(engine, _start(console, {"format": "csv", "scope": "public", "kind": "bird_song",
+                                           "purpose": "education", "purpose_text": "a school's bird week"}))
+        page = console.get("/console/projects/alpha/exports")
+        odd = console.post("/console/projects/alpha/exports", data={"csrf": csrf_of(page.text), "format": "csv",
+                                                                    "purpose": "spam"})
+        assert odd.status_code == 422 and "unknown purpose" in odd.text
+    (month,) = data_use.project_totals(engine, "alpha")
+    assert (month["downloads"], month["observations"], month["purposes"]) == (1, 2, {"education": 1})

@@ -16,7 +16,7 @@ from fastapi.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, RedirectResponse, Response
 
-from core import export_jobs
+from core import data_use, export_jobs
 from core.errors import EngineError
 from core.filters import FilterError
 from core.licences import KNOWN_LICENCES
@@ -81,6 +81,7 @@ async def _form_page(request: Request, project: ProjectContext, principal: Any, 
     return await render(request, "console/exports.html", {
         "project": project, "section": "exports", "form": form, "problem": problem, "jobs": jobs,
         "kinds": kinds, "statuses": MODERATION_STATUSES, "grades": GRADES,
+        "purpose_setting": data_use.setting(engine, project.slug),
         "licences": [name for name in KNOWN_LICENCES if not project.licences or name in project.licences],
     }, status_code=status_code)
 
@@ -99,9 +100,11 @@ async def start_export(request: Request, slug: str) -> Response:
     form = {key: str(value) for key, value in raw.items() if isinstance(value, str) and key != "csrf"}
     try:
         params = filters_of(form, project)
+        given = data_use.check_purpose(request.app.state.engine, project.slug, form.get("purpose") or None,
+                                       form.get("purpose_text") or None)
         job = await run_in_threadpool(export_jobs.start, request.app.state.engine, principal, project,
                                       form.get("format", "csv"), scope=form.get("scope", "public"),
-                                      filters=params, gbif_only=form.get("gbif_only") == "1")
+                                      filters=params, gbif_only=form.get("gbif_only") == "1", purpose=given)
     except (FilterError, FormProblem) as exc:
         return await _form_page(request, project, principal, form, exc.message, 422)
     except EngineError as exc:

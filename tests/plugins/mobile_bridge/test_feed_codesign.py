@@ -85,3 +85,23 @@ def test_downloads_and_feedback_states_reach_the_feed(client, engine):
     assert told["data"]["text"] == "your feature request to suggester is planned: in the spring release"
     assert "Olga" not in str(told)
     assert [e["type"] for e in feed(client, ben.token, bens["id"])] == ["data_use"]  # Ben: the policy download only
+
+
+def test_erasing_a_person_forgets_what_their_feed_was_told(client, engine):
+    import sqlalchemy as sa
+
+    from core.gdpr import erase
+    from plugins.mobile_bridge.feed_codesign import told_codesign
+
+    ana = create_token(engine, "contributor", "wild", "Ana")
+    for _ in range(2):
+        submit(client, "wild", draft(), token=ana.token)
+    download(client, "research")
+    assert len(feed(client, ana.token)) == 1
+    with engine.db.connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(told_codesign)
+                            .where(told_codesign.c.account_id == ana.account_id)).scalar() == 1
+    erase(engine, ana.account_id)
+    with engine.db.connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(told_codesign)
+                            .where(told_codesign.c.account_id == ana.account_id)).scalar() == 0
