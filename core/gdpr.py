@@ -8,6 +8,7 @@ Download (:func:`write_export`): a zip with
 - ``observations.csv`` and ``observations.json``: their observations with exact places, and their
   media files under ``media/`` (``file`` in the JSON, ``media`` in the CSV, name them);
 - ``comments.json``: their comments, hidden ones too;
+- ``feedback.json``: their feedback on services (with its state) and their verdicts on results;
 - ``audit.json``: entries of their own actions, and entries about their observations (other
   people acting there are named "another account", never by id).
 
@@ -148,6 +149,16 @@ def _audit_json(session: Session, account_id: int) -> list[dict[str, Any]]:
     return out
 
 
+def _feedback_json(engine: Engine, account_id: int) -> dict[str, Any]:
+    """The person's feedback: on services (with the state maintainers gave it) and on results."""
+    from core import feedback
+    from core.tokens import Principal
+
+    person = Principal(account_id=account_id)
+    return {"on_services": feedback.mine(engine, person),
+            "on_results": feedback.my_verdicts(engine, person, limit=1_000_000)}
+
+
 def write_export(engine: Engine, account_id: int, out: IO[bytes]) -> None:
     """Write the person's zip (see the module's docstring) to ``out``; NotFound for no such account."""
     with transaction(engine.readers) as session:
@@ -168,6 +179,7 @@ def write_export(engine: Engine, account_id: int, out: IO[bytes]) -> None:
         archive.writestr("consents.json", dump(consents))
         archive.writestr("comments.json", dump(comments))
         archive.writestr("audit.json", dump(audit_entries))
+        archive.writestr("feedback.json", dump(_feedback_json(engine, account_id)))
         for plugin, data in _plugins_personal_data(engine, account_id).items():
             archive.writestr(f"plugins/{plugin}.json", dump(data))
         with archive.open("observations.json", "w") as raw:

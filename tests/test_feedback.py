@@ -178,7 +178,7 @@ def test_the_command_line_lists_exports_marks_and_refuses(engine, tmp_path):
     assert unknown.exit_code == 2 and "unknown service 'nope'" in unknown.output
 
 
-def test_an_erased_persons_feedback_stays_without_them(engine):
+def test_a_persons_feedback_is_in_their_data_and_stays_without_them_once_erased(engine):
     from core import gdpr
     from core.comments import OPERATOR
     from core.data_use import contributor_summary, record_download
@@ -195,6 +195,18 @@ def test_an_erased_persons_feedback_stays_without_them(engine):
         session.get(Observation, obs_id).contributor_id = person.account_id
     record_download(engine, "alpha", [obs_id], "research")
     assert contributor_summary(engine, person.account_id)["downloads"] == 1
+
+    # before the erasure, their data download holds their feedback
+    import io
+    import json
+    import zipfile
+
+    held = io.BytesIO()
+    gdpr.write_export(engine, person.account_id, held)
+    with zipfile.ZipFile(held) as archive:
+        theirs = json.loads(archive.read("feedback.json"))
+    assert [(f["kind"], f["rating"]) for f in theirs["on_services"]] == [("rating", 2)]
+    assert [(v["verdict"], v["reason"]) for v in theirs["on_results"]] == [("disagree", "not a fox")]
 
     gdpr.erase(engine, person.account_id, actor="test")
     [item] = list_service_feedback(engine, OPERATOR)["results"]
