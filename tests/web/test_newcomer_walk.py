@@ -17,7 +17,7 @@ import pytest
 from tests.support.serving import api_server
 from tests.support.shell_blocks import run_shell_blocks, section_blocks
 from tests.test_readme_walk import walk_env  # noqa: F401  (fixture: a fresh database, the real registry)
-from tests.web.conftest import shot
+from tests.web.conftest import axe_check, shot
 
 ROOT = Path(__file__).resolve().parents[2]
 DOC = ROOT / "docs" / "console.md"
@@ -50,6 +50,13 @@ def test_the_newcomer_walk_of_the_console_guide(tmp_path: Path, walk_env: dict[s
             page.keyboard.press("p")
             page.locator(f"tbody tr[data-id] >> nth={index} >> td.status").filter(has_text="Published").wait_for()
         shot(page, "walk-console-published")
+
+        # the services the demo uses, with their maturity and last week's health
+        page.get_by_role("link", name="Services", exact=True).click()
+        page.get_by_role("heading", name="Services", exact=True).wait_for()
+        assert "identification" in page.locator("table").first.inner_text()
+        axe_check(page, "console services")
+        shot(page, "console-services")
 
         # a visitor (a new browser context would do; signing out is what a shared computer needs)
         page.get_by_role("button", name="Sign out").click()
