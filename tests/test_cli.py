@@ -221,6 +221,7 @@ def test_export_a_darwin_core_archive_and_the_audit_of_a_full_export(run, tmp_pa
         ("cli", "csv", 1, True), ("cli", "dwca", 1, True)]
 
 
+@pytest.mark.slow  # over 30 s: once in CI (the PostgreSQL pass)
 def test_moderate_many_publishes_what_the_filter_selects_and_no_more(run, tmp_path):
     for i, note in enumerate(["keep", "keep", "spam"]):
         assert run("submit", "beta", write(tmp_path, f"m{i}.json", draft(client_id=f"mm-{i}", fields={"note": note}))

@@ -151,6 +151,7 @@ def test_a_separate_worker_enriches_grades_and_flags(cluster):
     assert [f["code"] for f in obs["flags"]] == ["recorded"]
 
 
+@pytest.mark.slow  # over 30 s: once in CI (the PostgreSQL pass)
 def test_a_burst_of_submits_goes_out_in_batches_and_every_one_is_enriched(cluster, settings_factory):
     engine, workers = cluster
     engine.settings.dispatch_linger_ms = 200  # wide enough that the burst shares messages

@@ -334,7 +334,7 @@ def _many(engine: Any, taxa: dict[str, int], account_id: int, n: int) -> None:
                                                          taxon_id=taxa["Vulpes"], updated_at=now))
 
 
-def test_a_page_of_200_takes_as_many_queries_as_a_page_of_10(client: Any, engine: Any, taxa: dict[str, int],
+def test_a_page_of_200_takes_as_many_reads_as_a_page_of_10_and_counts_as_a_download(client: Any, engine: Any, taxa: dict[str, int],
                                                              people: dict[str, Person]) -> None:
     _many(engine, taxa, people["ana"].account_id, 210)
     statements: list[str] = []
@@ -346,7 +346,7 @@ def test_a_page_of_200_takes_as_many_queries_as_a_page_of_10(client: Any, engine
     event.listen(engine.db, "before_cursor_execute", seen)
     try:
         counts = {}
-        for per_page in (10, 200):
+        for per_page in (10, 99, 200):
             statements.clear()
             page = inat(client, "/observations", per_page=per_page)
             assert len(page["results"]) == per_page and page["total_results"] == 210
@@ -355,4 +355,6 @@ def test_a_page_of_200_takes_as_many_queries_as_a_page_of_10(client: Any, engine
     finally:
         event.remove(engine.db, "before_cursor_execute", seen)
     # the page (its "wild" votes counted in it), its count, its media, its identifications, their taxa
-    assert counts[10] == counts[200] == 5, (counts, [s[:60] for s in statements])
+    assert counts[10] == counts[99] == 5, (counts, [s[:60] for s in statements])
+    # a page of 100 or more is also a download (core.data_use): two reads more, whatever its length
+    assert counts[200] == counts[10] + 2, (counts, [s[:60] for s in statements])

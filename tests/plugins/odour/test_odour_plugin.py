@@ -398,6 +398,7 @@ def cli(engine, tmp_path):
     return run
 
 
+@pytest.mark.slow  # over 30 s: once in CI (the PostgreSQL pass)
 def test_cli_submits_and_lists_events_and_analyses(engine, cli, tmp_path):
     sim = simulation(episodes=2, noise_reports=4, days=10, seed=3)
     ids, _ = submit_simulation(engine, sim)

@@ -8,6 +8,8 @@ real (an ``observatory worker`` process killed with SIGKILL, another one started
 
 from __future__ import annotations
 
+import pytest
+
 import os
 import signal
 import threading
@@ -125,6 +127,7 @@ def test_a_job_taken_over_from_a_worker_presumed_dead_resumes_at_its_checkpoint(
     assert "was taken over or ended while this worker ran it" in caplog.text  # the first run stopped
 
 
+@pytest.mark.slow  # over 30 s: once in CI (the PostgreSQL pass)
 def test_a_worker_killed_mid_job_is_replaced_and_the_job_resumes_from_its_checkpoint(make_engine, videos,
                                                                                        tmp_path: Path):
     expected = uninterrupted(make_engine, videos)
